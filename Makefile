@@ -1,0 +1,80 @@
+# klinepipe — build, test, check, bench, install.
+# Each directory contributes a fragment (*/module.mk) so programs stay independent.
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+PKGS     := rdkafka libwebsockets libpq jansson libcurl
+BUILD    ?= build/release
+BIN      ?= bin
+TBIN     ?= $(BUILD)/tbin
+SAN      ?=
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+            -D_GNU_SOURCE -MMD -MP -Icommon -I$(BUILD)/gen $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
+ifneq ($(SAN),)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+PROGRAMS :=
+TESTBINS :=
+ALL_OBJS :=
+
+.PHONY: all
+all: programs
+
+include common/module.mk
+-include producer/module.mk inserter/module.mk aggregator/module.mk streamer/module.mk
+-include tests/module.mk web/module.mk bench/module.mk fuzz/module.mk
+
+.PHONY: programs testbins
+programs: $(PROGRAMS)
+testbins: $(TESTBINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# A program's objects and libkp.a are listed as prerequisites in its module.mk.
+$(BIN)/kline-%:
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+
+$(TBIN)/%:
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS) $(TEST_LDLIBS)
+
+# ---- dependencies of a fresh machine (Debian packages, Kafka jars) ----
+.PHONY: deps
+deps:
+	@scripts/deps.sh
+
+# ---- tests: `make test` is what README and .ci/run call ----
+.PHONY: test check test-unit test-faults
+test: deps
+	@$(MAKE) --no-print-directory programs testbins web
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh $(TESTS)
+
+check: deps
+	@$(MAKE) --no-print-directory SAN=1 BUILD=build/san BIN=build/san/bin test
+
+test-faults: deps
+	@$(MAKE) --no-print-directory programs testbins
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --faults
+
+.PHONY: install
+install: programs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/klinepipe
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	if [ -d web/dist ]; then cp -R web/dist $(DESTDIR)$(PREFIX)/share/klinepipe/web; fi
+
+.PHONY: clean
+clean:
+	rm -rf build bin
+
+-include $(ALL_OBJS:.o=.d)

@@ -1,0 +1,39 @@
+/* cfg.h — configuration helpers: flags > environment > defaults; usage errors exit 2. */
+#ifndef CFG_H
+#define CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Environment value if set and non-empty, else def. */
+const char *cfg_env(const char *name, const char *def);
+
+/* Strict integer parse of the whole string; 0 ok, -1 on garbage or out of [min,max]. */
+int cfg_parse_ll(const char *s, long long min, long long max, long long *out);
+/* Like cfg_parse_ll for an environment variable; missing → def. Bad value → usage error. */
+long long cfg_env_ll(const char *name, long long def, long long min, long long max);
+
+/* "HOST:PORT" or ":PORT" or "PORT" → host (may be empty → NULL) and port. 0 / -1. */
+int cfg_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+
+/* Splits "a,b,c" (spaces trimmed, empties skipped) into a NULL-terminated array.
+ * The caller owns the result and frees it with cfg_list_free. Returns the count. */
+int  cfg_split_list(const char *csv, char ***out);
+void cfg_list_free(char **list);
+
+/* Prints "prog: reason" and the synopsis to stderr, exits 2. */
+void cfg_usage_error(const char *prog, const char *synopsis, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+
+/* Prints the program version and the linked library versions (--version). */
+void cfg_print_versions(FILE *out, const char *prog);
+
+#define KLINEPIPE_VERSION "0.1.0"
+
+/* Time helpers (milliseconds). */
+int64_t cfg_now_ms(void);       /* wall clock, epoch ms */
+int64_t cfg_mono_ms(void);      /* monotonic ms */
+int64_t cfg_mono_us(void);      /* monotonic µs */
+
+#endif

@@ -1,0 +1,33 @@
+/* pgx.h — PostgreSQL helpers: connect with retry, run commands, apply migrations. */
+#ifndef PGX_H
+#define PGX_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+
+/* Connects to url (libpq URI or conninfo; NULL/"" → libpq's PG* defaults), retrying with
+ * backoff for up to timeout_ms (0 = one attempt) while stop_flag (may be NULL) stays 0.
+ * Returns a connection the caller owns (PQfinish), or NULL with the reason in errbuf. */
+PGconn *pgx_connect(const char *url, int timeout_ms, volatile int *stop_flag,
+                    char *errbuf, size_t errlen);
+
+/* Runs a command with no result rows expected; -1 with the server message in errbuf. */
+int pgx_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen);
+
+/* Applies every embedded schema/NNN_*.sql migration not yet recorded in schema_migrations,
+ * each in its own transaction, under a session advisory lock, so concurrent programs
+ * starting together are safe. Idempotent. */
+int pgx_migrate(PGconn *c, char *errbuf, size_t errlen);
+
+/* True when the connection is unusable and must be re-established. */
+int pgx_is_broken(PGconn *c);
+
+/* Advisory lock keys used across programs (one place, so they never collide). */
+#define PGX_LOCK_MIGRATE     0x6b6c6e0001LL
+#define PGX_LOCK_CHECKPOINT  0x6b6c6e0002LL  /* inserters serialise checkpoint ids with commit order */
+#define PGX_LOCK_AGGREGATOR  0x6b6c6e0003LL
+#define PGX_LOCK_RETENTION   0x6b6c6e0004LL
+
+#define PGX_NOTIFY_CHANNEL "kline_checkpoint"
+
+#endif
