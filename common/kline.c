@@ -64,6 +64,19 @@ static int kline_err(char *errbuf, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+/* Reasons end up in logs and in a PostgreSQL text column, so any input text
+ * quoted in one is reduced to printable ASCII first. */
+static void kline_printable(char *dst, size_t dstlen, const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i < n && i + 1 < dstlen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (dstlen > 0)
+        dst[i] = '\0';
+}
+
 /* ------------------------------------------------------------------------ */
 /* Syntax helpers                                                            */
 /* ------------------------------------------------------------------------ */
@@ -520,8 +533,11 @@ static int kline_from_ws_event(const json_t *o, kline_t *k, char *errbuf, size_t
     size_t elen;
     if (kline_json_string(json_object_get(o, "e"), "e", &e, &elen, errbuf, errlen) < 0)
         return -1;
-    if (elen != 5 || memcmp(e, "kline", 5) != 0)
-        return kline_err(errbuf, errlen, "e: not a kline event (e=\"%.24s\")", e);
+    if (elen != 5 || memcmp(e, "kline", 5) != 0) {
+        char shown[25];
+        kline_printable(shown, sizeof shown, e, elen);
+        return kline_err(errbuf, errlen, "e: not a kline event (e=\"%s\")", shown);
+    }
     if (kline_json_int(json_object_get(o, "E"), "E (event_time)", 0, KLINE_TIME_MAX,
                        &k->event_time, errbuf, errlen) < 0)
         return -1;
@@ -591,6 +607,8 @@ static int kline_from_rest_row(const json_t *a, const char *symbol_hint,
         { 10, "[10] (taker_buy_quote_volume)", offsetof(kline_t, taker_buy_quote_volume) },
     };
     size_t n = json_array_size(a);
+    if (n != 12 && n > 0 && json_is_array(json_array_get(a, 0)))
+        return kline_err(errbuf, errlen, "an array of %zu REST rows: pass one row at a time", n);
     if (n != 12)
         return kline_err(errbuf, errlen, "REST kline row: expected 12 elements, got %zu", n);
     if (kline_json_int(json_array_get(a, 0), "[0] (open_time)", 0, KLINE_TIME_MAX,
@@ -745,8 +763,9 @@ static int kline_csv_time(const char *s, size_t n, const char *label, int64_t *o
 }
 
 /* Columns: open_time, open, high, low, close, volume, close_time, quote_volume,
- * count, taker_buy_volume, taker_buy_quote_volume, ignore. No quoting: Binance
- * never quotes, and every valid field is [0-9.] only. */
+ * count, taker_buy_volume, taker_buy_quote_volume, ignore. No quoting and no
+ * header: Binance never quotes, every valid field is [0-9.] only, and a header
+ * line ("open_time,...") is rejected like any other non-row. */
 static int kline_csv_fill(const char *buf, size_t len, const char *symbol,
                           const char *interval, kline_t *k, char *errbuf, size_t errlen)
 {
@@ -812,9 +831,12 @@ static int kline_csv_fill(const char *buf, size_t len, const char *symbol,
                            decs[i].label, errbuf, errlen) < 0)
             return -1;
     }
-    /* Always "0" in real dumps; an empty one is a row cut short. */
+    /* Unused, and always "0" in real dumps. Still checked: an empty one is a
+     * row cut short, and anything else (a second line, text) is not a dump row. */
     if (collen[11] == 0)
         return kline_err(errbuf, errlen, "column 12 (ignore): empty (truncated row?)");
+    if (kline_dec_problem(col[11], collen[11]))
+        return kline_err(errbuf, errlen, "column 12 (ignore): not a number");
     if (k->close_time < k->open_time)
         return kline_err(errbuf, errlen, "close_time %lld before open_time %lld",
                          (long long)k->close_time, (long long)k->open_time);
@@ -868,9 +890,11 @@ int kline_parse(const char *buf, size_t len, const char *symbol_hint,
 
     json_error_t jerr;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return kline_err(errbuf, errlen, "invalid JSON at byte %d: %s", jerr.position,
-                         jerr.text);
+    if (!root) {
+        char why[sizeof jerr.text];
+        kline_printable(why, sizeof why, jerr.text, strnlen(jerr.text, sizeof jerr.text));
+        return kline_err(errbuf, errlen, "invalid JSON at byte %d: %s", jerr.position, why);
+    }
     int rc = kline_from_json(root, symbol_hint, interval_hint, k, errbuf, errlen);
     json_decref(root); /* we own root; kline_t keeps no pointer into it */
     return rc;
@@ -980,8 +1004,10 @@ int kline_format(const kline_t *k, char *buf, size_t len)
     const char *src = kline_source_name(k->source);
     kline_out_mem(&w, src, strlen(src));
     KLINE_OUT_LIT(&w, "\"}");
-    if (w.overflow)
+    if (w.overflow) {
+        buf[0] = '\0'; /* never leave a half record that looks like text */
         return -1;
+    }
     *w.p = '\0';
     return (int)(w.p - buf);
 }

@@ -48,8 +48,10 @@ typedef struct kline {
  *   - a Binance WS kline event, raw {"e":"kline",...} or combined {"stream":..,"data":{..}}  (source ws);
  *   - a REST /api/v3/klines 12-element array                                               (source rest);
  *   - a data.binance.vision CSV row, ms or µs timestamps                                    (source replay).
- * REST rows and CSV rows carry no symbol/interval: symbol_hint/interval_hint supply them
- * (NULL hint with such input → rejected with a reason).
+ * REST rows and CSV rows carry no symbol/interval: symbol_hint supplies the symbol (NULL →
+ * rejected with a reason); a NULL interval_hint is inferred from close_time - open_time + 1
+ * (fixed-length intervals only, so "1M" needs the hint). REST rows come back closed=true:
+ * a caller that fetched up to "now" clears it on a row whose close_time is in the future.
  * Returns 0 and fills *k, or -1 with a short human reason in errbuf. Never crashes on any
  * bytes, of any length; input longer than KLINE_INPUT_MAX is rejected without parsing.
  */
