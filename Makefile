@@ -67,6 +67,15 @@ test-faults: deps
 	@$(MAKE) --no-print-directory programs testbins
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --faults
 
+.PHONY: bench demo
+bench: deps
+	@$(MAKE) --no-print-directory programs testbins web
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) bench/run.sh $(BENCH)
+
+demo: deps
+	@$(MAKE) --no-print-directory programs testbins web
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) scripts/demo.sh
+
 .PHONY: install
 install: programs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/klinepipe

@@ -1,0 +1,30 @@
+# klinepipe — one image with all four programs.
+# Build stage: compilers, -dev packages and npm (for the web page's chart library).
+FROM debian:12-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      build-essential pkg-config ca-certificates \
+      librdkafka-dev libwebsockets-dev libpq-dev libjansson-dev libcurl4-openssl-dev \
+      nodejs npm \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN make -j"$(nproc)" programs web \
+ && make install PREFIX=/opt/klinepipe
+
+# Runtime stage: only the shared libraries the programs link against.
+FROM debian:12-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      librdkafka1 libwebsockets17 libpq5 libjansson4 libcurl4 ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin klinepipe
+COPY --from=build /opt/klinepipe /opt/klinepipe
+ENV PATH=/opt/klinepipe/bin:$PATH \
+    KP_WEB_ROOT=/opt/klinepipe/share/klinepipe/web \
+    HEALTH_PORT=9100
+USER klinepipe
+# Every program answers /healthz: the streamer on its HTTP port, the others on --metrics-port.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD curl -fsS "http://127.0.0.1:${HEALTH_PORT}/healthz" || exit 1
+CMD ["kline-streamer", "--help"]

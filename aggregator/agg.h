@@ -1,0 +1,122 @@
+/* agg.h — kline-aggregator: checkpoint-driven rollups of kline_1s into kline_1m and
+ * coarser bars. Shared types of the files in aggregator/. */
+#ifndef AGG_H
+#define AGG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+
+#define AGG_PROG "kline-aggregator"
+#define AGG_MAX_INTERVALS 6
+#define AGG_NOTIFY_ROLLUP "kline_rollup"
+
+/* One bar length the aggregator can write. The table name comes only from this
+ * fixed list, so it is safe to splice into SQL text. */
+struct agg_interval {
+    const char *name;   /* "1m" */
+    const char *table;  /* "kline_1m" */
+    int seconds;        /* 60 */
+    int index;          /* position in agg_intervals[], for per-interval counters */
+};
+
+extern const struct agg_interval agg_intervals[AGG_MAX_INTERVALS];
+const struct agg_interval *agg_interval_find(const char *name);
+
+/* --retain entry: rows of `table` older than now - keep_s are deleted. */
+struct agg_retain {
+    const char *key;    /* "1s" or an interval name */
+    const char *table;  /* "kline_1s", "kline_1m", ... */
+    int64_t keep_s;
+};
+
+struct agg_config {
+    const char *db_url;             /* NULL → libpq PG* defaults */
+    const char *name;               /* aggregator_progress.name */
+    const struct agg_interval *iv[AGG_MAX_INTERVALS]; /* ascending; iv[0] is 1m */
+    int n_iv;
+    int once;
+    int every_s;                    /* loop period when !once */
+    int listen;                     /* LISTEN kline_checkpoint in loop mode */
+    int strict;                     /* --once exits 1 on bad state */
+    struct agg_retain retain[AGG_MAX_INTERVALS + 1];
+    int n_retain;
+    int retain_batch;               /* rows per retention DELETE transaction */
+    int batch_checkpoints;          /* checkpoints consumed per transaction */
+    int batch_buckets;              /* buckets rolled up per interval per transaction */
+    int connect_timeout_s;
+    const char *metrics_host;
+    int metrics_port;               /* 0 = off */
+    int stats_interval_s;           /* 0 = off */
+};
+
+/* config.c: parsers for --intervals and --retain; 0, or -1 with the reason in errbuf. */
+int agg_parse_intervals(const char *csv, struct agg_config *cfg, char *errbuf, size_t errlen);
+int agg_parse_retain(const char *csv, struct agg_config *cfg, char *errbuf, size_t errlen);
+int agg_parse_duration(const char *s, int64_t *seconds);
+
+/* rollup.c: what one transaction did. */
+struct agg_tx_result {
+    long checkpoints;               /* consumed */
+    long bad_checkpoints;           /* reported (rejected table + log) */
+    long buckets[AGG_MAX_INTERVALS];/* rolled up, by agg_interval.index */
+    long bars[AGG_MAX_INTERVALS];   /* inserted or changed, by agg_interval.index */
+    int64_t newest_1m_ms;           /* open_time of the newest 1m bar written, -1 if none */
+    int more;                       /* a batch limit was hit: run another transaction */
+};
+
+/* Runs one transaction: consume new checkpoints (bounded), roll up every ready bucket of
+ * every configured interval (bounded), advance progress, COMMIT. -1 on any error (the
+ * transaction is rolled back; nothing was consumed). */
+int agg_rollup_tx(PGconn *c, const struct agg_config *cfg, struct agg_tx_result *res,
+                  char *errbuf, size_t errlen);
+
+/* Session set-up every new connection needs (jit off, LISTEN). */
+int agg_session_init(PGconn *c, const struct agg_config *cfg, char *errbuf, size_t errlen);
+
+/* loop.c */
+/* Session-level pg_try_advisory_lock(PGX_LOCK_AGGREGATOR): 1 got it, 0 busy, -1 error. */
+int agg_try_lock(PGconn *c, char *errbuf, size_t errlen);
+/* Waits up to timeout_ms for a NOTIFY on the connection: 1 notified, 0 timeout or
+ * signal, -1 connection broken. */
+int agg_wait_notify(PGconn *c, int timeout_ms);
+/* Runs transactions until no ready work is left or a stop is requested. 0 / -1. Counts
+ * go to agg_stats; *did_work set when anything was consumed or written. */
+int agg_run_until_idle(PGconn *c, const struct agg_config *cfg, int *did_work,
+                       char *errbuf, size_t errlen);
+/* The --every loop: reconnects, waits for the lock, runs, sleeps or is woken by NOTIFY.
+ * Returns the exit code. */
+int agg_loop(const struct agg_config *cfg);
+
+/* retention.c: deletes at most max_batches batches (0 = no limit) across the configured
+ * tables. Returns 0 when done, 1 when more remains, -1 on error. */
+int agg_retention_run(PGconn *c, const struct agg_config *cfg, int max_batches,
+                      char *errbuf, size_t errlen);
+
+/* stats.c: counters read by the metrics thread (atomics only). */
+struct agg_stats {
+    atomic_llong runs;
+    atomic_llong run_errors;
+    atomic_llong transactions;
+    atomic_llong checkpoints;
+    atomic_llong bad_state;
+    atomic_llong buckets[AGG_MAX_INTERVALS];
+    atomic_llong bars[AGG_MAX_INTERVALS];
+    atomic_llong pending;           /* gauge: aggregator_pending rows after the last run */
+    atomic_llong last_run_us;       /* gauge */
+    atomic_llong last_lag_ms;       /* gauge: commit time − end of the newest 1m bar */
+    atomic_llong max_lag_ms;
+    atomic_llong retention_deleted;
+    atomic_llong reconnects;
+    atomic_llong lock_busy;
+};
+extern struct agg_stats agg_stats;
+
+void agg_stats_add_tx(const struct agg_tx_result *r);
+int  agg_stats_metrics_start(const struct agg_config *cfg, char *errbuf, size_t errlen);
+void agg_stats_log(const char *what);
+/* Refreshes the pending-buckets gauge from the database (cheap: PK index). */
+void agg_stats_refresh_pending(PGconn *c, const struct agg_config *cfg);
+
+#endif

@@ -1,0 +1,339 @@
+/* rollup.c — one aggregator transaction, all set-based SQL:
+ *   1. lock our progress row, read last_checkpoint_id;
+ *   2. consume the next checkpoints: raise per-symbol watermarks, turn each checkpoint's
+ *      [first_open_time, last_open_time] into pending buckets of every interval, report
+ *      checkpoints that do not match kline_1s;
+ *   3. per interval, ascending: take the pending buckets whose symbol's watermark reached
+ *      the bucket's last second, delete them from pending, aggregate their rows (1m from
+ *      kline_1s by PK range scans; coarser from kline_1m) and upsert the bars;
+ *   4. advance progress, NOTIFY kline_rollup, COMMIT.
+ * Everything is in one transaction, so a crash at any point loses nothing and doubles
+ * nothing: the next run starts from the same progress row. */
+#include "agg.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pgx.h"
+
+#define AGG_BAD_LOG_MAX 20 /* bad checkpoints logged one by one per transaction */
+#define AGG_SPAN_MAX "7 days" /* checkpoint ranges longer than this: buckets from rows */
+
+static void agg_pq_err(PGconn *c, const char *what, char *errbuf, size_t errlen)
+{
+    const char *m = PQerrorMessage(c);
+    size_t n = strlen(m);
+    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+        n--;
+    snprintf(errbuf, errlen, "%s: %.*s", what, (int)n, m);
+}
+
+/* Runs a parameterised statement. Returns the result (caller PQclear()s it) or NULL with
+ * the server's message in errbuf. */
+static PGresult *agg_query(PGconn *c, const char *what, const char *sql, int n,
+                           const char *const *params, char *errbuf, size_t errlen)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    agg_pq_err(c, what, errbuf, errlen);
+    PQclear(r);
+    return NULL;
+}
+
+int agg_session_init(PGconn *c, const struct agg_config *cfg, char *errbuf, size_t errlen)
+{
+    char err[512];
+    /* JIT compilation costs ~0.5 s per statement here and our statements are index
+     * nested loops over few rows; it only ever makes a run slower. */
+    if (pgx_exec(c, "SET jit = off", err, sizeof err) < 0) {
+        snprintf(errbuf, errlen, "SET jit: %s", err);
+        return -1;
+    }
+    if (!cfg->once && cfg->listen &&
+        pgx_exec(c, "LISTEN " PGX_NOTIFY_CHANNEL, err, sizeof err) < 0) {
+        snprintf(errbuf, errlen, "LISTEN %s: %s", PGX_NOTIFY_CHANNEL, err);
+        return -1;
+    }
+    return 0;
+}
+
+static const char agg_sql_consume[] =
+    "WITH cp AS ("
+    "  SELECT id, symbol, first_open_time AS f, last_open_time AS l, row_count"
+    "  FROM checkpoint WHERE id > $2::bigint ORDER BY id LIMIT $3::int"
+    "), wm AS ("
+    "  INSERT INTO aggregator_watermark AS w (name, symbol, watermark)"
+    "  SELECT $1, symbol, max(l) FROM cp WHERE f <= l GROUP BY symbol"
+    "  ON CONFLICT (name, symbol) DO UPDATE"
+    "  SET watermark = greatest(w.watermark, excluded.watermark), updated_at = now()"
+    "), pend AS ("
+    "  INSERT INTO aggregator_pending (name, interval_s, symbol, bucket)"
+    "  SELECT $1, iv, cp.symbol, g"
+    "  FROM cp, unnest($4::int[]) iv,"
+    "       generate_series(date_bin(make_interval(secs => iv), cp.f, timestamptz 'epoch'),"
+    "                       date_bin(make_interval(secs => iv), cp.l, timestamptz 'epoch'),"
+    "                       make_interval(secs => iv)) g"
+    "  WHERE cp.f <= cp.l AND cp.l - cp.f <= interval '" AGG_SPAN_MAX "'"
+    /* A batch spanning more than that (a replay, or a corrupt checkpoint) would make
+     * millions of empty buckets; take the buckets of the rows that exist instead. */
+    "  UNION"
+    "  SELECT $1, iv, cp.symbol, date_bin(make_interval(secs => iv), k.open_time, timestamptz 'epoch')"
+    "  FROM cp JOIN kline_1s k ON k.symbol = cp.symbol AND k.open_time BETWEEN cp.f AND cp.l,"
+    "       unnest($4::int[]) iv"
+    "  WHERE cp.l - cp.f > interval '" AGG_SPAN_MAX "'"
+    "  ON CONFLICT DO NOTHING"
+    "), chk AS ("
+    "  SELECT cp.*, n.found,"
+    "    CASE WHEN cp.f > cp.l THEN 'first_open_time is after last_open_time'"
+    "         WHEN cp.row_count < 0 THEN 'negative row_count'"
+    "         WHEN n.found < cp.row_count THEN 'row_count ' || cp.row_count || ' but only '"
+    "              || n.found || ' rows in kline_1s between first and last open_time'"
+    "    END AS reason"
+    "  FROM cp CROSS JOIN LATERAL (SELECT count(*) AS found FROM kline_1s k"
+    "       WHERE k.symbol = cp.symbol AND k.open_time BETWEEN cp.f AND cp.l) n"
+    "), rej AS ("
+    "  INSERT INTO rejected (raw, reason, origin, program)"
+    "  SELECT convert_to(json_build_object('id', id, 'symbol', symbol, 'first_open_time', f,"
+    "           'last_open_time', l, 'row_count', row_count, 'found', found)::text, 'UTF8'),"
+    "         'bad checkpoint: ' || reason, 'checkpoint:' || id, '" AGG_PROG "'"
+    "  FROM chk WHERE reason IS NOT NULL"
+    ")"
+    "SELECT id, symbol, reason FROM chk ORDER BY id";
+
+/* The shared shape of every rollup. Splices (all from the fixed agg_intervals list, never
+ * user text): %1$s target table, %2$s source table, %3$s row-count expression, %4$s extra
+ * readiness condition. $1 name, $2 interval seconds, $3 bucket limit.
+ *
+ * Bar rules (= Binance's 1m kline built from trades): OHLC and trade ids come only from
+ * source rows WITH trades, since a zero-trade second repeats the previous close as its
+ * OHLC and would distort high/low; sums run over all rows (zero-trade rows add 0). A
+ * bucket without any trade takes the close of its last row — the previous close, which
+ * the zero-trade rows carry — as O=H=L=C, with trade ids -1. A bucket with no rows at
+ * all (exchange maintenance) writes no bar. */
+static const char agg_sql_rollup_fmt[] =
+    "WITH ready AS ("
+    "  SELECT p.ctid AS tid FROM aggregator_watermark w"
+    "  JOIN aggregator_pending p ON p.name = w.name AND p.interval_s = $2::int"
+    "       AND p.symbol = w.symbol AND p.bucket <= w.watermark - make_interval(secs => $2::int - 1)"
+    "  WHERE w.name = $1 %4$s"
+    "  ORDER BY p.bucket LIMIT $3::int"
+    "), done AS ("
+    /* By tid, not by joining on the key: the planner's row estimates for a table filled
+     * earlier in this transaction are useless, and a misjudged join here went quadratic. */
+    "  DELETE FROM aggregator_pending p WHERE p.ctid = ANY (ARRAY(SELECT tid FROM ready))"
+    "  RETURNING p.symbol, p.bucket"
+    "), bars AS ("
+    "  SELECT d.symbol, d.bucket, a.* FROM done d CROSS JOIN LATERAL ("
+    "    SELECT %3$s AS n_rows,"
+    "      (array_agg(k.open ORDER BY k.open_time) FILTER (WHERE k.trades > 0))[1] AS t_open,"
+    "      max(k.high) FILTER (WHERE k.trades > 0) AS t_high,"
+    "      min(k.low) FILTER (WHERE k.trades > 0) AS t_low,"
+    "      (array_agg(k.close ORDER BY k.open_time DESC) FILTER (WHERE k.trades > 0))[1] AS t_close,"
+    "      (array_agg(k.close ORDER BY k.open_time DESC))[1] AS last_close,"
+    "      sum(k.volume) AS volume, sum(k.quote_volume) AS quote_volume, sum(k.trades) AS trades,"
+    "      sum(k.taker_buy_volume) AS tbv, sum(k.taker_buy_quote_volume) AS tbqv,"
+    "      (array_agg(k.first_trade_id ORDER BY k.open_time) FILTER (WHERE k.trades > 0))[1] AS ftid,"
+    "      (array_agg(k.last_trade_id ORDER BY k.open_time DESC) FILTER (WHERE k.trades > 0))[1] AS ltid,"
+    "      max(k.event_time) AS ev"
+    "    FROM %2$s k WHERE k.symbol = d.symbol AND k.open_time >= d.bucket"
+    "      AND k.open_time < d.bucket + make_interval(secs => $2::int)"
+    "  ) a WHERE a.n_rows > 0"
+    "), up AS ("
+    "  INSERT INTO %1$s AS t (symbol, open_time, close_time, open, high, low, close, volume,"
+    "    quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,"
+    "    last_trade_id, closed, event_time, source, ingested_at, row_count)"
+    "  SELECT symbol, bucket, bucket + make_interval(secs => $2::int) - interval '1 ms',"
+    "    coalesce(t_open, last_close), coalesce(t_high, last_close), coalesce(t_low, last_close),"
+    "    coalesce(t_close, last_close), volume, quote_volume, trades, tbv, tbqv,"
+    "    coalesce(ftid, -1), coalesce(ltid, -1), true, ev, 'agg', clock_timestamp(), n_rows"
+    "  FROM bars"
+    "  ON CONFLICT (symbol, open_time) DO UPDATE SET"
+    "    close_time = excluded.close_time, open = excluded.open, high = excluded.high,"
+    "    low = excluded.low, close = excluded.close, volume = excluded.volume,"
+    "    quote_volume = excluded.quote_volume, trades = excluded.trades,"
+    "    taker_buy_volume = excluded.taker_buy_volume,"
+    "    taker_buy_quote_volume = excluded.taker_buy_quote_volume,"
+    "    first_trade_id = excluded.first_trade_id, last_trade_id = excluded.last_trade_id,"
+    "    closed = excluded.closed, event_time = excluded.event_time, source = excluded.source,"
+    "    ingested_at = excluded.ingested_at, row_count = excluded.row_count"
+    /* Re-running over unchanged data rewrites nothing (no dead tuples, ingested_at kept). */
+    "  WHERE (t.close_time, t.open, t.high, t.low, t.close, t.volume, t.quote_volume, t.trades,"
+    "         t.taker_buy_volume, t.taker_buy_quote_volume, t.first_trade_id, t.last_trade_id,"
+    "         t.closed, t.event_time, t.source, t.row_count) IS DISTINCT FROM"
+    "        (excluded.close_time, excluded.open, excluded.high, excluded.low, excluded.close,"
+    "         excluded.volume, excluded.quote_volume, excluded.trades, excluded.taker_buy_volume,"
+    "         excluded.taker_buy_quote_volume, excluded.first_trade_id, excluded.last_trade_id,"
+    "         excluded.closed, excluded.event_time, excluded.source, excluded.row_count)"
+    "  RETURNING t.open_time"
+    ")"
+    "SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM up),"
+    "       (SELECT (extract(epoch FROM max(open_time)) * 1000)::bigint FROM up)";
+
+/* A coarse bucket also waits for every 1m bucket inside it, which a 1m batch limit may
+ * have left for the next transaction. OFFSET 0 keeps this a per-row probe of the pending
+ * PK (all four key columns); as an anti-join the planner, misled by the row estimates of
+ * a table changed in this transaction, scanned every 1m bucket once per coarse bucket. */
+static const char agg_sql_coarse_ready[] =
+    "AND NOT EXISTS (SELECT 1 FROM aggregator_pending f WHERE f.name = $1 AND f.interval_s = 60"
+    "   AND f.symbol = p.symbol AND f.bucket >= p.bucket"
+    "   AND f.bucket < p.bucket + make_interval(secs => $2::int) OFFSET 0)";
+
+static int agg_consume(PGconn *c, const struct agg_config *cfg, long long last_id,
+                       long long *new_last, struct agg_tx_result *res,
+                       char *errbuf, size_t errlen)
+{
+    char s_last[24], s_lim[16], s_ivs[64];
+    size_t o = 0;
+    snprintf(s_last, sizeof s_last, "%lld", last_id);
+    snprintf(s_lim, sizeof s_lim, "%d", cfg->batch_checkpoints);
+    o += (size_t)snprintf(s_ivs + o, sizeof s_ivs - o, "{");
+    for (int i = 0; i < cfg->n_iv; i++)
+        o += (size_t)snprintf(s_ivs + o, sizeof s_ivs - o, "%s%d", i ? "," : "", cfg->iv[i]->seconds);
+    snprintf(s_ivs + o, sizeof s_ivs - o, "}");
+    const char *params[4] = { cfg->name, s_last, s_lim, s_ivs };
+    PGresult *r = agg_query(c, "consume checkpoints", agg_sql_consume, 4, params, errbuf, errlen);
+    if (!r)
+        return -1;
+    int n = PQntuples(r);
+    *new_last = last_id;
+    for (int i = 0; i < n; i++) {
+        long long id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        if (id > *new_last)
+            *new_last = id;
+        if (PQgetisnull(r, i, 2))
+            continue;
+        if (res->bad_checkpoints++ < AGG_BAD_LOG_MAX)
+            log_warn("bad state: checkpoint %lld (%s): %s; rolled up from the rows that exist, "
+                     "recorded in table rejected", id, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    }
+    if (res->bad_checkpoints > AGG_BAD_LOG_MAX)
+        log_warn("bad state: %ld more bad checkpoints in this batch (see table rejected)",
+                 res->bad_checkpoints - AGG_BAD_LOG_MAX);
+    res->checkpoints = n;
+    if (n >= cfg->batch_checkpoints)
+        res->more = 1;
+    PQclear(r);
+    return 0;
+}
+
+static int agg_rollup_interval(PGconn *c, const struct agg_config *cfg,
+                               const struct agg_interval *iv, struct agg_tx_result *res,
+                               char *errbuf, size_t errlen)
+{
+    char sql[8192], s_iv[16], s_lim[16], what[64];
+    int fine = iv->seconds == 60;
+    int n = snprintf(sql, sizeof sql, agg_sql_rollup_fmt, iv->table,
+                     fine ? "kline_1s" : "kline_1m",
+                     fine ? "count(*)" : "sum(k.row_count)",
+                     fine ? "" : agg_sql_coarse_ready);
+    if (n < 0 || (size_t)n >= sizeof sql) {
+        snprintf(errbuf, errlen, "rollup statement too long");
+        return -1;
+    }
+    snprintf(s_iv, sizeof s_iv, "%d", iv->seconds);
+    snprintf(s_lim, sizeof s_lim, "%d", cfg->batch_buckets);
+    snprintf(what, sizeof what, "roll up %s", iv->table);
+    const char *params[3] = { cfg->name, s_iv, s_lim };
+    PGresult *r = agg_query(c, what, sql, 3, params, errbuf, errlen);
+    if (!r)
+        return -1;
+    long buckets = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    res->buckets[iv->index] = buckets;
+    res->bars[iv->index] = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+    if (fine && !PQgetisnull(r, 0, 2))
+        res->newest_1m_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    if (buckets >= cfg->batch_buckets)
+        res->more = 1;
+    PQclear(r);
+    return 0;
+}
+
+static int agg_progress_lock(PGconn *c, const struct agg_config *cfg, long long *last_id,
+                             char *errbuf, size_t errlen)
+{
+    const char *params[1] = { cfg->name };
+    PGresult *r = agg_query(c, "progress row",
+                            "INSERT INTO aggregator_progress (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+                            1, params, errbuf, errlen);
+    if (!r)
+        return -1;
+    PQclear(r);
+    /* The row lock also serialises two aggregators of the same name that bypassed the
+     * advisory lock (e.g. an older binary): the second waits, then sees the new progress. */
+    r = agg_query(c, "progress row",
+                  "SELECT last_checkpoint_id FROM aggregator_progress WHERE name = $1 FOR UPDATE",
+                  1, params, errbuf, errlen);
+    if (!r)
+        return -1;
+    *last_id = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return 0;
+}
+
+static int agg_progress_save(PGconn *c, const struct agg_config *cfg, long long last_id,
+                             char *errbuf, size_t errlen)
+{
+    char s_last[24];
+    snprintf(s_last, sizeof s_last, "%lld", last_id);
+    const char *params[2] = { cfg->name, s_last };
+    PGresult *r = agg_query(c, "save progress",
+                            "UPDATE aggregator_progress SET last_checkpoint_id = $2::bigint,"
+                            " updated_at = now() WHERE name = $1",
+                            2, params, errbuf, errlen);
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
+/* Tells listeners (the streamer, benchmarks) which bars just committed:
+ * payload "<interval> <newest open_time ms>" for the 1m bars. */
+static int agg_notify(PGconn *c, const struct agg_tx_result *res, char *errbuf, size_t errlen)
+{
+    char payload[64];
+    snprintf(payload, sizeof payload, "1m %" PRId64, res->newest_1m_ms);
+    const char *params[1] = { payload };
+    PGresult *r = agg_query(c, "notify", "SELECT pg_notify('" AGG_NOTIFY_ROLLUP "', $1)",
+                            1, params, errbuf, errlen);
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
+int agg_rollup_tx(PGconn *c, const struct agg_config *cfg, struct agg_tx_result *res,
+                  char *errbuf, size_t errlen)
+{
+    char err[512];
+    long long last_id = 0, new_last = 0;
+    memset(res, 0, sizeof *res);
+    res->newest_1m_ms = -1;
+    if (pgx_exec(c, "BEGIN", err, sizeof err) < 0) {
+        snprintf(errbuf, errlen, "BEGIN: %s", err);
+        return -1;
+    }
+    if (agg_progress_lock(c, cfg, &last_id, errbuf, errlen) < 0 ||
+        agg_consume(c, cfg, last_id, &new_last, res, errbuf, errlen) < 0)
+        goto fail;
+    for (int i = 0; i < cfg->n_iv; i++)
+        if (agg_rollup_interval(c, cfg, cfg->iv[i], res, errbuf, errlen) < 0)
+            goto fail;
+    if (new_last > last_id && agg_progress_save(c, cfg, new_last, errbuf, errlen) < 0)
+        goto fail;
+    if (res->newest_1m_ms >= 0 && agg_notify(c, res, errbuf, errlen) < 0)
+        goto fail;
+    if (pgx_exec(c, "COMMIT", err, sizeof err) < 0) {
+        snprintf(errbuf, errlen, "COMMIT: %s", err);
+        goto fail;
+    }
+    return 0;
+fail:
+    if (!pgx_is_broken(c))
+        pgx_exec(c, "ROLLBACK", err, sizeof err);
+    return -1;
+}

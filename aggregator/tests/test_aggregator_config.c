@@ -1,0 +1,96 @@
+/* test_aggregator_config.c — kline-aggregator's --intervals / --retain parsers (cmocka). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../agg.h"
+
+static void test_intervals_sorted_and_deduplicated(void **state)
+{
+    (void)state;
+    struct agg_config cfg;
+    char err[256];
+    memset(&cfg, 0, sizeof cfg);
+    assert_int_equal(agg_parse_intervals(" 1d, 1m,5m ,1m,4h", &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.n_iv, 4);
+    assert_string_equal(cfg.iv[0]->name, "1m");
+    assert_string_equal(cfg.iv[1]->name, "5m");
+    assert_string_equal(cfg.iv[2]->name, "4h");
+    assert_string_equal(cfg.iv[3]->name, "1d");
+    assert_int_equal(cfg.iv[3]->seconds, 86400);
+    assert_string_equal(cfg.iv[2]->table, "kline_4h");
+}
+
+static void test_intervals_errors(void **state)
+{
+    (void)state;
+    struct agg_config cfg;
+    char err[256];
+    memset(&cfg, 0, sizeof cfg);
+    assert_int_equal(agg_parse_intervals("5m,1h", &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "must include 1m"));
+    assert_int_equal(agg_parse_intervals("1m,2m", &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "'2m'"));
+    assert_int_equal(agg_parse_intervals("", &cfg, err, sizeof err), -1);
+    assert_int_equal(agg_parse_intervals("1M", &cfg, err, sizeof err), -1);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    int64_t s;
+    assert_int_equal(agg_parse_duration("90s", &s), 0);
+    assert_int_equal(s, 90);
+    assert_int_equal(agg_parse_duration("2h", &s), 0);
+    assert_int_equal(s, 7200);
+    assert_int_equal(agg_parse_duration("30d", &s), 0);
+    assert_int_equal(s, 30 * 86400);
+    assert_int_equal(agg_parse_duration("1w", &s), 0);
+    assert_int_equal(s, 7 * 86400);
+    assert_int_equal(agg_parse_duration("5m", &s), 0);
+    assert_int_equal(s, 300);
+    assert_int_equal(agg_parse_duration("0h", &s), -1);
+    assert_int_equal(agg_parse_duration("-1h", &s), -1);
+    assert_int_equal(agg_parse_duration("2", &s), -1);
+    assert_int_equal(agg_parse_duration("h", &s), -1);
+    assert_int_equal(agg_parse_duration("2hh", &s), -1);
+    assert_int_equal(agg_parse_duration("99999999999999999999d", &s), -1);
+    assert_int_equal(agg_parse_duration("999999999999999w", &s), -1);
+}
+
+static void test_retain(void **state)
+{
+    (void)state;
+    struct agg_config cfg;
+    char err[256];
+    memset(&cfg, 0, sizeof cfg);
+    assert_int_equal(agg_parse_retain("1s=2h, 1m=30d,1d=52w", &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.n_retain, 3);
+    assert_string_equal(cfg.retain[0].table, "kline_1s");
+    assert_int_equal(cfg.retain[0].keep_s, 7200);
+    assert_string_equal(cfg.retain[1].table, "kline_1m");
+    assert_string_equal(cfg.retain[2].key, "1d");
+    assert_int_equal(cfg.retain[2].keep_s, 52 * 7 * 86400);
+    assert_int_equal(agg_parse_retain("1s", &cfg, err, sizeof err), -1);
+    assert_int_equal(agg_parse_retain("2s=1h", &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown table"));
+    assert_int_equal(agg_parse_retain("1s=1h,1s=2h", &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "twice"));
+    assert_int_equal(agg_parse_retain("1m=soon", &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "bad duration"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_intervals_sorted_and_deduplicated),
+        cmocka_unit_test(test_intervals_errors),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_retain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

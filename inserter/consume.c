@@ -1,0 +1,315 @@
+/*
+ * consume.c — the Kafka side: a consumer group over the klines topic and its dead-letter
+ * topic, offsets committed by hand after the batch's PostgreSQL COMMIT.
+ *
+ * Rebalance: before partitions are given up, the batch is written and its offsets are
+ * committed, so the next owner starts exactly after what is in PostgreSQL. If the batch
+ * cannot be written then (PostgreSQL down), the records of the revoked partitions are
+ * dropped from it without committing: the next owner reads them again from the last
+ * committed offset. Both the cooperative (incremental) and the eager protocol are
+ * handled; cooperative-sticky is the default, so a member joining does not stop the
+ * others' partitions.
+ */
+#include "ins.h"
+#include "cfg.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define KF_DRAIN_MAX 2000 /* messages taken per poll call before checking the clock */
+
+static int kf_topic_index(const ins_kafka_t *kf, const char *name)
+{
+    if (strcmp(name, kf->topic) == 0)
+        return INS_TOPIC_KLINES;
+    if (kf->dlq && *kf->dlq && strcmp(name, kf->dlq) == 0)
+        return INS_TOPIC_DLQ;
+    return INS_TOPIC_NONE;
+}
+
+static const char *kf_topic_name(const ins_kafka_t *kf, int idx)
+{
+    return idx == INS_TOPIC_DLQ ? kf->dlq : kf->topic;
+}
+
+static void kf_log_parts(const char *what, const rd_kafka_topic_partition_list_t *parts)
+{
+    char buf[512];
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && off < sizeof buf - 32; i++) {
+        int n = snprintf(buf + off, sizeof buf - off, "%s%s/%" PRId32, i ? " " : "",
+                         parts->elems[i].topic, parts->elems[i].partition);
+        if (n < 0 || (size_t)n >= sizeof buf - off)
+            break;
+        off += (size_t)n;
+    }
+    log_info("%s %d partition(s): %s%s", what, parts->cnt, buf,
+             off >= sizeof buf - 32 ? " ..." : "");
+}
+
+struct kf_revoked {
+    const ins_kafka_t *kf;
+    const rd_kafka_topic_partition_list_t *parts;
+};
+
+static bool kf_is_revoked(int topic, int32_t part, void *ud)
+{
+    const struct kf_revoked *r = ud;
+    const char *name = kf_topic_name(r->kf, topic);
+    return rd_kafka_topic_partition_list_find(r->parts, name, part) != NULL;
+}
+
+static void kf_revoke(ins_app_t *app, rd_kafka_topic_partition_list_t *parts)
+{
+    kf_log_parts("revoking", parts);
+    if (app->batch.nrecords == 0 || ins_flush(app) == 0)
+        return;
+    /* Not written: keep nothing of these partitions; their next owner re-reads them. */
+    size_t before = app->batch.nrecords;
+    struct kf_revoked r = { &app->kafka, parts };
+    ins_batch_drop(&app->batch, kf_is_revoked, &r);
+    log_warn("partitions revoked while PostgreSQL is unavailable: %zu uncommitted records "
+             "left for their next owner", before - app->batch.nrecords);
+}
+
+static void kf_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    ins_app_t *app = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        kf_log_parts("assigned", parts);
+        if (coop)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            re = rd_kafka_assign(rk, parts);
+        if (app->kafka.paused) /* still waiting for PostgreSQL: these wait too */
+            rd_kafka_pause_partitions(rk, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        if (rd_kafka_assignment_lost(rk))
+            log_warn("partitions lost (session timed out): another member may already own them");
+        kf_revoke(app, parts);
+        if (coop)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            re = rd_kafka_assign(rk, NULL);
+    } else {
+        log_error("rebalance failed: %s", rd_kafka_err2str(err));
+        kf_revoke(app, parts);
+        if (coop)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            re = rd_kafka_assign(rk, NULL);
+    }
+    if (e) {
+        log_error("rebalance: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    if (re)
+        log_error("rebalance: %s", rd_kafka_err2str(re));
+}
+
+int ins_kafka_open(ins_app_t *app, char *errbuf, size_t errlen)
+{
+    ins_kafka_t *kf = &app->kafka;
+    const ins_opts_t *o = &app->opt;
+    memset(kf, 0, sizeof *kf);
+    kf->topic = o->topic;
+    kf->dlq = o->dlq_topic;
+    rd_kafka_conf_t *conf = kq_conf_new(o->brokers, errbuf, errlen);
+    if (!conf)
+        return -1;
+    static const char *const defaults[][2] = {
+        { "client.id", INS_PROG },
+        { "enable.auto.commit", "false" },       /* offsets only after the COMMIT */
+        { "enable.auto.offset.store", "false" },
+        { "isolation.level", "read_committed" },
+        { "auto.offset.reset", "earliest" },     /* a new group starts at the beginning */
+        { "partition.assignment.strategy", "cooperative-sticky" },
+        { "topic.metadata.refresh.interval.ms", "1000" }, /* notice new topics soon */
+        { "enable.partition.eof", "false" },
+    };
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (kq_conf_set(conf, defaults[i][0], defaults[i][1], errbuf, errlen) < 0)
+            goto fail;
+    if (kq_conf_set(conf, "group.id", o->group, errbuf, errlen) < 0 ||
+        kq_conf_apply_xopts(conf, &o->xopts, errbuf, errlen) < 0)
+        goto fail;
+    rd_kafka_conf_set_rebalance_cb(conf, kf_rebalance);
+    rd_kafka_conf_set_opaque(conf, app);
+    char rerr[512];
+    kf->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof rerr);
+    if (!kf->rk) {
+        snprintf(errbuf, errlen, "kafka consumer: %s", rerr);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk now */
+    rd_kafka_poll_set_consumer(kf->rk);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(sub, kf->topic, RD_KAFKA_PARTITION_UA);
+    if (kf->dlq && *kf->dlq)
+        rd_kafka_topic_partition_list_add(sub, kf->dlq, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(kf->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (err) {
+        snprintf(errbuf, errlen, "subscribe: %s", rd_kafka_err2str(err));
+        rd_kafka_destroy(kf->rk);
+        kf->rk = NULL;
+        return -1;
+    }
+    log_info("consuming %s%s%s as group %s from %s", kf->topic,
+             kf->dlq && *kf->dlq ? " and " : "", kf->dlq && *kf->dlq ? kf->dlq : "", o->group,
+             o->brokers);
+    return 0;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return -1;
+}
+
+static void kf_error(ins_app_t *app, const rd_kafka_message_t *m)
+{
+    ins_kafka_t *kf = &app->kafka;
+    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        const char *name = m->rkt ? rd_kafka_topic_name(m->rkt) : kf->topic;
+        int idx = kf_topic_index(kf, name);
+        int w = idx == INS_TOPIC_DLQ ? 1 : 0;
+        if (!kf->warned_missing[w])
+            log_warn("topic %s does not exist yet; waiting for it to be created", name);
+        else
+            log_debug("topic %s still missing", name);
+        kf->warned_missing[w] = true;
+        return;
+    }
+    if (m->err != kf->last_err)
+        log_warn("kafka: %s", rd_kafka_message_errstr(m));
+    else
+        log_debug("kafka: %s", rd_kafka_message_errstr(m));
+    kf->last_err = m->err;
+}
+
+static void kf_take(ins_app_t *app, const rd_kafka_message_t *m)
+{
+    ins_kafka_t *kf = &app->kafka;
+    const char *name = rd_kafka_topic_name(m->rkt);
+    int idx = kf_topic_index(kf, name);
+    char origin[600], where[300];
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    if (ts < 0)
+        ts = 0;
+    kf->warned_missing[idx == INS_TOPIC_DLQ ? 1 : 0] = false;
+    snprintf(where, sizeof where, "kafka:%s/%" PRId32 "@%" PRId64, name, m->partition, m->offset);
+    snprintf(origin, sizeof origin, "%s", where);
+    const char *payload = m->payload ? m->payload : "";
+    int rc;
+    if (idx == INS_TOPIC_DLQ) {
+        /* A dead letter from the producer: keep its own origin (the key) and reason. */
+        char reason[256] = "dead letter without a reason header", key[200];
+        const void *hv;
+        size_t hl;
+        rd_kafka_headers_t *hdrs;
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(hdrs, "reason", &hv, &hl) == RD_KAFKA_RESP_ERR_NO_ERROR && hv)
+            ins_printable(reason, sizeof reason, hv, hl);
+        if (m->key && m->key_len) {
+            ins_printable(key, sizeof key, m->key, m->key_len);
+            snprintf(origin, sizeof origin, "%s via %s", key, where);
+        }
+        rc = ins_batch_add_reject(&app->batch, payload, m->len, reason, origin, idx,
+                                  m->partition, m->offset);
+    } else if (m->len == 0) {
+        rc = ins_batch_add_reject(&app->batch, "", 0, "empty message", origin, idx,
+                                  m->partition, m->offset);
+    } else {
+        rc = ins_take(app, payload, m->len, origin, idx, m->partition, m->offset, ts);
+    }
+    if (rc < 0)
+        fatal("out of memory holding a batch of %zu records", app->batch.nrecords);
+}
+
+void ins_kafka_poll(ins_app_t *app, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(app->kafka.rk, timeout_ms);
+    for (int n = 0; m; n++) {
+        if (m->err)
+            kf_error(app, m);
+        else if (kf_topic_index(&app->kafka, rd_kafka_topic_name(m->rkt)) != INS_TOPIC_NONE)
+            kf_take(app, m);
+        rd_kafka_message_destroy(m);
+        if (n >= KF_DRAIN_MAX || (long long)app->batch.nrecords >= app->opt.batch_rows)
+            break;
+        m = rd_kafka_consumer_poll(app->kafka.rk, 0);
+    }
+}
+
+static void kf_pause_resume(ins_app_t *app, bool pause)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(app->kafka.rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a) {
+        if (pause)
+            rd_kafka_pause_partitions(app->kafka.rk, a);
+        else
+            rd_kafka_resume_partitions(app->kafka.rk, a);
+    }
+    if (a)
+        rd_kafka_topic_partition_list_destroy(a);
+    app->kafka.paused = pause;
+}
+
+void ins_kafka_pause(ins_app_t *app) { kf_pause_resume(app, true); }
+void ins_kafka_resume(ins_app_t *app) { kf_pause_resume(app, false); }
+
+void ins_kafka_commit(ins_app_t *app, const ins_batch_t *b)
+{
+    if (b->npos == 0)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)b->npos);
+    for (size_t i = 0; i < b->npos; i++)
+        rd_kafka_topic_partition_list_add(l, kf_topic_name(&app->kafka, b->pos[i].topic),
+                                          b->pos[i].part)->offset = b->pos[i].last + 1;
+    rd_kafka_resp_err_t err = rd_kafka_commit(app->kafka.rk, l, 0);
+    if (err) {
+        /* The rows are in PostgreSQL; a redelivery of them changes nothing there. */
+        log_warn("kafka offset commit failed: %s (the batch is stored; its records may be "
+                 "delivered again, harmlessly)", rd_kafka_err2str(err));
+        ins_stats_commit_error();
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+long long ins_kafka_lag(ins_app_t *app)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    long long lag = 0;
+    if (rd_kafka_assignment(app->kafka.rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+        return 0;
+    rd_kafka_position(app->kafka.rk, a);
+    for (int i = 0; i < a->cnt; i++) {
+        int64_t lo, hi, pos = a->elems[i].offset;
+        /* cached watermarks from fetch responses: no broker round trip */
+        if (pos < 0 || rd_kafka_get_watermark_offsets(app->kafka.rk, a->elems[i].topic,
+                                                      a->elems[i].partition, &lo, &hi) != 0)
+            continue;
+        if (hi > pos)
+            lag += hi - pos;
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+    return lag + (long long)app->batch.nrecords; /* consumed but not yet committed */
+}
+
+void ins_kafka_close(ins_app_t *app)
+{
+    if (!app->kafka.rk)
+        return;
+    /* Leaves the group: the revoke callback writes (or drops) what is left. */
+    rd_kafka_consumer_close(app->kafka.rk);
+    rd_kafka_destroy(app->kafka.rk);
+    app->kafka.rk = NULL;
+}

@@ -1,0 +1,128 @@
+/*
+ * flush.c — turn records into batch entries, and write batches: the state machine of
+ * "PostgreSQL works" / "PostgreSQL does not work, consumption paused, retrying".
+ *
+ * While PostgreSQL is unavailable the batch is kept as it is and retried with backoff;
+ * nothing is committed to Kafka, and the Kafka partitions are paused (not unassigned) so
+ * the consumer keeps its group membership and its partitions. One log line per change
+ * of state, plus a reminder a minute while it lasts.
+ */
+#include "ins.h"
+#include "cfg.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define FLUSH_BACKOFF_MIN_MS 200
+#define FLUSH_BACKOFF_MAX_MS 5000
+#define FLUSH_REMIND_MS      60000
+
+static int64_t flush_down_since_ms, flush_reminded_ms;
+static long long flush_attempts;
+
+int ins_take(ins_app_t *app, const char *buf, size_t len, const char *origin, int topic,
+             int32_t part, int64_t off, int64_t ts_ms)
+{
+    kline_t k;
+    char why[256];
+    if (kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
+        if (strcmp(k.interval, "1s") == 0)
+            return ins_batch_add_kline(&app->batch, &k, topic, part, off, ts_ms);
+        snprintf(why, sizeof why, "interval %s: kline_1s stores 1s klines only", k.interval);
+    }
+    log_debug("rejected %s: %s", origin, why);
+    return ins_batch_add_reject(&app->batch, buf, len, why, origin, topic, part, off);
+}
+
+bool ins_flush_due(ins_app_t *app, int64_t now_ms)
+{
+    const ins_batch_t *b = &app->batch;
+    if (b->nrecords == 0 || now_ms < app->retry_at_ms)
+        return false;
+    return app->pg_down || (long long)b->nrecords >= app->opt.batch_rows ||
+           now_ms - b->started_ms >= app->opt.flush_ms;
+}
+
+int ins_flush_wait_ms(ins_app_t *app, int64_t now_ms, int cap_ms)
+{
+    const ins_batch_t *b = &app->batch;
+    if (b->nrecords == 0)
+        return cap_ms;
+    int64_t due = app->pg_down || (long long)b->nrecords >= app->opt.batch_rows
+                      ? app->retry_at_ms
+                      : b->started_ms + app->opt.flush_ms;
+    if (due < app->retry_at_ms)
+        due = app->retry_at_ms;
+    int64_t w = due - now_ms;
+    return w <= 0 ? 0 : w > cap_ms ? cap_ms : (int)w;
+}
+
+static void flush_failed(ins_app_t *app, const char *err)
+{
+    int64_t now = cfg_mono_ms();
+    flush_attempts++;
+    if (!app->pg_down) {
+        log_error("cannot write a batch of %zu records to PostgreSQL: %s; %s and retrying "
+                  "the same batch until it is written", app->batch.nrecords, err,
+                  app->kafka_mode ? "pausing consumption" : "pausing input");
+        app->pg_down = true;
+        app->backoff_ms = FLUSH_BACKOFF_MIN_MS;
+        flush_down_since_ms = flush_reminded_ms = now;
+        flush_attempts = 1;
+        ins_stats_set_pg_up(false);
+        if (app->kafka_mode)
+            ins_kafka_pause(app);
+    } else {
+        app->backoff_ms = app->backoff_ms * 2 > FLUSH_BACKOFF_MAX_MS ? FLUSH_BACKOFF_MAX_MS
+                                                                     : app->backoff_ms * 2;
+        if (now - flush_reminded_ms >= FLUSH_REMIND_MS) {
+            log_warn("still cannot write to PostgreSQL after %lld s and %lld attempts: %s",
+                     (long long)(now - flush_down_since_ms) / 1000, flush_attempts, err);
+            flush_reminded_ms = now;
+        } else {
+            log_debug("retry failed: %s", err);
+        }
+    }
+    app->retry_at_ms = now + app->backoff_ms;
+}
+
+int ins_flush(ins_app_t *app)
+{
+    ins_batch_t *b = &app->batch;
+    if (b->nrecords == 0)
+        return 0;
+    char err[1024];
+    ins_result_t res;
+    int64_t t0 = cfg_mono_us();
+    if (ins_store_write(&app->store, b, app->opt.topic, &res, err, sizeof err) < 0) {
+        flush_failed(app, err);
+        ins_stats_set_pending((long long)b->nrecords);
+        return -1;
+    }
+    int64_t lat_us = cfg_mono_us() - t0;
+    if (app->pg_down) {
+        log_info("PostgreSQL accepts batches again after %lld s (%lld attempts); resuming",
+                 (long long)(cfg_mono_ms() - flush_down_since_ms) / 1000, flush_attempts);
+        app->pg_down = false;
+        app->retry_at_ms = 0;
+        ins_stats_set_pg_up(true);
+        if (app->kafka_mode)
+            ins_kafka_resume(app);
+    }
+    /* Only now, with the rows committed, may Kafka forget these records. */
+    if (app->kafka_mode)
+        ins_kafka_commit(app, b);
+    int64_t now = cfg_now_ms();
+    for (size_t i = 0; i < b->nrows; i++)
+        if (b->rows[i].ts_ms > 0)
+            ins_stats_e2e(now - b->rows[i].ts_ms);
+    ins_stats_batch(&res, b->nrecords, b->ndup, b->nrej, lat_us);
+    log_debug("batch: %zu records, %zu rows: %lld inserted, %lld updated, %lld unchanged; "
+              "%zu rejected (%lld new), %lld checkpoints, %.1f ms", b->nrecords, b->nrows,
+              res.inserted, res.updated, res.unchanged, b->nrej, res.rejected_new,
+              res.checkpoints, (double)lat_us / 1000.0);
+    ins_batch_reset(b);
+    ins_stats_set_pending(0);
+    return 0;
+}

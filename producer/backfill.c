@@ -1,0 +1,272 @@
+/* backfill.c — REST gap filling on worker threads, so the WebSocket loop never waits
+ * on HTTP. A symbol with a gap is queued once (seq.c sets backfilling first); a worker
+ * fetches the gap page by page (limit 1000, paging by startTime) and hands each page
+ * to seq_rest, then asks seq_next_gap whether held live klines now follow on.
+ *
+ * Rate limits are shared by all workers: a 429/418 Retry-After pauses everyone, and
+ * so does X-MBX-USED-WEIGHT-1M near --rest-weight-limit (until the next minute). */
+#include "prod.h"
+#include "rest.h"
+#include "cfg.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BF_PAGE 1000
+#define BF_MAX_WORKERS 16
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    prod_sym_t **q;          /* ring of nsyms entries: a symbol is queued at most once */
+    int qhead, qlen, qcap;
+    int busy;                /* jobs being worked on */
+    int64_t paused_until;    /* wall ms; all workers wait until then */
+    pthread_t th[BF_MAX_WORKERS];
+    int nth;
+} bf = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+void bf_enqueue(prod_sym_t *s)
+{
+    pthread_mutex_lock(&bf.mu);
+    if (bf.qlen < bf.qcap) {
+        bf.q[(bf.qhead + bf.qlen++) % bf.qcap] = s;
+        atomic_fetch_add_explicit(&prod_stats.backfill_jobs, 1, memory_order_relaxed);
+    } else {
+        log_error("%s: backfill queue full (cannot happen: one slot per symbol)", s->name);
+    }
+    pthread_cond_signal(&bf.cv);
+    pthread_mutex_unlock(&bf.mu);
+}
+
+int bf_idle(void)
+{
+    pthread_mutex_lock(&bf.mu);
+    int idle = bf.qlen == 0 && bf.busy == 0;
+    pthread_mutex_unlock(&bf.mu);
+    return idle;
+}
+
+/* Sleeps up to ms, waking early when the program stops. 0 slept, -1 stopping. */
+static int bf_nap(int64_t ms)
+{
+    int64_t end = cfg_mono_ms() + ms;
+    while (!prod_stopping) {
+        int64_t left = end - cfg_mono_ms();
+        if (left <= 0)
+            return 0;
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = (left > 100 ? 100 : left) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static int bf_wait_allowed(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&bf.mu);
+        int64_t wait = bf.paused_until - cfg_now_ms();
+        pthread_mutex_unlock(&bf.mu);
+        if (wait <= 0)
+            return prod_stopping ? -1 : 0;
+        if (bf_nap(wait) < 0)
+            return -1;
+    }
+}
+
+static void bf_pause(int64_t until_wall_ms)
+{
+    pthread_mutex_lock(&bf.mu);
+    if (until_wall_ms > bf.paused_until)
+        bf.paused_until = until_wall_ms;
+    pthread_mutex_unlock(&bf.mu);
+}
+
+/* Parses one page; rows that are not klines go to the dead letters. Returns rows in
+ * the answer (valid or not), -1 if the body is not a JSON array. */
+static int bf_parse_page(prod_sym_t *s, const rest_resp_t *r, kline_t *ks, int *nk,
+                         int64_t *last_open, char *errbuf, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(r->body, r->len, 0, &jerr);
+    if (!json_is_array(root)) {
+        snprintf(errbuf, errlen, "not a JSON array: %s", root ? "other JSON" : jerr.text);
+        json_decref(root);
+        return -1;
+    }
+    size_t i;
+    json_t *row;
+    char origin[48], why[160];
+    *nk = 0;
+    json_array_foreach(root, i, row) {
+        if (*nk >= BF_PAGE)
+            break;
+        if (kline_from_json(row, s->name, prod_cfg.interval, &ks[*nk], why, sizeof why) < 0) {
+            char *raw = json_dumps(row, JSON_COMPACT | JSON_ENCODE_ANY);
+            snprintf(origin, sizeof origin, "rest:%s", s->name);
+            pub_reject(raw ? raw : "", raw ? strlen(raw) : 0, origin, why);
+            free(raw);
+            continue;
+        }
+        ks[*nk].source = KLINE_SRC_REST;
+        *last_open = ks[*nk].open_time;
+        (*nk)++;
+    }
+    int rows = (int)json_array_size(root);
+    json_decref(root);
+    return rows;
+}
+
+/* Fetches open_time [from, to] of s into seq_rest. 0 done, -1 stopping. */
+static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t from, int64_t to)
+{
+    int64_t start = from, backoff = 250;
+    int failures = 0;
+    char url[1024], err[1200];
+    while (start <= to) {
+        if (bf_wait_allowed() < 0)
+            return -1;
+        snprintf(url, sizeof url, "%s/api/v3/klines?symbol=%s&interval=%s&startTime=%lld&endTime=%lld&limit=%d",
+                 prod_cfg.rest_url, s->name, prod_cfg.interval, (long long)start, (long long)to, BF_PAGE);
+        atomic_fetch_add_explicit(&prod_stats.rest_requests, 1, memory_order_relaxed);
+        int rc = rest_get(h, url, r, 30000, err, sizeof err);
+        if (rc == 0 && r->used_weight >= 0 && r->used_weight * 10 >= (long)prod_cfg.rest_weight_limit * 9) {
+            int64_t now = cfg_now_ms();
+            log_info("REST weight %ld of %d used: pausing until the next minute", r->used_weight,
+                     prod_cfg.rest_weight_limit);
+            bf_pause(now - now % 60000 + 60000 + 100);
+        }
+        if (rc == 0 && (r->status == 429 || r->status == 418)) {
+            atomic_fetch_add_explicit(&prod_stats.rest_429, 1, memory_order_relaxed);
+            long ra = r->retry_after_s > 0 ? r->retry_after_s : 1;
+            log_warn("REST %ld for %s: pausing %ld s (Retry-After)", r->status, s->name, ra);
+            bf_pause(cfg_now_ms() + ra * 1000);
+            continue;
+        }
+        int nk = 0, rows = -1;
+        int64_t last_open = start;
+        if (rc == 0 && r->status == 200)
+            rows = bf_parse_page(s, r, ks, &nk, &last_open, err, sizeof err);
+        else if (rc == 0)
+            snprintf(err, sizeof err, "GET %s: HTTP %ld", url, r->status);
+        if (rows < 0) {
+            atomic_fetch_add_explicit(&prod_stats.rest_errors, 1, memory_order_relaxed);
+            failures++;
+            if (failures <= 3 || failures % 20 == 0)
+                log_warn("backfill %s: %s (attempt %d, next in %lld ms)", s->name, err, failures,
+                         (long long)backoff);
+            if (bf_nap(backoff / 2 + rand() % (backoff / 2 + 1)) < 0)
+                return -1;
+            backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+            continue;
+        }
+        failures = 0;
+        backoff = 250;
+        if (nk > 0)
+            seq_rest(s, ks, nk);
+        if (rows < BF_PAGE || last_open + prod_cfg.interval_ms <= start)
+            break;
+        start = last_open + prod_cfg.interval_ms;
+    }
+    return 0;
+}
+
+static void bf_job(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s)
+{
+    int64_t from, to;
+    while (seq_next_gap(s, &from, &to)) {
+        if (from <= to) {
+            log_debug("backfill %s: %lld..%lld", s->name, (long long)from, (long long)to);
+            if (bf_fetch(h, r, ks, s, from, to) < 0)
+                return; /* stopping: the symbol stays marked, nothing more to do */
+        }
+        /* Whatever REST did not have in [from, to] the exchange does not have either. */
+        seq_skip_to(s, to);
+    }
+}
+
+static void *bf_worker(void *arg)
+{
+    (void)arg;
+    CURL *h = curl_easy_init();
+    rest_resp_t r = { 0 };
+    kline_t *ks = malloc(sizeof *ks * BF_PAGE); /* one page, owned by this worker */
+    if (!h || !ks) {
+        log_error("backfill worker: out of memory");
+        atomic_store(&prod_failed, 1);
+        atomic_store(&prod_stopping, 1);
+        ws_wake();
+        free(ks);
+        if (h)
+            curl_easy_cleanup(h);
+        return NULL;
+    }
+    pthread_mutex_lock(&bf.mu);
+    while (!prod_stopping) {
+        if (bf.qlen == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&bf.cv, &bf.mu, &ts);
+            continue;
+        }
+        prod_sym_t *s = bf.q[bf.qhead];
+        bf.qhead = (bf.qhead + 1) % bf.qcap;
+        bf.qlen--;
+        bf.busy++;
+        pthread_mutex_unlock(&bf.mu);
+        bf_job(h, &r, ks, s);
+        pthread_mutex_lock(&bf.mu);
+        bf.busy--;
+        if (bf.qlen == 0 && bf.busy == 0)
+            ws_wake(); /* batch mode waits for idleness */
+    }
+    pthread_mutex_unlock(&bf.mu);
+    free(ks);
+    rest_resp_free(&r);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+int bf_start(char *errbuf, size_t errlen)
+{
+    bf.qcap = prod_nsyms;
+    bf.q = calloc((size_t)bf.qcap, sizeof *bf.q);
+    if (!bf.q) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    int n = prod_cfg.rest_workers;
+    if (n > BF_MAX_WORKERS)
+        n = BF_MAX_WORKERS;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&bf.th[i], NULL, bf_worker, NULL) != 0) {
+            snprintf(errbuf, errlen, "cannot start backfill worker %d", i);
+            return -1;
+        }
+        bf.nth++;
+    }
+    return 0;
+}
+
+void bf_stop(void)
+{
+    atomic_store(&prod_stopping, 1);
+    pthread_mutex_lock(&bf.mu);
+    pthread_cond_broadcast(&bf.cv);
+    pthread_mutex_unlock(&bf.mu);
+    for (int i = 0; i < bf.nth; i++)
+        pthread_join(bf.th[i], NULL);
+    bf.nth = 0;
+    free(bf.q);
+    bf.q = NULL;
+}

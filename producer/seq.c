@@ -1,0 +1,191 @@
+/* seq.c — per symbol: publish each second once and in order, hold live klines while
+ * REST fills a gap, then let them through.
+ *
+ * One mutex guards every prod_sym_t field below and is held across pub_kline so
+ * that the order of publication equals the order of decisions. The main thread
+ * takes it once per live kline (uncontended: ~20 ns); workers take it per page. */
+#include "prod.h"
+#include "cfg.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEQ_HELD_TOTAL_MAX 32768   /* all symbols together: about 13 MB of kline_t */
+
+static pthread_mutex_t seq_mu = PTHREAD_MUTEX_INITIALIZER;
+static int seq_held_total;
+
+void seq_init(void) { seq_held_total = 0; }
+
+/* Is k news for s? open_time ahead, or the closed version of a provisional one. */
+static bool seq_is_new(const prod_sym_t *s, const kline_t *k)
+{
+    if (s->last_pub == PROD_NONE || k->open_time > s->last_pub)
+        return true;
+    return k->open_time == s->last_pub && !s->last_closed;
+}
+
+static void seq_publish(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t recv_us)
+{
+    if (pub_kline(k, recv_ms, recv_us) == 0 || !pub_is_kafka()) {
+        s->last_pub = k->open_time;
+        s->last_closed = k->closed;
+    }
+}
+
+/* Holds k until the gap before it is filled. Bounded: past the caps the kline is not
+ * kept, only remembered in pending_max, and REST fetches it later with the rest. */
+static void seq_hold(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t recv_us)
+{
+    if (s->nheld == s->capheld) {
+        int cap = s->capheld ? s->capheld * 2 : 8;
+        if (cap > prod_cfg.buffer_per_symbol)
+            cap = prod_cfg.buffer_per_symbol;
+        prod_held_t *nh = s->nheld < cap && seq_held_total < SEQ_HELD_TOTAL_MAX
+                        ? realloc(s->held, sizeof *nh * (size_t)cap) : NULL;
+        if (!nh) {
+            if (s->pending_max == PROD_NONE || k->open_time > s->pending_max)
+                s->pending_max = k->open_time;
+            atomic_fetch_add_explicit(&prod_stats.held_overflow, 1, memory_order_relaxed);
+            return;
+        }
+        s->held = nh; /* owned by s until the backfill ends (seq_next_gap frees it) */
+        s->capheld = cap;
+    }
+    prod_held_t *h = &s->held[s->nheld++];
+    h->k = *k;
+    h->recv_ms = recv_ms;
+    h->recv_us = recv_us;
+    seq_held_total++;
+    atomic_fetch_add_explicit(&prod_stats.held, 1, memory_order_relaxed);
+}
+
+void seq_live(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t recv_us)
+{
+    int64_t iv = prod_cfg.interval_ms;
+    pthread_mutex_lock(&seq_mu);
+    if (s->backfilling) {
+        if (seq_is_new(s, k))
+            seq_hold(s, k, recv_ms, recv_us);
+        else
+            atomic_fetch_add_explicit(&prod_stats.duplicates, 1, memory_order_relaxed);
+    } else if (!seq_is_new(s, k)) {
+        atomic_fetch_add_explicit(&prod_stats.duplicates, 1, memory_order_relaxed);
+    } else if (s->last_pub == PROD_NONE || k->open_time <= s->last_pub + iv) {
+        seq_publish(s, k, recv_ms, recv_us);
+    } else {
+        /* seconds missing between last_pub and k: REST first, k after */
+        s->backfilling = true;
+        s->pending_max = PROD_NONE;
+        seq_hold(s, k, recv_ms, recv_us);
+        pthread_mutex_unlock(&seq_mu);
+        log_debug("%s: gap after %lld, live %lld: backfilling", s->name, (long long)s->last_pub,
+                  (long long)k->open_time);
+        bf_enqueue(s);
+        return;
+    }
+    pthread_mutex_unlock(&seq_mu);
+}
+
+void seq_rest(prod_sym_t *s, const kline_t *ks, int n)
+{
+    int64_t recv_ms = cfg_now_ms(), recv_us = cfg_mono_us();
+    pthread_mutex_lock(&seq_mu);
+    for (int i = 0; i < n; i++)
+        if (s->last_pub == PROD_NONE || ks[i].open_time > s->last_pub)
+            seq_publish(s, &ks[i], recv_ms, recv_us);
+    pthread_mutex_unlock(&seq_mu);
+}
+
+static void seq_sort_held(prod_sym_t *s)
+{
+    /* insertion sort: held klines arrive nearly in order */
+    for (int i = 1; i < s->nheld; i++) {
+        prod_held_t t = s->held[i];
+        int j = i - 1;
+        while (j >= 0 && s->held[j].k.open_time > t.k.open_time) {
+            s->held[j + 1] = s->held[j];
+            j--;
+        }
+        s->held[j + 1] = t;
+    }
+}
+
+int seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to)
+{
+    int64_t iv = prod_cfg.interval_ms;
+    int rc;
+    pthread_mutex_lock(&seq_mu);
+    seq_sort_held(s);
+    int i = 0;
+    for (; i < s->nheld; i++) {
+        prod_held_t *h = &s->held[i];
+        if (!seq_is_new(s, &h->k)) {
+            atomic_fetch_add_explicit(&prod_stats.duplicates, 1, memory_order_relaxed);
+            continue;
+        }
+        if (s->last_pub != PROD_NONE && h->k.open_time > s->last_pub + iv)
+            break; /* still a hole before this one */
+        seq_publish(s, &h->k, h->recv_ms, h->recv_us);
+    }
+    if (i > 0) {
+        seq_held_total -= i;
+        memmove(s->held, s->held + i, sizeof *s->held * (size_t)(s->nheld - i));
+        s->nheld -= i;
+    }
+    if (s->nheld > 0) {
+        *from = s->last_pub + iv;
+        *to = s->held[0].k.open_time - iv;
+        rc = 1;
+    } else if (s->pending_max != PROD_NONE && (s->last_pub == PROD_NONE || s->pending_max > s->last_pub)) {
+        *from = s->last_pub == PROD_NONE ? s->pending_max : s->last_pub + iv;
+        *to = s->pending_max;
+        rc = 1;
+    } else {
+        s->backfilling = false;
+        s->pending_max = PROD_NONE;
+        free(s->held); /* the symbol is live again; it owns no buffer until the next gap */
+        s->held = NULL;
+        s->capheld = 0;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&seq_mu);
+    return rc;
+}
+
+void seq_skip_to(prod_sym_t *s, int64_t open_time)
+{
+    pthread_mutex_lock(&seq_mu);
+    if (s->last_pub == PROD_NONE || open_time > s->last_pub) {
+        if (s->last_pub != PROD_NONE)
+            atomic_fetch_add(&prod_stats.rest_missing,
+                             (unsigned long long)((open_time - s->last_pub) / prod_cfg.interval_ms));
+        s->last_pub = open_time;
+        s->last_closed = true;
+    }
+    pthread_mutex_unlock(&seq_mu);
+}
+
+void seq_seed(prod_sym_t *s, int64_t open_time, bool closed)
+{
+    pthread_mutex_lock(&seq_mu);
+    if (s->last_pub == PROD_NONE || open_time > s->last_pub) {
+        s->last_pub = open_time;
+        s->last_closed = closed;
+    }
+    pthread_mutex_unlock(&seq_mu);
+}
+
+void seq_request(prod_sym_t *s, int64_t to)
+{
+    pthread_mutex_lock(&seq_mu);
+    bool start = !s->backfilling;
+    s->backfilling = true;
+    if (s->pending_max == PROD_NONE || to > s->pending_max)
+        s->pending_max = to;
+    pthread_mutex_unlock(&seq_mu);
+    if (start)
+        bf_enqueue(s);
+}

@@ -1,0 +1,479 @@
+/* client.c — one WebSocket client: its requests, its replies, its send loop.
+ *
+ * Nothing a client sends can cost more than a bounded amount of work and memory:
+ * messages are capped at --max-msg bytes (reassembly buffer allocated only while a
+ * fragmented message is arriving), at --max-rate per second, subscriptions at
+ * --max-subs; every violation earns a strike and an error reply, too many strikes
+ * close the connection with 1008. Sending: one message per writeable callback,
+ * replies first, then the pending updates in arrival order. */
+#include "streamer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "log.h"
+
+#define ST_MAX_STRIKES 10
+
+struct st_client *st_client_new(struct lws *wsi)
+{
+    struct st_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->wsi = wsi;
+    c->id = st_hub.next_id++;
+    c->tokens = st_hub.cfg->max_rate;
+    c->tokens_ms = cfg_mono_ms();
+    c->next = st_hub.clients;
+    if (st_hub.clients)
+        st_hub.clients->prev = c;
+    st_hub.clients = c;
+    st_hub.nclients++;
+    st_hub.st.connections_total++;
+    return c;
+}
+
+static void st_client_drop_queues(struct st_client *c)
+{
+    st_hub_unsubscribe_all(c);
+    while (c->ctl_len) {
+        st_msg_unref(c->ctl[c->ctl_head]);
+        c->ctl_head = (c->ctl_head + 1) % ST_CTL_MAX;
+        c->ctl_len--;
+    }
+}
+
+void st_client_free(struct st_client *c)
+{
+    st_client_drop_queues(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        st_hub.clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    st_hub.nclients--;
+    free(c->rx);
+    free(c);
+}
+
+void st_client_kick(struct st_client *c)
+{
+    /* wait_since_ms != 0 means a writeable callback is already requested. */
+    if (c->wait_since_ms)
+        return;
+    c->wait_since_ms = cfg_mono_ms();
+    lws_callback_on_writable(c->wsi);
+}
+
+bool st_client_ctl(struct st_client *c, st_msg_t *m)
+{
+    if (c->close_code || c->ctl_len == ST_CTL_MAX) {
+        st_hub.st.dropped++;
+        st_msg_unref(m);
+        return false;
+    }
+    c->ctl[(c->ctl_head + c->ctl_len) % ST_CTL_MAX] = m; /* the queue takes the caller's ref */
+    c->ctl_len++;
+    st_client_kick(c);
+    return true;
+}
+
+void st_client_close(struct st_client *c, int code, const char *reason)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    /* Nothing more will be sent: free what was pending right away. */
+    st_client_drop_queues(c);
+    lws_callback_on_writable(c->wsi);
+    /* A client that does not read may never become writeable: kill it anyway. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 2);
+}
+
+void st_client_error(struct st_client *c, const char *fmt, ...)
+{
+    char reason[200], buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    /* reason is always our own text (never echoes client bytes), so no escaping needed */
+    int n = snprintf(buf, sizeof buf, "{\"type\":\"error\",\"error\":\"%s\"}", reason);
+    st_hub.st.client_errors++;
+    st_msg_t *m = st_msg_dup(buf, (size_t)n);
+    if (m)
+        st_client_ctl(c, m);
+}
+
+static void st_client_strike(struct st_client *c)
+{
+    if (++c->strikes >= ST_MAX_STRIKES && !c->close_code) {
+        st_hub.st.abuse_closed++;
+        log_info("client %llu: %d protocol violations, closing", (unsigned long long)c->id,
+                 c->strikes);
+        st_client_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many bad messages");
+    }
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* Collects the symbols of a request into names (upper case); -1 with an error reply. */
+static int st_req_symbols(struct st_client *c, json_t *req, char (*names)[KLINE_SYMBOL_MAX],
+                          int *n, int max)
+{
+    json_t *arr = json_object_get(req, "symbols");
+    if (!json_is_array(arr)) {
+        st_client_error(c, "\\\"symbols\\\" must be an array of strings");
+        return -1;
+    }
+    if ((int)json_array_size(arr) > max) {
+        st_client_error(c, "too many symbols in one request (max %d)", max);
+        return -1;
+    }
+    *n = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        const char *s = json_string_value(v);
+        size_t len = s ? json_string_length(v) : 0;
+        if (!s || len == 0 || len > 20) {
+            st_client_error(c, "symbol #%zu is not a symbol ([A-Za-z0-9]{1,20} or \\\"*\\\")", i + 1);
+            return -1;
+        }
+        char *d = names[*n];
+        for (size_t j = 0; j < len; j++) {
+            char ch = s[j];
+            d[j] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+        }
+        d[len] = '\0';
+        if (strcmp(d, "*") && !kline_symbol_valid(d)) {
+            st_client_error(c, "symbol #%zu is not a symbol ([A-Za-z0-9]{1,20} or \\\"*\\\")", i + 1);
+            return -1;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+static st_msg_t *st_reply_list(const char *type, struct st_client *c)
+{
+    st_msg_t *m = st_msg_new(256);
+    if (!m)
+        return NULL;
+    int rc = st_msg_appendf(&m, "{\"type\":\"%s\",\"wildcard\":%s,\"count\":%d,\"symbols\":[", type,
+                            c->wildcard ? "true" : "false", c->nsubs);
+    bool first = true;
+    if (!c->wildcard)
+        for (struct st_sub *x = c->subs; rc == 0 && x; x = x->c_next) {
+            rc = st_msg_appendf(&m, "%s\"%s\"", first ? "" : ",", x->s->name);
+            first = false;
+        }
+    if (rc == 0)
+        rc = st_msg_append(&m, "]}", 2);
+    if (rc < 0) {
+        st_msg_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void st_op_subscribe(struct st_client *c, json_t *req)
+{
+    int max = st_hub.cfg->max_subs;
+    char (*names)[KLINE_SYMBOL_MAX] = malloc(sizeof *names * (size_t)(max + 1));
+    struct st_symbol **syms = malloc(sizeof *syms * (size_t)(max + 1));
+    int n = 0, nsyms = 0;
+    if (!names || !syms)
+        goto out;
+    if (st_req_symbols(c, req, names, &n, max) < 0) {
+        st_client_strike(c);
+        goto out;
+    }
+    bool wild = false;
+    int fresh = 0;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(names[i], "*")) {
+            wild = true;
+            continue;
+        }
+        struct st_symbol *s = st_hub_find(names[i]);
+        bool have = false;
+        if (s)
+            for (struct st_sub *x = c->subs; x; x = x->c_next)
+                have |= x->s == s;
+        fresh += !have;
+    }
+    if (!wild && !c->wildcard && c->nsubs + fresh > max) {
+        st_client_error(c, "too many subscriptions (max %d per connection)", max);
+        goto out;
+    }
+    if (wild) {
+        if (st_hub_wildcard(c) < 0) {
+            st_client_error(c, "out of memory");
+            goto out;
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            struct st_symbol *s = st_hub_symbol(names[i], true);
+            if (!s) {
+                st_client_error(c, "too many symbols on this server");
+                goto out;
+            }
+            if (st_hub_subscribe(c, s) < 0) {
+                st_client_error(c, "out of memory");
+                goto out;
+            }
+            syms[nsyms++] = s;
+        }
+    }
+    /* The snapshot carries the newest update of these symbols: drop queued older ones. */
+    for (struct st_sub *x = c->subs; x; x = x->c_next) {
+        bool named = wild;
+        for (int i = 0; !named && i < nsyms; i++)
+            named = syms[i] == x->s;
+        if (named)
+            st_sub_clear(x, ST_KIND_KLINE);
+    }
+    st_msg_t *r = st_reply_list("subscribed", c);
+    if (r)
+        st_client_ctl(c, r);
+    st_msg_t *snap = st_hub_snapshot(c, wild ? NULL : syms, nsyms);
+    if (snap)
+        st_client_ctl(c, snap);
+out:
+    free(names);
+    free(syms);
+}
+
+static void st_op_unsubscribe(struct st_client *c, json_t *req)
+{
+    int max = st_hub.cfg->max_subs;
+    char (*names)[KLINE_SYMBOL_MAX] = malloc(sizeof *names * (size_t)(max + 1));
+    int n = 0;
+    if (!names)
+        return;
+    if (st_req_symbols(c, req, names, &n, max) < 0) {
+        st_client_strike(c);
+        free(names);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(names[i], "*")) {
+            st_hub_unsubscribe_all(c);
+            break;
+        }
+        struct st_symbol *s = st_hub_find(names[i]);
+        if (s)
+            st_hub_unsubscribe(c, s);
+    }
+    free(names);
+    st_msg_t *r = st_reply_list("unsubscribed", c);
+    if (r)
+        st_client_ctl(c, r);
+}
+
+static void st_op_ping(struct st_client *c, json_t *req)
+{
+    char buf[128];
+    json_t *id = json_object_get(req, "id");
+    int n;
+    if (json_is_integer(id))
+        n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"time\":%lld,\"id\":%lld}",
+                     (long long)cfg_now_ms(), (long long)json_integer_value(id));
+    else
+        n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"time\":%lld}", (long long)cfg_now_ms());
+    st_msg_t *m = st_msg_dup(buf, (size_t)n);
+    if (m)
+        st_client_ctl(c, m);
+}
+
+static bool st_client_rate_ok(struct st_client *c)
+{
+    int64_t now = cfg_mono_ms();
+    double rate = st_hub.cfg->max_rate;
+    c->tokens += (double)(now - c->tokens_ms) * rate / 1000.0;
+    if (c->tokens > rate)
+        c->tokens = rate;
+    c->tokens_ms = now;
+    if (c->tokens < 1.0)
+        return false;
+    c->tokens -= 1.0;
+    return true;
+}
+
+void st_client_on_message(struct st_client *c, const char *buf, size_t len)
+{
+    if (c->close_code)
+        return;
+    if (!st_client_rate_ok(c)) {
+        st_client_error(c, "rate limit exceeded (max %d messages/s)", st_hub.cfg->max_rate);
+        st_client_strike(c);
+        return;
+    }
+    json_error_t jerr;
+    json_t *req = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(req)) {
+        st_client_error(c, "malformed message: expected a JSON object with an \\\"op\\\"");
+        st_client_strike(c);
+        json_decref(req);
+        return;
+    }
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (!op) {
+        st_client_error(c, "missing \\\"op\\\" (subscribe, unsubscribe or ping)");
+        st_client_strike(c);
+    } else if (!strcmp(op, "subscribe")) {
+        st_op_subscribe(c, req);
+    } else if (!strcmp(op, "unsubscribe")) {
+        st_op_unsubscribe(c, req);
+    } else if (!strcmp(op, "ping")) {
+        st_op_ping(c, req);
+    } else {
+        st_client_error(c, "unknown op (expected subscribe, unsubscribe or ping)");
+        st_client_strike(c);
+    }
+    json_decref(req);
+}
+
+void st_client_on_receive(struct st_client *c, const void *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    bool final = lws_is_final_fragment(wsi);
+    size_t max = (size_t)st_hub.cfg->max_msg;
+    bool starting = c->rxlen == 0 && !c->rx_drop && !c->rx;
+
+    if (starting && lws_frame_is_binary(wsi)) {
+        st_client_error(c, "binary frames are not accepted; send JSON text");
+        st_client_strike(c);
+        c->rx_drop = true;
+    }
+    if (!c->rx_drop && c->rxlen + len > max) {
+        st_client_error(c, "message too large (max %zu bytes)", max);
+        st_client_strike(c);
+        c->rx_drop = true;
+        free(c->rx);
+        c->rx = NULL;
+        c->rxlen = 0;
+    }
+    if (c->rx_drop) {
+        if (final)
+            c->rx_drop = false;
+        return;
+    }
+    if (starting && final) {
+        st_client_on_message(c, in, len); /* the common case: no copy */
+        return;
+    }
+    if (!c->rx && !(c->rx = malloc(max))) {
+        c->rx_drop = !final;
+        return;
+    }
+    memcpy(c->rx + c->rxlen, in, len);
+    c->rxlen += len;
+    if (final) {
+        /* the buffer is freed before handling so a client never pins max bytes while idle */
+        char *buf = c->rx;
+        size_t n = c->rxlen;
+        c->rx = NULL;
+        c->rxlen = 0;
+        st_client_on_message(c, buf, n);
+        free(buf);
+    }
+}
+
+/* ---------------------------------------------------------------- sending */
+
+/* Detaches the oldest pending update; the caller gets its reference. */
+static st_msg_t *st_client_pop(struct st_client *c)
+{
+    struct st_qnode *n = c->qhead;
+    st_msg_t *m = n->msg;
+    c->qhead = n->next;
+    if (c->qhead)
+        c->qhead->prev = NULL;
+    else
+        c->qtail = NULL;
+    n->next = n->prev = NULL;
+    n->msg = NULL;
+    c->qlen--;
+    return m;
+}
+
+/* A client that is behind gets its pending updates in one frame,
+ * {"type":"batch","updates":[...]}, up to ST_BATCH_MAX bytes: one send() instead of
+ * dozens, which is what lets one thread feed hundreds of "*" subscribers. The buffer is
+ * shared (lws thread only); lws_write copies whatever the kernel does not take. */
+#define ST_BATCH_MAX (32 * 1024)
+static unsigned char st_batch_buf[LWS_PRE + ST_BATCH_MAX + 64];
+
+static int st_client_write_batch(struct st_client *c)
+{
+    static const char head[] = "{\"type\":\"batch\",\"updates\":[";
+    char *p = (char *)st_batch_buf + LWS_PRE;
+    size_t len = sizeof head - 1;
+    memcpy(p, head, len);
+    int n = 0;
+    while (c->qhead && len + c->qhead->msg->len + 3 <= ST_BATCH_MAX) {
+        st_msg_t *m = st_client_pop(c);
+        if (n++)
+            p[len++] = ',';
+        memcpy(p + len, st_msg_payload(m), m->len);
+        len += m->len;
+        st_msg_unref(m);
+    }
+    p[len++] = ']';
+    p[len++] = '}';
+    if (lws_write(c->wsi, (unsigned char *)p, len, LWS_WRITE_TEXT) < (int)len)
+        return -1;
+    st_hub.st.msgs_sent += (uint64_t)n;
+    st_hub.st.frames_sent++;
+    st_hub.st.bytes_sent += len;
+    return 0;
+}
+
+int st_client_on_writeable(struct st_client *c)
+{
+    if (c->close_code) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    st_msg_t *m = NULL; /* we own one reference to m until it is written */
+    if (c->ctl_len) {
+        m = c->ctl[c->ctl_head];
+        c->ctl_head = (c->ctl_head + 1) % ST_CTL_MAX;
+        c->ctl_len--;
+    } else if (c->qlen >= 2 && c->qhead->next->msg->len + c->qhead->msg->len < ST_BATCH_MAX / 2) {
+        if (st_client_write_batch(c) < 0)
+            return -1;
+    } else if (c->qhead) {
+        m = st_client_pop(c);
+    } else {
+        c->wait_since_ms = 0;
+        return 0;
+    }
+    if (m) {
+        size_t len = m->len;
+        /* lws_write fills the frame header into the LWS_PRE headroom of the shared buffer;
+         * it is identical for every client (same length, unmasked), and we are single-threaded. */
+        int n = lws_write(c->wsi, (unsigned char *)st_msg_payload(m), len, LWS_WRITE_TEXT);
+        st_msg_unref(m);
+        if (n < (int)len)
+            return -1;
+        st_hub.st.msgs_sent++;
+        st_hub.st.frames_sent++;
+        st_hub.st.bytes_sent += len;
+    }
+    if (c->ctl_len || c->qhead) {
+        c->wait_since_ms = cfg_mono_ms();
+        lws_callback_on_writable(c->wsi);
+    } else {
+        c->wait_since_ms = 0;
+    }
+    return 0;
+}

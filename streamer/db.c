@@ -1,0 +1,430 @@
+/* db.c — /api/klines queries, run by worker threads that each own a PGconn, so the lws
+ * service loop never waits on PostgreSQL. A job goes: lws thread (st_db_submit) → pending
+ * queue → worker → done queue → lws_cancel_service → lws thread (st_db_take_done).
+ * Response bodies are malloc'd with LWS_PRE bytes of headroom so lws_write can use them. */
+#include "streamer.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "pgx.h"
+
+#define ST_DB_MAX_PENDING 256
+#define ST_DB_MAX_WORKERS 8
+
+_Atomic uint64_t st_db_queries, st_db_errors;
+
+struct st_db_job {
+    enum st_db_kind kind;
+    struct st_db_req req;       /* SEED: symbol, to = the live bar's start, limit = SMA length */
+    double *closes;             /* SEED result, newest first (owned) */
+    int nclose;
+    struct lws *wsi;
+    bool cancelled;
+    int status;
+    char *body;                 /* LWS_PRE headroom, then len bytes of JSON */
+    size_t len, cap;
+    struct st_db_job *next;
+};
+
+static struct {
+    const struct st_config *cfg;
+    struct lws_context *ctx;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct st_db_job *pend_head, *pend_tail, *done_head, *done_tail;
+    int npending;
+    bool stop;
+    pthread_t thr[ST_DB_MAX_WORKERS];
+    int nthr;
+} db_;
+
+static const struct {
+    const char *interval, *table;
+    bool rollup;
+} st_db_tables[] = {
+    {"1s", "kline_1s", false}, {"1m", "kline_1m", true}, {"5m", "kline_5m", true},
+    {"15m", "kline_15m", true}, {"1h", "kline_1h", true}, {"4h", "kline_4h", true},
+    {"1d", "kline_1d", true},
+};
+
+/* ---------------------------------------------------------------- bodies */
+
+static int st_body_append(struct st_db_job *j, const char *s, size_t n)
+{
+    if (j->len + n + 1 > j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 4096;
+        while (cap < j->len + n + 1)
+            cap *= 2;
+        char *b = realloc(j->body, LWS_PRE + cap);
+        if (!b)
+            return -1;
+        j->body = b;
+        j->cap = cap;
+    }
+    memcpy(j->body + LWS_PRE + j->len, s, n);
+    j->len += n;
+    j->body[LWS_PRE + j->len] = '\0';
+    return 0;
+}
+
+static void st_job_fail(struct st_db_job *j, int status, const char *msg)
+{
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "{\"error\":\"%s\"}", msg);
+    j->len = 0;
+    j->status = status;
+    if (st_body_append(j, buf, (size_t)n) < 0)
+        j->status = 500;
+}
+
+/* ---------------------------------------------------------------- query */
+
+static int st_row_dec(PGresult *r, int row, int col, char dst[KLINE_DEC_MAX])
+{
+    const char *v = PQgetvalue(r, row, col);
+    size_t n = strlen(v);
+    if (n >= KLINE_DEC_MAX)
+        return -1;
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static long long st_row_ll(PGresult *r, int row, int col, long long def)
+{
+    if (PQgetisnull(r, row, col))
+        return def;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int st_row_json(struct st_db_job *j, PGresult *r, int row, bool rollup, bool comma)
+{
+    kline_t k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.symbol, sizeof k.symbol, "%s", PQgetvalue(r, row, 0));
+    snprintf(k.interval, sizeof k.interval, "%s", j->req.interval);
+    k.open_time = st_row_ll(r, row, 1, 0);
+    k.close_time = st_row_ll(r, row, 2, 0);
+    if (st_row_dec(r, row, 3, k.open) || st_row_dec(r, row, 4, k.high) ||
+        st_row_dec(r, row, 5, k.low) || st_row_dec(r, row, 6, k.close) ||
+        st_row_dec(r, row, 7, k.volume) || st_row_dec(r, row, 8, k.quote_volume) ||
+        st_row_dec(r, row, 10, k.taker_buy_volume) || st_row_dec(r, row, 11, k.taker_buy_quote_volume))
+        return -1;
+    k.trades = st_row_ll(r, row, 9, 0);
+    k.first_trade_id = st_row_ll(r, row, 12, -1);
+    k.last_trade_id = st_row_ll(r, row, 13, -1);
+    k.closed = !strcmp(PQgetvalue(r, row, 14), "t");
+    k.event_time = st_row_ll(r, row, 15, 0);
+    const char *src = PQgetvalue(r, row, 16);
+    k.source = !strcmp(src, "rest") ? KLINE_SRC_REST : !strcmp(src, "replay") ? KLINE_SRC_REPLAY : KLINE_SRC_WS;
+    char buf[KLINE_JSON_MAX + 64];
+    int n = kline_format(&k, buf, KLINE_JSON_MAX);
+    if (n < 2)
+        return -1;
+    if (rollup) /* splice row_count in before the closing brace */
+        n = (n - 1) + snprintf(buf + n - 1, sizeof buf - (size_t)(n - 1), ",\"row_count\":%lld}",
+                               st_row_ll(r, row, 17, 0));
+    if (comma && st_body_append(j, ",", 1) < 0)
+        return -1;
+    return st_body_append(j, buf, (size_t)n);
+}
+
+/* The SMA of a symbol the streamer just saw needs N closed 1m bars; take them from the
+ * aggregator's table so alerts work from the first minute (best effort: errors are ignored). */
+static void st_db_seed(PGconn *pg, struct st_db_job *j)
+{
+    char to[24], lim[16];
+    snprintf(to, sizeof to, "%lld", (long long)j->req.to);
+    snprintf(lim, sizeof lim, "%d", j->req.limit);
+    const char *params[3] = {j->req.symbol, to, lim};
+    PGresult *r = PQexecParams(pg,
+                               "SELECT close::float8 FROM kline_1m WHERE symbol = $1"
+                               " AND open_time < 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
+                               " ORDER BY open_time DESC LIMIT $3::int",
+                               3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        int n = PQntuples(r);
+        j->closes = n ? calloc((size_t)n, sizeof *j->closes) : NULL;
+        for (int i = 0; j->closes && i < n; i++)
+            j->closes[j->nclose++] = strtod(PQgetvalue(r, i, 0), NULL);
+    } else {
+        log_debug("sma seed %s: %s", j->req.symbol, PQerrorMessage(pg));
+    }
+    PQclear(r);
+}
+
+static void st_db_run(PGconn *pg, struct st_db_job *j)
+{
+    if (j->kind == ST_DB_SEED) {
+        st_db_seed(pg, j);
+        return;
+    }
+    const char *table = NULL;
+    bool rollup = false;
+    for (size_t i = 0; i < sizeof st_db_tables / sizeof st_db_tables[0]; i++)
+        if (!strcmp(st_db_tables[i].interval, j->req.interval)) {
+            table = st_db_tables[i].table;
+            rollup = st_db_tables[i].rollup;
+        }
+    if (!table) {
+        st_job_fail(j, 400, "unknown interval");
+        return;
+    }
+    /* The table name comes from the allow-list above, never from the request; every
+     * value is a parameter. Without "from" the newest rows are wanted (DESC, reversed). */
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT symbol, (extract(epoch FROM open_time)*1000)::bigint,"
+             " (extract(epoch FROM close_time)*1000)::bigint, open::text, high::text, low::text,"
+             " close::text, volume::text, quote_volume::text, trades, taker_buy_volume::text,"
+             " taker_buy_quote_volume::text, first_trade_id, last_trade_id, closed,"
+             " (extract(epoch FROM event_time)*1000)::bigint, source%s"
+             " FROM %s WHERE symbol = $1"
+             " AND open_time >= 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
+             " AND open_time <= 'epoch'::timestamptz + $3::bigint * interval '1 millisecond'"
+             " ORDER BY open_time %s LIMIT $4::int",
+             rollup ? ", row_count" : "", table, j->req.has_from ? "ASC" : "DESC");
+    char from[24], to[24], lim[16];
+    snprintf(from, sizeof from, "%lld", (long long)j->req.from);
+    snprintf(to, sizeof to, "%lld", (long long)j->req.to);
+    snprintf(lim, sizeof lim, "%d", j->req.limit);
+    const char *params[4] = {j->req.symbol, from, to, lim};
+    atomic_fetch_add(&st_db_queries, 1);
+    PGresult *r = PQexecParams(pg, sql, 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        log_warn("api/klines: %s", PQerrorMessage(pg));
+        atomic_fetch_add(&st_db_errors, 1);
+        if (state && !strcmp(state, "42P01"))
+            st_job_fail(j, 503, "the table for this interval does not exist (migrations not applied?)");
+        else if (state && !strcmp(state, "57014"))
+            st_job_fail(j, 503, "query timed out");
+        else
+            st_job_fail(j, 503, "database query failed");
+        PQclear(r);
+        return;
+    }
+    int rows = PQntuples(r);
+    int rc = st_body_append(j, "[", 1);
+    for (int i = 0; rc == 0 && i < rows; i++) {
+        int row = j->req.has_from ? i : rows - 1 - i;
+        rc = st_row_json(j, r, row, rollup, i > 0);
+    }
+    if (rc == 0)
+        rc = st_body_append(j, "]", 1);
+    PQclear(r);
+    if (rc < 0)
+        st_job_fail(j, 500, "cannot encode result");
+    else
+        j->status = 200;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static void *st_db_worker(void *arg)
+{
+    (void)arg;
+    PGconn *pg = NULL;
+    int64_t retry_at = 0, warn_at = 0;
+    pthread_mutex_lock(&db_.mu);
+    for (;;) {
+        while (!db_.stop && !db_.pend_head)
+            pthread_cond_wait(&db_.cv, &db_.mu);
+        if (db_.stop)
+            break;
+        struct st_db_job *j = db_.pend_head;
+        db_.pend_head = j->next;
+        if (!db_.pend_head)
+            db_.pend_tail = NULL;
+        db_.npending--;
+        bool cancelled = j->cancelled;
+        pthread_mutex_unlock(&db_.mu);
+
+        if (!cancelled && j->kind == ST_DB_SEED && !pg && cfg_mono_ms() < retry_at) {
+            /* no database right now: seeds are optional, skip quietly */
+        } else if (!cancelled) {
+            if (pg && pgx_is_broken(pg)) {
+                PQfinish(pg);
+                pg = NULL;
+            }
+            if (!pg && cfg_mono_ms() >= retry_at) {
+                char err[512];
+                pg = pgx_connect(db_.cfg->database_url, 0, NULL, err, sizeof err);
+                if (!pg) {
+                    if (cfg_mono_ms() >= warn_at) { /* once a minute is enough */
+                        log_warn("api/klines: cannot connect to PostgreSQL: %s", err);
+                        warn_at = cfg_mono_ms() + 60000;
+                    }
+                    retry_at = cfg_mono_ms() + 1000; /* answer 503 at once meanwhile */
+                } else if (pgx_exec(pg, "SET statement_timeout = 10000", err, sizeof err) < 0) {
+                    log_warn("api/klines: %s", err);
+                }
+            }
+            if (pg)
+                st_db_run(pg, j);
+            else if (j->kind == ST_DB_API)
+                st_job_fail(j, 503, "database unavailable");
+        }
+
+        pthread_mutex_lock(&db_.mu);
+        j->next = NULL;
+        if (db_.done_tail)
+            db_.done_tail->next = j;
+        else
+            db_.done_head = j;
+        db_.done_tail = j;
+        if (db_.ctx) /* NULL once the server is shutting down */
+            lws_cancel_service(db_.ctx);
+    }
+    pthread_mutex_unlock(&db_.mu);
+    if (pg)
+        PQfinish(pg);
+    return NULL;
+}
+
+int st_db_start(const struct st_config *cfg, struct lws_context *ctx, char *errbuf, size_t errlen)
+{
+    db_.cfg = cfg;
+    db_.ctx = ctx;
+    pthread_mutex_init(&db_.mu, NULL);
+    pthread_cond_init(&db_.cv, NULL);
+    int n = cfg->db_workers < 1 ? 1 : cfg->db_workers > ST_DB_MAX_WORKERS ? ST_DB_MAX_WORKERS : cfg->db_workers;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < n; i++) {
+        int rc = pthread_create(&db_.thr[i], NULL, st_db_worker, NULL);
+        if (rc) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            snprintf(errbuf, errlen, "pthread_create: %s", strerror(rc));
+            return -1;
+        }
+        db_.nthr++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return 0;
+}
+
+static void st_db_free_list(struct st_db_job *j)
+{
+    while (j) {
+        struct st_db_job *n = j->next;
+        st_db_job_free(j);
+        j = n;
+    }
+}
+
+void st_db_stop(void)
+{
+    pthread_mutex_lock(&db_.mu);
+    db_.stop = true;
+    db_.ctx = NULL;
+    pthread_cond_broadcast(&db_.cv);
+    pthread_mutex_unlock(&db_.mu);
+    for (int i = 0; i < db_.nthr; i++)
+        pthread_join(db_.thr[i], NULL);
+    db_.nthr = 0;
+}
+
+void st_db_cleanup(void)
+{
+    st_db_free_list(db_.pend_head);
+    st_db_free_list(db_.done_head);
+    db_.pend_head = db_.pend_tail = db_.done_head = db_.done_tail = NULL;
+}
+
+struct st_db_job *st_db_submit(enum st_db_kind kind, const struct st_db_req *req, struct lws *wsi)
+{
+    struct st_db_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->kind = kind;
+    j->req = *req;
+    j->wsi = wsi;
+    pthread_mutex_lock(&db_.mu);
+    /* Seeds are bounded by the number of symbols; only API requests can be refused. */
+    if ((kind == ST_DB_API && db_.npending >= ST_DB_MAX_PENDING) || db_.stop || db_.nthr == 0) {
+        pthread_mutex_unlock(&db_.mu);
+        free(j);
+        return NULL;
+    }
+    if (db_.pend_tail)
+        db_.pend_tail->next = j;
+    else
+        db_.pend_head = j;
+    db_.pend_tail = j;
+    db_.npending++;
+    pthread_cond_signal(&db_.cv);
+    pthread_mutex_unlock(&db_.mu);
+    return j;
+}
+
+void st_db_cancel(struct st_db_job *j)
+{
+    pthread_mutex_lock(&db_.mu);
+    j->cancelled = true;
+    j->wsi = NULL;
+    pthread_mutex_unlock(&db_.mu);
+}
+
+struct st_db_job *st_db_take_done(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&db_.mu);
+        struct st_db_job *j = db_.done_head;
+        if (j) {
+            db_.done_head = j->next;
+            if (!db_.done_head)
+                db_.done_tail = NULL;
+            j->next = NULL;
+        }
+        pthread_mutex_unlock(&db_.mu);
+        if (!j || !j->cancelled)
+            return j;
+        st_db_job_free(j); /* its connection went away */
+    }
+}
+
+struct lws *st_db_job_wsi(const struct st_db_job *j)
+{
+    return j->wsi;
+}
+
+enum st_db_kind st_db_job_kind(const struct st_db_job *j)
+{
+    return j->kind;
+}
+
+int st_db_job_closes(const struct st_db_job *j, const char **symbol, int64_t *bar_open,
+                     const double **closes)
+{
+    *symbol = j->req.symbol;
+    *bar_open = j->req.to;
+    *closes = j->closes;
+    return j->nclose;
+}
+
+void st_db_job_result(struct st_db_job *j, int *status, char **body, size_t *len)
+{
+    *status = j->status ? j->status : 500;
+    *body = j->body;
+    *len = j->len;
+    j->body = NULL; /* ownership passes to the caller */
+    j->len = j->cap = 0;
+}
+
+void st_db_job_free(struct st_db_job *j)
+{
+    if (!j)
+        return;
+    free(j->body);
+    free(j->closes);
+    free(j);
+}

@@ -1,0 +1,362 @@
+/* feed.c — the feed thread: Kafka (every partition, from the end, no consumer group)
+ * or NDJSON on stdin. It parses each record and hands it to the lws thread through a
+ * bounded queue; when the queue is full the feed thread waits (Kafka simply lags, which
+ * /metrics shows), so memory never grows with a burst. */
+#include "streamer.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "log.h"
+
+#define ST_FEED_QCAP 8192
+#define ST_FEED_MAX_PARTS 1024
+
+_Atomic int64_t st_feed_lag = -1;
+_Atomic uint64_t st_feed_rejected;
+_Atomic uint64_t st_feed_read;
+_Atomic int st_feed_state;
+
+static struct {
+    const struct st_config *cfg;
+    struct lws_context *ctx;
+    pthread_t thr;
+    bool started;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t not_full;
+    struct st_feed_item *q; /* ring of ST_FEED_QCAP items */
+    int head, len;
+    bool woken;             /* a wake-up is on its way: do not send another */
+} fd_;
+
+const char *st_feed_kind(void)
+{
+    return fd_.cfg && fd_.cfg->input ? "stdin" : "kafka";
+}
+
+/* Feed thread: blocks while the queue is full. Wakes the lws thread unless a wake-up is
+ * already pending: the lws thread clears the flag only when it has emptied the queue, and
+ * may wait --coalesce-ms before doing so, so a busy feed costs at most one service-loop
+ * pass (one poll() over every connection) per window instead of one per record. */
+static void st_feed_push(const kline_t *k, int64_t ingest_ms)
+{
+    pthread_mutex_lock(&fd_.mu);
+    while (fd_.len == ST_FEED_QCAP && !atomic_load(&fd_.stop)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&fd_.not_full, &fd_.mu, &ts);
+    }
+    bool wake = false;
+    if (fd_.len < ST_FEED_QCAP) {
+        struct st_feed_item *it = &fd_.q[(fd_.head + fd_.len) % ST_FEED_QCAP];
+        it->k = *k;
+        it->ingest_ms = ingest_ms;
+        fd_.len++;
+        wake = !fd_.woken;
+        fd_.woken = true;
+    }
+    pthread_mutex_unlock(&fd_.mu);
+    if (wake)
+        lws_cancel_service(fd_.ctx);
+}
+
+int st_feed_drain(struct st_feed_item *out, int max)
+{
+    pthread_mutex_lock(&fd_.mu);
+    int n = 0;
+    while (n < max && fd_.len > 0) {
+        out[n++] = fd_.q[fd_.head];
+        fd_.head = (fd_.head + 1) % ST_FEED_QCAP;
+        fd_.len--;
+    }
+    bool more = fd_.len > 0;
+    if (!more)
+        fd_.woken = false;
+    pthread_cond_signal(&fd_.not_full);
+    pthread_mutex_unlock(&fd_.mu);
+    /* The caller stops at max: make sure it is woken again for the rest. */
+    if (more)
+        lws_cancel_service(fd_.ctx);
+    return n;
+}
+
+static void st_feed_record(const char *buf, size_t len, int64_t ingest_ms, const char *origin)
+{
+    kline_t k;
+    char err[256];
+    atomic_fetch_add(&st_feed_read, 1);
+    if (kline_parse(buf, len, NULL, NULL, &k, err, sizeof err) < 0) {
+        uint64_t n = atomic_fetch_add(&st_feed_rejected, 1);
+        /* log the first few and then every 1000th, so junk input cannot flood stderr */
+        if (n < 10 || n % 1000 == 0) {
+            char ex[120];
+            log_warn("%s: rejected record (%s): %s", origin, err,
+                     log_excerpt(buf, len, 80, ex, sizeof ex));
+        }
+        return;
+    }
+    st_feed_push(&k, ingest_ms);
+}
+
+/* ---------------------------------------------------------------- stdin */
+
+static void st_feed_stdin(void)
+{
+    size_t cap = KLINE_INPUT_MAX + 2, len = 0;
+    char *buf = malloc(cap);
+    bool skipping = false; /* inside an over-long line */
+    uint64_t lineno = 0;
+    if (!buf) {
+        log_error("stdin: out of memory");
+        atomic_store(&st_feed_state, 3);
+        return;
+    }
+    atomic_store(&st_feed_state, 1);
+    while (!atomic_load(&fd_.stop)) {
+        struct pollfd p = {.fd = 0, .events = POLLIN};
+        int pr = poll(&p, 1, 200);
+        if (pr < 0 && errno != EINTR)
+            break;
+        if (pr <= 0)
+            continue;
+        ssize_t n = read(0, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            log_error("stdin: %s", strerror(errno));
+            break;
+        }
+        if (n == 0) {
+            if (len && !skipping)
+                st_feed_record(buf, len, cfg_now_ms(), "stdin");
+            log_info("stdin: end of input after %llu lines; still serving", (unsigned long long)lineno);
+            atomic_store(&st_feed_state, 2);
+            free(buf);
+            return;
+        }
+        len += (size_t)n;
+        size_t start = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (buf[i] != '\n')
+                continue;
+            lineno++;
+            if (!skipping && i > start)
+                st_feed_record(buf + start, i - start, cfg_now_ms(), "stdin");
+            skipping = false;
+            start = i + 1;
+        }
+        memmove(buf, buf + start, len - start);
+        len -= start;
+        if (len == cap) { /* a line longer than any valid record: drop it */
+            if (!skipping) {
+                atomic_fetch_add(&st_feed_rejected, 1);
+                log_warn("stdin: line %llu longer than %d bytes, rejected",
+                         (unsigned long long)lineno + 1, KLINE_INPUT_MAX);
+            }
+            skipping = true;
+            len = 0;
+        }
+    }
+    free(buf);
+    atomic_store(&st_feed_state, 2);
+}
+
+/* ---------------------------------------------------------------- Kafka */
+
+/* Number of partitions of the topic, 0 if it does not exist (yet), -1 on error. */
+static int st_kafka_partitions(rd_kafka_t *rk, rd_kafka_topic_t *rkt)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+    if (err) {
+        log_warn("kafka: metadata: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    int n = 0;
+    if (md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return n > ST_FEED_MAX_PARTS ? ST_FEED_MAX_PARTS : n;
+}
+
+/* Adds partitions [from, to) to the assignment at offset off. */
+static int st_kafka_assign_more(rd_kafka_t *rk, const char *topic, int from, int to, int64_t off)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(to - from);
+    for (int p = from; p < to; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = off;
+    rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        log_error("kafka: assign: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return -1;
+    }
+    return 0;
+}
+
+static void st_kafka_update_lag(rd_kafka_t *rk, const char *topic, int nparts)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
+    for (int p = 0; p < nparts; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p);
+    int64_t lag = 0;
+    if (rd_kafka_position(rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            int64_t lo, hi;
+            if (rd_kafka_get_watermark_offsets(rk, topic, l->elems[i].partition, &lo, &hi))
+                continue;
+            if (l->elems[i].offset >= 0 && hi > l->elems[i].offset)
+                lag += hi - l->elems[i].offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    atomic_store(&st_feed_lag, lag);
+}
+
+static void st_feed_kafka(void)
+{
+    const struct st_config *cfg = fd_.cfg;
+    char err[512];
+    rd_kafka_conf_t *conf = kq_conf_new(cfg->brokers, err, sizeof err);
+    /* A group.id is needed for the assignment API, but no group is ever joined (assign,
+     * not subscribe) and nothing is committed: every instance sees every partition. */
+    char gid[96];
+    snprintf(gid, sizeof gid, "kline-streamer-%d-%lld", (int)getpid(), (long long)cfg_now_ms());
+    if (!conf || kq_conf_set(conf, "group.id", gid, err, sizeof err) < 0 ||
+        kq_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) < 0 ||
+        kq_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof err) < 0 ||
+        kq_conf_set(conf, "auto.offset.reset", "latest", err, sizeof err) < 0 ||
+        kq_conf_set(conf, "fetch.wait.max.ms", "10", err, sizeof err) < 0 ||
+        kq_conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", err, sizeof err) < 0 ||
+        kq_conf_apply_xopts(conf, &cfg->xopts, err, sizeof err) < 0) {
+        log_error("kafka: %s", err);
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        atomic_store(&st_feed_state, 3);
+        return;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) {
+        log_error("kafka: %s", err);
+        atomic_store(&st_feed_state, 3);
+        return;
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, cfg->topic, NULL);
+    int nparts = 0;
+    int64_t next_meta = 0, next_lag = 0;
+    bool said_missing = false;
+    atomic_store(&st_feed_state, 1);
+    while (!atomic_load(&fd_.stop)) {
+        int64_t now = cfg_mono_ms();
+        if (now >= next_meta) {
+            /* Topic may not exist yet, or may gain partitions: re-check periodically. */
+            int n = st_kafka_partitions(rk, rkt);
+            next_meta = now + (nparts ? 10000 : 1000);
+            if (n == 0 && !said_missing) {
+                log_warn("kafka: topic %s does not exist (yet); waiting for it", cfg->topic);
+                said_missing = true;
+            }
+            if (n > nparts) {
+                /* First sight: start at the end (live prices only). Partitions added later
+                 * are new, so everything in them is newer than our start: read from the start. */
+                int64_t off = nparts == 0 ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+                if (st_kafka_assign_more(rk, cfg->topic, nparts, n, off) == 0) {
+                    log_info("kafka: reading %s partitions %d..%d from the %s", cfg->topic, nparts,
+                             n - 1, nparts == 0 ? "end" : "beginning");
+                    nparts = n;
+                }
+            }
+        }
+        if (nparts == 0) {
+            rd_kafka_poll(rk, 100);
+            usleep(100 * 1000);
+            continue;
+        }
+        if (now >= next_lag) {
+            st_kafka_update_lag(rk, cfg->topic, nparts);
+            next_lag = now + 1000;
+        }
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 200);
+        if (!msg)
+            continue;
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warn("kafka: %s", rd_kafka_message_errstr(msg));
+        } else {
+            rd_kafka_timestamp_type_t tt;
+            int64_t ts = rd_kafka_message_timestamp(msg, &tt);
+            if (ts <= 0)
+                ts = cfg_now_ms();
+            char origin[64];
+            snprintf(origin, sizeof origin, "kafka:%d@%lld", msg->partition, (long long)msg->offset);
+            st_feed_record(msg->payload, msg->len, ts, origin);
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    atomic_store(&st_feed_state, 2);
+}
+
+static void *st_feed_main(void *arg)
+{
+    (void)arg;
+    if (fd_.cfg->input)
+        st_feed_stdin();
+    else
+        st_feed_kafka();
+    return NULL;
+}
+
+int st_feed_start(const struct st_config *cfg, struct lws_context *ctx, char *errbuf, size_t errlen)
+{
+    fd_.cfg = cfg;
+    fd_.ctx = ctx;
+    fd_.q = calloc(ST_FEED_QCAP, sizeof *fd_.q);
+    if (!fd_.q) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&fd_.mu, NULL);
+    pthread_cond_init(&fd_.not_full, NULL);
+    /* Signals go to the lws thread only: block them while the thread inherits the mask. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&fd_.thr, NULL, st_feed_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        snprintf(errbuf, errlen, "pthread_create: %s", strerror(rc));
+        return -1;
+    }
+    fd_.started = true;
+    return 0;
+}
+
+void st_feed_stop(void)
+{
+    if (!fd_.started)
+        return;
+    atomic_store(&fd_.stop, true);
+    pthread_mutex_lock(&fd_.mu);
+    pthread_cond_broadcast(&fd_.not_full);
+    pthread_mutex_unlock(&fd_.mu);
+    pthread_join(fd_.thr, NULL);
+    fd_.started = false;
+    free(fd_.q);
+    fd_.q = NULL;
+}

@@ -1,0 +1,422 @@
+/* http.c — the HTTP side of the streamer's port: the static page from --web-root,
+ * /api/klines (answered by db.c's workers), /api/info, /healthz and /metrics.
+ * Dynamic responses are built into h->resp and written on the next HTTP_WRITEABLE. */
+#include "streamer.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cfg.h"
+#include "log.h"
+
+extern const struct st_config *st_cfg; /* main.c */
+
+#define ST_MAX_TIME_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
+/* ---------------------------------------------------------------- responses */
+
+static void st_http_reset(struct st_http *h)
+{
+    free(h->resp);
+    h->resp = NULL;
+    h->resp_len = 0;
+    h->ready = false;
+}
+
+/* Takes ownership of body (LWS_PRE headroom; NULL allowed for an empty body). */
+static int st_http_send(struct lws *wsi, struct st_http *h, int status, const char *ctype,
+                        char *body, size_t len)
+{
+    st_http_reset(h);
+    h->status = status;
+    h->ctype = ctype;
+    h->resp = body;
+    h->resp_len = body ? len : 0;
+    h->ready = true;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int st_http_text(struct lws *wsi, struct st_http *h, int status, const char *ctype,
+                        const char *s, size_t len)
+{
+    char *b = malloc(LWS_PRE + len + 1);
+    if (!b)
+        return -1;
+    memcpy(b + LWS_PRE, s, len);
+    return st_http_send(wsi, h, status, ctype, b, len);
+}
+
+static int st_http_error(struct lws *wsi, struct st_http *h, int status, const char *msg)
+{
+    json_t *o = json_pack("{s:s}", "error", msg);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    int rc = s ? st_http_text(wsi, h, status, "application/json", s, strlen(s)) : -1;
+    free(s);
+    return rc;
+}
+
+static int st_http_json(struct lws *wsi, struct st_http *h, json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s)
+        return st_http_error(wsi, h, 500, "out of memory");
+    int rc = st_http_text(wsi, h, 200, "application/json", s, strlen(s));
+    free(s);
+    return rc;
+}
+
+int st_http_on_writeable(struct lws *wsi, struct st_http *h)
+{
+    if (!h->ready)
+        return 0;
+    unsigned char hdr[LWS_PRE + 1024];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, (unsigned)h->status, h->ctype, h->resp_len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+                                    (const unsigned char *)"nosniff", 7, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (h->resp_len &&
+        lws_write(wsi, (unsigned char *)h->resp + LWS_PRE, h->resp_len, LWS_WRITE_HTTP_FINAL) <
+            (int)h->resp_len)
+        return -1;
+    st_http_reset(h);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+void st_http_on_close(struct st_http *h)
+{
+    if (h->job) {
+        st_db_cancel(h->job); /* db.c frees it when the worker hands it back */
+        h->job = NULL;
+    }
+    st_http_reset(h);
+}
+
+void st_http_job_done(struct st_db_job *j)
+{
+    struct lws *wsi = st_db_job_wsi(j);
+    struct st_pss *pss = wsi ? lws_wsi_user(wsi) : NULL;
+    if (pss && pss->http.job == j) {
+        int status;
+        char *body;
+        size_t len;
+        pss->http.job = NULL;
+        st_db_job_result(j, &status, &body, &len);
+        if (body)
+            st_http_send(wsi, &pss->http, status, "application/json", body, len);
+        else
+            st_http_error(wsi, &pss->http, 500, "internal error");
+    }
+    st_db_job_free(j);
+}
+
+/* ---------------------------------------------------------------- static files */
+
+static const char *st_mime(const char *path)
+{
+    static const struct { const char *ext, *type; } map[] = {
+        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"}, {".map", "application/json"}, {".svg", "image/svg+xml"},
+        {".png", "image/png"}, {".ico", "image/x-icon"}, {".txt", "text/plain; charset=utf-8"},
+        {".woff2", "font/woff2"},
+    };
+    const char *dot = strrchr(path, '.');
+    if (dot && !strchr(dot, '/'))
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (!strcasecmp(dot, map[i].ext))
+                return map[i].type;
+    return "application/octet-stream";
+}
+
+static int st_http_static(struct lws *wsi, struct st_http *h, const char *uri)
+{
+    static char root[PATH_MAX];
+    static size_t rootlen;
+    if (!rootlen) {
+        if (!realpath(st_cfg->web_root, root))
+            return st_http_error(wsi, h, 404, "web root not found");
+        rootlen = strlen(root);
+    }
+    if (uri[0] != '/' || strlen(uri) > 1024)
+        return st_http_error(wsi, h, 400, "bad path");
+    char want[PATH_MAX], real[PATH_MAX];
+    snprintf(want, sizeof want, "%s%s%s", root, uri, uri[strlen(uri) - 1] == '/' ? "index.html" : "");
+    /* realpath resolves "..", symlinks and all: the result must stay under the root. */
+    if (!realpath(want, real) || strncmp(real, root, rootlen) || (real[rootlen] != '/'))
+        return st_http_error(wsi, h, 404, "not found");
+    struct stat sb;
+    if (stat(real, &sb) < 0 || !S_ISREG(sb.st_mode))
+        return st_http_error(wsi, h, 404, "not found");
+
+    char etag[64], inm[128] = "";
+    snprintf(etag, sizeof etag, "\"%llx-%llx-%llx\"", (unsigned long long)sb.st_mtim.tv_sec,
+             (unsigned long long)sb.st_mtim.tv_nsec, (unsigned long long)sb.st_size);
+    if (lws_hdr_copy(wsi, inm, sizeof inm, WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 && !strcmp(inm, etag)) {
+        unsigned char hdr[LWS_PRE + 512];
+        unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+        if (lws_add_http_header_status(wsi, HTTP_STATUS_NOT_MODIFIED, &p, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"etag:",
+                                        (const unsigned char *)etag, (int)strlen(etag), &p, end) ||
+            lws_add_http_header_content_length(wsi, 0, &p, end) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    /* The page is small and versionless: let browsers keep it but revalidate each time. */
+    char extra[256];
+    int n = snprintf(extra, sizeof extra,
+                     "Cache-Control: no-cache\x0d\x0a" "ETag: %s\x0d\x0a"
+                     "X-Content-Type-Options: nosniff\x0d\x0a", etag);
+    int rc = lws_serve_http_file(wsi, real, st_mime(real), extra, n);
+    if (rc < 0 || (rc > 0 && lws_http_transaction_completed(wsi)))
+        return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- /api/klines */
+
+static int st_api_klines(struct lws *wsi, struct st_http *h)
+{
+    struct st_db_req req;
+    memset(&req, 0, sizeof req);
+    snprintf(req.interval, sizeof req.interval, "1m");
+    req.from = 0;
+    req.to = ST_MAX_TIME_MS;
+    req.limit = 500;
+    bool seen[5] = {false};
+    bool has_symbol = false;
+    for (int i = 0;; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0)
+            break;
+        if (i >= 16 || flen > 200)
+            return st_http_error(wsi, h, 400, "too many or too long query parameters");
+        char arg[256];
+        if (lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+            return st_http_error(wsi, h, 400, "bad query parameter");
+        char *eq = strchr(arg, '=');
+        if (!eq)
+            return st_http_error(wsi, h, 400, "query parameters must be name=value");
+        *eq = '\0';
+        const char *v = eq + 1;
+        static const char *names[5] = {"symbol", "interval", "from", "to", "limit"};
+        int which = -1;
+        for (int k = 0; k < 5; k++)
+            if (!strcmp(arg, names[k]))
+                which = k;
+        if (which < 0)
+            return st_http_error(wsi, h, 400, "unknown query parameter (allowed: symbol, interval, from, to, limit)");
+        if (seen[which])
+            return st_http_error(wsi, h, 400, "a query parameter is repeated");
+        seen[which] = true;
+        long long x;
+        switch (which) {
+        case 0: {
+            size_t n = strlen(v);
+            if (n == 0 || n > 20)
+                return st_http_error(wsi, h, 400, "symbol must be 1-20 letters or digits");
+            for (size_t j = 0; j < n; j++)
+                req.symbol[j] = (v[j] >= 'a' && v[j] <= 'z') ? (char)(v[j] - 32) : v[j];
+            req.symbol[n] = '\0';
+            if (!kline_symbol_valid(req.symbol))
+                return st_http_error(wsi, h, 400, "symbol must be 1-20 letters or digits");
+            has_symbol = true;
+            break;
+        }
+        case 1: {
+            static const char *ok[] = {"1s", "1m", "5m", "15m", "1h", "4h", "1d"};
+            bool found = false;
+            for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++)
+                found |= !strcmp(v, ok[k]);
+            if (!found)
+                return st_http_error(wsi, h, 400, "interval must be one of 1s, 1m, 5m, 15m, 1h, 4h, 1d");
+            snprintf(req.interval, sizeof req.interval, "%s", v);
+            break;
+        }
+        case 2:
+        case 3:
+            if (cfg_parse_ll(v, 0, ST_MAX_TIME_MS, &x) < 0)
+                return st_http_error(wsi, h, 400, which == 2 ? "from must be epoch milliseconds"
+                                                             : "to must be epoch milliseconds");
+            if (which == 2) {
+                req.from = x;
+                req.has_from = true;
+            } else {
+                req.to = x;
+            }
+            break;
+        case 4:
+            if (cfg_parse_ll(v, 1, 1000000, &x) < 0)
+                return st_http_error(wsi, h, 400, "limit must be an integer from 1 to 5000");
+            req.limit = x > 5000 ? 5000 : (int)x; /* larger asks are capped, not refused */
+            break;
+        }
+    }
+    if (!has_symbol)
+        return st_http_error(wsi, h, 400, "symbol is required");
+    if (req.from > req.to)
+        return st_http_error(wsi, h, 400, "from must not be after to");
+    st_hub.st.api_requests++;
+    h->job = st_db_submit(ST_DB_API, &req, wsi);
+    if (!h->job)
+        return st_http_error(wsi, h, 503, "too many queries in flight");
+    return 0; /* answered from st_http_job_done */
+}
+
+/* ---------------------------------------------------------------- small endpoints */
+
+static const char *st_feed_state_name(void)
+{
+    static const char *names[] = {"starting", "running", "ended", "failed"};
+    int s = atomic_load(&st_feed_state);
+    return s >= 0 && s < 4 ? names[s] : "unknown";
+}
+
+static int st_api_info(struct lws *wsi, struct st_http *h)
+{
+    json_t *syms = json_array();
+    for (struct st_symbol *s = st_hub.symbols; s; s = s->next)
+        if (s->has_data && !s->stale)
+            json_array_append_new(syms, json_string(s->name));
+    json_t *o = json_pack("{s:s,s:s,s:b,s:o,s:i,s:i,s:s,s:o}", "name", "klinepipe", "version",
+                          KLINEPIPE_VERSION, "simulated", st_cfg->badge != NULL, "badge",
+                          st_cfg->badge ? json_string(st_cfg->badge) : json_null(), "sma_n",
+                          st_cfg->sma_n, "stale_secs", st_cfg->stale_secs, "feed", st_feed_kind(),
+                          "symbols", syms);
+    return st_http_json(wsi, h, o);
+}
+
+static int st_healthz(struct lws *wsi, struct st_http *h)
+{
+    int64_t age = st_hub.latest_ingest_ms ? cfg_now_ms() - st_hub.latest_ingest_ms : -1;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:I}", "status", "ok", "feed", st_feed_kind(),
+                          "feed_state", st_feed_state_name(), "clients", st_hub.nclients,
+                          "symbols", st_hub.nsymbols, "last_kline_age_ms", (json_int_t)age);
+    return st_http_json(wsi, h, o);
+}
+
+struct st_mbuf {
+    char *b;
+    size_t len, cap;
+};
+
+static void st_mput(struct st_mbuf *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void st_mput(struct st_mbuf *m, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = m->b ? vsnprintf(m->b + LWS_PRE + m->len, m->cap - m->len, fmt, ap) : -1;
+        va_end(ap);
+        if (m->b && n >= 0 && (size_t)n < m->cap - m->len) {
+            m->len += (size_t)n;
+            return;
+        }
+        size_t cap = m->cap ? m->cap * 2 : 16384;
+        char *nb = realloc(m->b, LWS_PRE + cap);
+        if (!nb)
+            return; /* metrics are best effort: truncated output rather than a crash */
+        m->b = nb;
+        m->cap = cap;
+    }
+}
+
+#define ST_M(m, name, type, help, fmt, val)                                                        \
+    st_mput(m, "# HELP " name " " help "\n# TYPE " name " " type "\n" name " " fmt "\n", val)
+
+char *st_metrics_render(size_t *len)
+{
+    struct st_mbuf m = {0};
+    struct st_stats *s = &st_hub.st;
+    int64_t now = cfg_now_ms();
+    ST_M(&m, "kline_streamer_connections", "gauge", "Open WebSocket connections.", "%d", st_hub.nclients);
+    ST_M(&m, "kline_streamer_connections_total", "counter", "WebSocket connections accepted.", "%llu",
+         (unsigned long long)s->connections_total);
+    ST_M(&m, "kline_streamer_messages_sent_total", "counter",
+         "Messages sent to clients (updates inside a batch frame count one each).", "%llu",
+         (unsigned long long)s->msgs_sent);
+    ST_M(&m, "kline_streamer_frames_sent_total", "counter", "WebSocket frames sent to clients.", "%llu",
+         (unsigned long long)s->frames_sent);
+    ST_M(&m, "kline_streamer_bytes_sent_total", "counter", "WebSocket payload bytes sent.", "%llu",
+         (unsigned long long)s->bytes_sent);
+    ST_M(&m, "kline_streamer_conflated_total", "counter",
+         "Pending updates replaced by a newer one for the same symbol (latest wins).", "%llu",
+         (unsigned long long)s->conflated);
+    ST_M(&m, "kline_streamer_dropped_total", "counter",
+         "Messages not queued (client closing, reply queue full, queue over --queue-max).", "%llu",
+         (unsigned long long)s->dropped);
+    ST_M(&m, "kline_streamer_slow_clients_closed_total", "counter", "Clients closed as too slow (4008).",
+         "%llu", (unsigned long long)s->slow_closed);
+    ST_M(&m, "kline_streamer_abusive_clients_closed_total", "counter",
+         "Clients closed after too many bad messages (1008).", "%llu", (unsigned long long)s->abuse_closed);
+    ST_M(&m, "kline_streamer_client_errors_total", "counter", "Error replies sent to clients.", "%llu",
+         (unsigned long long)s->client_errors);
+    ST_M(&m, "kline_streamer_klines_total", "counter", "Klines applied from the feed.", "%llu",
+         (unsigned long long)s->klines_in);
+    ST_M(&m, "kline_streamer_klines_ignored_total", "counter", "Klines older than the symbol's latest.",
+         "%llu", (unsigned long long)s->klines_ignored);
+    ST_M(&m, "kline_streamer_feed_rejected_total", "counter", "Feed records that did not parse.", "%llu",
+         (unsigned long long)atomic_load(&st_feed_rejected));
+    ST_M(&m, "kline_streamer_alerts_total", "counter", "SMA crossover alerts raised.", "%llu",
+         (unsigned long long)s->alerts);
+    ST_M(&m, "kline_streamer_kafka_lag", "gauge", "Kafka messages behind the high watermarks (-1 n/a).",
+         "%lld", (long long)atomic_load(&st_feed_lag));
+    ST_M(&m, "kline_streamer_latest_kline_age_seconds", "gauge",
+         "Seconds since the newest kline's event time (-1 before the first).", "%.3f",
+         st_hub.latest_event_ms ? (double)(now - st_hub.latest_event_ms) / 1000.0 : -1.0);
+    ST_M(&m, "kline_streamer_api_requests_total", "counter", "/api/klines requests accepted.", "%llu",
+         (unsigned long long)s->api_requests);
+    ST_M(&m, "kline_streamer_db_errors_total", "counter", "/api/klines queries that failed.", "%llu",
+         (unsigned long long)atomic_load(&st_db_errors));
+    ST_M(&m, "kline_streamer_symbols", "gauge", "Symbols known.", "%d", st_hub.nsymbols);
+    st_mput(&m, "# HELP kline_streamer_subscriptions Subscribed clients per symbol.\n"
+                "# TYPE kline_streamer_subscriptions gauge\n");
+    for (struct st_symbol *y = st_hub.symbols; y; y = y->next)
+        if (y->nsubs)
+            st_mput(&m, "kline_streamer_subscriptions{symbol=\"%s\"} %d\n", y->name, y->nsubs);
+    *len = m.len;
+    return m.b;
+}
+
+static int st_metrics(struct lws *wsi, struct st_http *h)
+{
+    size_t len;
+    char *b = st_metrics_render(&len);
+    if (!b)
+        return st_http_error(wsi, h, 500, "out of memory");
+    return st_http_send(wsi, h, 200, "text/plain; version=0.0.4", b, len);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+int st_http_on_request(struct lws *wsi, struct st_http *h, const char *uri)
+{
+    st_http_on_close(h); /* a kept-alive connection: forget the previous request */
+    st_hub.st.http_requests++;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+        return st_http_error(wsi, h, 405, "only GET is supported");
+    if (!strcmp(uri, "/api/klines"))
+        return st_api_klines(wsi, h);
+    if (!strcmp(uri, "/api/info"))
+        return st_api_info(wsi, h);
+    if (!strcmp(uri, "/healthz"))
+        return st_healthz(wsi, h);
+    if (!strcmp(uri, "/metrics"))
+        return st_metrics(wsi, h);
+    if (!strcmp(uri, "/ws"))
+        return st_http_error(wsi, h, 426, "WebSocket upgrade required");
+    if (!strncmp(uri, "/api/", 5))
+        return st_http_error(wsi, h, 404, "no such endpoint");
+    return st_http_static(wsi, h, uri);
+}

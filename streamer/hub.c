@@ -1,0 +1,536 @@
+/* hub.c — symbol state, subscriptions and fan-out. Runs only on the lws service thread.
+ *
+ * Each update is encoded once into a refcounted st_msg_t; every subscriber's pending
+ * slot for that symbol takes a reference. A slot that already holds an unsent update
+ * is overwritten (latest wins), so a client's queue never holds more than one update
+ * per (symbol, kind) — memory stays bounded however slow it reads. */
+#include "streamer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "log.h"
+
+struct st_hub st_hub;
+
+/* ---------------------------------------------------------------- messages */
+
+st_msg_t *st_msg_new(size_t cap)
+{
+    st_msg_t *m = malloc(sizeof *m + LWS_PRE + cap + 1);
+    if (!m)
+        return NULL;
+    m->refs = 1;
+    m->len = 0;
+    m->cap = cap;
+    m->buf[LWS_PRE] = '\0';
+    return m;
+}
+
+st_msg_t *st_msg_dup(const char *s, size_t len)
+{
+    st_msg_t *m = st_msg_new(len);
+    if (!m)
+        return NULL;
+    memcpy(st_msg_payload(m), s, len);
+    m->len = len;
+    st_msg_payload(m)[len] = '\0';
+    return m;
+}
+
+void st_msg_unref(st_msg_t *m)
+{
+    if (m && --m->refs == 0)
+        free(m);
+}
+
+int st_msg_append(st_msg_t **mp, const char *s, size_t len)
+{
+    st_msg_t *m = *mp;
+    if (m->len + len > m->cap) {
+        size_t cap = m->cap ? m->cap : 256;
+        while (cap < m->len + len)
+            cap *= 2;
+        st_msg_t *n = realloc(m, sizeof *m + LWS_PRE + cap + 1);
+        if (!n)
+            return -1;
+        n->cap = cap;
+        *mp = m = n;
+    }
+    memcpy(st_msg_payload(m) + m->len, s, len);
+    m->len += len;
+    st_msg_payload(m)[m->len] = '\0';
+    return 0;
+}
+
+int st_msg_appendf(st_msg_t **mp, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return -1;
+    return st_msg_append(mp, tmp, (size_t)n);
+}
+
+/* ---------------------------------------------------------------- symbols */
+
+static size_t st_hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+int st_hub_init(const struct st_config *cfg, char *errbuf, size_t errlen)
+{
+    memset(&st_hub, 0, sizeof st_hub);
+    st_hub.cfg = cfg;
+    st_hub.hcap = 1024;
+    while (st_hub.hcap < (size_t)cfg->max_symbols)
+        st_hub.hcap *= 2;
+    st_hub.htab = calloc(st_hub.hcap, sizeof *st_hub.htab);
+    if (!st_hub.htab) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    st_hub.next_id = 1;
+    return 0;
+}
+
+struct st_symbol *st_hub_find(const char *name)
+{
+    for (struct st_symbol *s = st_hub.htab[st_hash(name) & (st_hub.hcap - 1)]; s; s = s->hnext)
+        if (!strcmp(s->name, name))
+            return s;
+    return NULL;
+}
+
+struct st_symbol *st_hub_symbol(const char *name, bool from_client)
+{
+    struct st_symbol *s = st_hub_find(name);
+    if (s)
+        return s;
+    /* The feed is trusted and may exceed the cap; clients cannot grow the table past it. */
+    if (from_client && st_hub.nsymbols >= st_hub.cfg->max_symbols)
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    if (st_ind_init(&s->ind, st_hub.cfg->sma_n) < 0) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->name, sizeof s->name, "%s", name);
+    size_t b = st_hash(name) & (st_hub.hcap - 1);
+    s->hnext = st_hub.htab[b];
+    st_hub.htab[b] = s;
+    s->next = st_hub.symbols;
+    st_hub.symbols = s;
+    st_hub.nsymbols++;
+    /* Wildcard subscribers follow new symbols. */
+    for (struct st_client *c = st_hub.wildcards; c; c = c->w_next)
+        if (st_hub_subscribe(c, s) < 0)
+            log_warn("client %llu: out of memory following %s", (unsigned long long)c->id, name);
+    return s;
+}
+
+/* ---------------------------------------------------------------- queues */
+
+void st_sub_clear(struct st_sub *sub, enum st_kind kind)
+{
+    struct st_qnode *n = &sub->q[kind];
+    if (!n->msg)
+        return;
+    struct st_client *c = sub->c;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        c->qhead = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        c->qtail = n->prev;
+    n->prev = n->next = NULL;
+    st_msg_unref(n->msg);
+    n->msg = NULL;
+    c->qlen--;
+}
+
+void st_sub_put(struct st_sub *sub, enum st_kind kind, st_msg_t *m)
+{
+    struct st_qnode *n = &sub->q[kind];
+    struct st_client *c = sub->c;
+    if (c->close_code)
+        return;
+    if (n->msg) {
+        /* Latest wins: keep the queue position, swap the payload. */
+        st_msg_unref(n->msg);
+        n->msg = st_msg_ref(m);
+        st_hub.st.conflated++;
+        return;
+    }
+    if (c->qlen >= st_hub.cfg->queue_max) {
+        st_hub.st.dropped++;
+        st_hub.st.slow_closed++;
+        log_info("client %llu: %d updates pending, closing as too slow",
+                 (unsigned long long)c->id, c->qlen);
+        st_client_close(c, 4008, "too slow");
+        return;
+    }
+    n->msg = st_msg_ref(m);
+    n->next = NULL;
+    n->prev = c->qtail;
+    if (c->qtail)
+        c->qtail->next = n;
+    else
+        c->qhead = n;
+    c->qtail = n;
+    c->qlen++;
+    st_client_kick(c);
+}
+
+/* ---------------------------------------------------------------- subscriptions */
+
+int st_hub_subscribe(struct st_client *c, struct st_symbol *s)
+{
+    for (struct st_sub *x = c->subs; x; x = x->c_next)
+        if (x->s == s)
+            return 0;
+    struct st_sub *sub = calloc(1, sizeof *sub);
+    if (!sub)
+        return -1;
+    sub->c = c;
+    sub->s = s;
+    sub->s_next = s->subs;
+    if (s->subs)
+        s->subs->s_prev = sub;
+    s->subs = sub;
+    s->nsubs++;
+    sub->c_next = c->subs;
+    if (c->subs)
+        c->subs->c_prev = sub;
+    c->subs = sub;
+    c->nsubs++;
+    return 1;
+}
+
+static void st_sub_free(struct st_sub *sub)
+{
+    struct st_client *c = sub->c;
+    struct st_symbol *s = sub->s;
+    for (int k = 0; k < ST_KIND_N; k++)
+        st_sub_clear(sub, (enum st_kind)k);
+    if (sub->s_prev)
+        sub->s_prev->s_next = sub->s_next;
+    else
+        s->subs = sub->s_next;
+    if (sub->s_next)
+        sub->s_next->s_prev = sub->s_prev;
+    s->nsubs--;
+    if (sub->c_prev)
+        sub->c_prev->c_next = sub->c_next;
+    else
+        c->subs = sub->c_next;
+    if (sub->c_next)
+        sub->c_next->c_prev = sub->c_prev;
+    c->nsubs--;
+    free(sub);
+}
+
+void st_hub_unsubscribe(struct st_client *c, struct st_symbol *s)
+{
+    for (struct st_sub *x = c->subs; x; x = x->c_next)
+        if (x->s == s) {
+            st_sub_free(x);
+            return;
+        }
+}
+
+static void st_hub_wildcard_off(struct st_client *c)
+{
+    if (!c->wildcard)
+        return;
+    if (c->w_prev)
+        c->w_prev->w_next = c->w_next;
+    else
+        st_hub.wildcards = c->w_next;
+    if (c->w_next)
+        c->w_next->w_prev = c->w_prev;
+    c->w_prev = c->w_next = NULL;
+    c->wildcard = false;
+}
+
+void st_hub_unsubscribe_all(struct st_client *c)
+{
+    st_hub_wildcard_off(c);
+    while (c->subs)
+        st_sub_free(c->subs);
+    c->nexplicit = 0;
+}
+
+int st_hub_wildcard(struct st_client *c)
+{
+    if (!c->wildcard) {
+        c->wildcard = true;
+        c->w_prev = NULL;
+        c->w_next = st_hub.wildcards;
+        if (st_hub.wildcards)
+            st_hub.wildcards->w_prev = c;
+        st_hub.wildcards = c;
+    }
+    for (struct st_symbol *s = st_hub.symbols; s; s = s->next)
+        if (st_hub_subscribe(c, s) < 0)
+            return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- snapshot */
+
+static int st_snap_add(st_msg_t **m, struct st_symbol *s, bool *first)
+{
+    if (!s->has_data || s->stale || !s->msg)
+        return 0;
+    if (!*first && st_msg_append(m, ",", 1) < 0)
+        return -1;
+    *first = false;
+    return st_msg_append(m, st_msg_payload(s->msg), s->msg->len);
+}
+
+static bool st_client_has(struct st_client *c, const char *sym)
+{
+    for (struct st_sub *x = c->subs; x; x = x->c_next)
+        if (!strcmp(x->s->name, sym))
+            return true;
+    return false;
+}
+
+st_msg_t *st_hub_snapshot(struct st_client *c, struct st_symbol **syms, int nsyms)
+{
+    st_msg_t *m = st_msg_new(1024);
+    if (!m)
+        return NULL;
+    bool first = true;
+    int rc = st_msg_appendf(&m, "{\"type\":\"snapshot\",\"time\":%lld,\"updates\":[",
+                            (long long)cfg_now_ms());
+    if (syms) {
+        for (int i = 0; rc == 0 && i < nsyms; i++)
+            rc = st_snap_add(&m, syms[i], &first);
+    } else {
+        for (struct st_sub *x = c->subs; rc == 0 && x; x = x->c_next)
+            rc = st_snap_add(&m, x->s, &first);
+    }
+    /* Recent alerts of the symbols the client follows, oldest first. */
+    if (rc == 0)
+        rc = st_msg_append(&m, "],\"alerts\":[", 12);
+    first = true;
+    int cap = (int)(sizeof st_hub.alerts / sizeof st_hub.alerts[0]);
+    for (int i = 0; rc == 0 && i < st_hub.alerts_len; i++) {
+        st_msg_t *a = st_hub.alerts[(st_hub.alerts_head + cap - st_hub.alerts_len + i) % cap];
+        /* The alert payload starts with {"type":"alert","symbol":"NAME" */
+        const char *p = strstr(st_msg_payload(a), "\"symbol\":\"");
+        char sym[KLINE_SYMBOL_MAX] = "";
+        if (p && sscanf(p + 10, "%23[A-Z0-9]", sym) == 1 && (c->wildcard || st_client_has(c, sym))) {
+            if (!first)
+                rc = st_msg_append(&m, ",", 1);
+            first = false;
+            if (rc == 0)
+                rc = st_msg_append(&m, st_msg_payload(a), a->len);
+        }
+    }
+    if (rc == 0)
+        rc = st_msg_append(&m, "]}", 2);
+    if (rc < 0) {
+        st_msg_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* ---------------------------------------------------------------- ingest */
+
+static st_msg_t *st_encode_update(struct st_symbol *s)
+{
+    char kj[KLINE_JSON_MAX];
+    int kn = kline_format(&s->last, kj, sizeof kj);
+    if (kn < 0)
+        return NULL;
+    st_msg_t *m = st_msg_new((size_t)kn + 512);
+    if (!m)
+        return NULL;
+    int rc = st_msg_appendf(&m, "{\"type\":\"kline\",\"symbol\":\"%s\",\"kline\":", s->name);
+    if (rc == 0)
+        rc = st_msg_append(&m, kj, (size_t)kn);
+    if (rc == 0)
+        rc = st_ind_json(&s->ind, &m);
+    if (rc == 0)
+        rc = st_msg_appendf(&m, ",\"ingest_time\":%lld}", (long long)s->ingest_ms);
+    if (rc < 0) {
+        st_msg_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void st_fanout(struct st_symbol *s, enum st_kind kind, st_msg_t *m)
+{
+    /* st_sub_put may close a slow client, which frees that client's subscriptions
+     * (only its own, one per symbol), so take the next link first. */
+    for (struct st_sub *x = s->subs, *nx; x; x = nx) {
+        nx = x->s_next;
+        st_sub_put(x, kind, m);
+    }
+}
+
+static void st_hub_alert(struct st_symbol *s, enum st_alert_dir dir, double price, double sma)
+{
+    st_msg_t *m = st_msg_new(256);
+    if (!m)
+        return;
+    if (st_msg_appendf(&m,
+                       "{\"type\":\"alert\",\"symbol\":\"%s\",\"direction\":\"%s\","
+                       "\"price\":%.10g,\"sma\":%.10g,\"time\":%lld,\"sma_n\":%d}",
+                       s->name, dir == ST_ALERT_BULLISH ? "bullish" : "bearish", price, sma,
+                       (long long)s->last.open_time, st_hub.cfg->sma_n) < 0) {
+        st_msg_unref(m);
+        return;
+    }
+    st_hub.st.alerts++;
+    int cap = (int)(sizeof st_hub.alerts / sizeof st_hub.alerts[0]);
+    if (st_hub.alerts_len == cap)
+        st_msg_unref(st_hub.alerts[st_hub.alerts_head]);
+    else
+        st_hub.alerts_len++;
+    st_hub.alerts[st_hub.alerts_head] = m; /* the ring takes the creation reference */
+    st_hub.alerts_head = (st_hub.alerts_head + 1) % cap;
+    st_fanout(s, ST_KIND_ALERT, m);
+}
+
+void st_hub_ingest(const kline_t *k, int64_t ingest_ms)
+{
+    struct st_symbol *s = st_hub_symbol(k->symbol, false);
+    if (!s) {
+        st_hub.st.klines_ignored++;
+        return;
+    }
+    /* Latest wins by open_time: replays or reordered partitions never move a price back. */
+    if (s->has_data && k->open_time < s->last.open_time) {
+        st_hub.st.klines_ignored++;
+        return;
+    }
+    st_hub.st.klines_in++;
+    bool first = !s->has_data;
+    s->last = *k;
+    s->has_data = true;
+    s->stale = false;
+    s->ingest_ms = ingest_ms;
+    s->updated_mono_ms = cfg_mono_ms();
+    int64_t ev = k->event_time ? k->event_time : ingest_ms;
+    if (ev > st_hub.latest_event_ms)
+        st_hub.latest_event_ms = ev;
+    if (ingest_ms > st_hub.latest_ingest_ms)
+        st_hub.latest_ingest_ms = ingest_ms;
+
+    enum st_alert_dir dir = ST_ALERT_NONE;
+    double price = 0, sma = 0;
+    if (!strcmp(k->interval, "1s"))
+        st_ind_update(&s->ind, k, &dir, &price, &sma);
+
+    if (first && !strcmp(k->interval, "1s")) {
+        /* history for the SMA, so alerts work before N bars have closed live */
+        struct st_db_req req;
+        memset(&req, 0, sizeof req);
+        snprintf(req.symbol, sizeof req.symbol, "%s", s->name);
+        req.to = s->ind.bar.open_time;
+        req.limit = st_hub.cfg->sma_n;
+        struct st_db_job *j = st_db_submit(ST_DB_SEED, &req, NULL);
+        (void)j; /* owned by db.c until st_hub_seed_done gets it back */
+    }
+
+    st_msg_t *m = st_encode_update(s);
+    if (!m) {
+        log_warn("%s: cannot encode update (out of memory)", s->name);
+        return;
+    }
+    st_msg_unref(s->msg);
+    s->msg = m; /* the symbol keeps the creation reference; slots take their own */
+    st_fanout(s, ST_KIND_KLINE, m);
+    if (dir != ST_ALERT_NONE)
+        st_hub_alert(s, dir, price, sma);
+}
+
+void st_hub_seed_done(struct st_db_job *j)
+{
+    const char *name;
+    int64_t bar_open;
+    const double *closes;
+    int n = st_db_job_closes(j, &name, &bar_open, &closes);
+    struct st_symbol *s = n > 0 ? st_hub_find(name) : NULL;
+    if (s && s->ind.count == 0) {
+        st_ind_seed(&s->ind, bar_open, closes, n);
+        log_debug("%s: SMA seeded with %d closed 1m bars from the database", name, n);
+        /* re-encode the latest update so snapshots and subscribers see the SMA now */
+        st_msg_t *m = st_encode_update(s);
+        if (m) {
+            st_msg_unref(s->msg);
+            s->msg = m;
+            st_fanout(s, ST_KIND_KLINE, m);
+        }
+    }
+    st_db_job_free(j);
+}
+
+/* ---------------------------------------------------------------- periodic */
+
+void st_hub_tick(int64_t now)
+{
+    int64_t stale_ms = (int64_t)st_hub.cfg->stale_secs * 1000;
+    for (struct st_symbol *s = st_hub.symbols; s; s = s->next) {
+        if (!s->has_data || s->stale || now - s->updated_mono_ms < stale_ms)
+            continue;
+        s->stale = true;
+        log_info("%s: no update for %d s, marked stale", s->name, st_hub.cfg->stale_secs);
+        char buf[96];
+        int n = snprintf(buf, sizeof buf, "{\"type\":\"stale\",\"symbol\":\"%s\"}", s->name);
+        st_msg_t *m = st_msg_dup(buf, (size_t)n);
+        if (!m)
+            continue;
+        st_fanout(s, ST_KIND_KLINE, m);
+        st_msg_unref(m);
+    }
+    for (struct st_client *c = st_hub.clients; c; c = c->next) {
+        if (c->close_code || !c->wait_since_ms)
+            continue;
+        if (now - c->wait_since_ms > st_hub.cfg->slow_client_ms) {
+            st_hub.st.slow_closed++;
+            log_info("client %llu: no progress for %lld ms with %d updates pending, closing as too slow",
+                     (unsigned long long)c->id, (long long)(now - c->wait_since_ms), c->qlen);
+            st_client_close(c, 4008, "too slow");
+        }
+    }
+}
+
+void st_hub_free(void)
+{
+    while (st_hub.clients)
+        st_client_free(st_hub.clients);
+    struct st_symbol *s = st_hub.symbols;
+    while (s) {
+        struct st_symbol *n = s->next;
+        st_msg_unref(s->msg);
+        st_ind_free(&s->ind);
+        free(s);
+        s = n;
+    }
+    int cap = (int)(sizeof st_hub.alerts / sizeof st_hub.alerts[0]);
+    for (int i = 0; i < st_hub.alerts_len; i++)
+        st_msg_unref(st_hub.alerts[(st_hub.alerts_head + cap - 1 - i) % cap]);
+    free(st_hub.htab);
+    memset(&st_hub, 0, sizeof st_hub);
+}

@@ -1,0 +1,791 @@
+#!/usr/bin/env python3
+"""tests/faults/campaign.py — the system proof: the whole pipeline under faults.
+
+Runs the four programs as separate processes (kline-producer, kline-inserter,
+kline-aggregator --every, kline-streamer) against the simulated exchange
+(kline-sim, accelerated), a real Kafka broker and a real PostgreSQL (the test
+harness), injects a seeded random sequence of faults, lets the pipeline drain,
+and compares everything with the exchange's truth (GET /truth). Prints one
+table and one summary line per table, e.g.
+
+    klines: 72000 expected, 72000 in kline_1s, 0 missing, 0 doubled, 0 wrong
+
+Exit 0 iff every missing/doubled/wrong/extra cell is 0 (and nothing crashed on
+its own); 1 otherwise; 2 on a usage or environment error.
+
+Needs a running harness: KP_HARNESS_DIR (tests/harness/up or tests/run.sh),
+DATABASE_URL, KAFKA_BROKERS, KP_PG_PORT; KP_BIN and KP_TBIN for the binaries.
+python3 stdlib only. See docs/faults.md.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kpws  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+T_START = time.monotonic()
+
+# Numeric fields compared as decimals; integer fields compared exactly.
+DEC_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume",
+              "taker_buy_volume", "taker_buy_quote_volume")
+INT_FIELDS = ("close_time", "trades")
+SUM_FIELDS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T_START:7.1f}s] {msg}", flush=True)
+
+
+class Env:
+    """Addresses and binaries of the running harness."""
+
+    def __init__(self):
+        hd = os.environ.get("KP_HARNESS_DIR")
+        if hd and (not os.environ.get("DATABASE_URL") or not os.environ.get("KAFKA_BROKERS")):
+            for line in open(os.path.join(hd, "env")):
+                m = re.match(r"export (\w+)='(.*)'", line.strip())
+                if m:
+                    os.environ.setdefault(m.group(1), m.group(2))
+        missing = [v for v in ("KP_HARNESS_DIR", "DATABASE_URL", "KAFKA_BROKERS", "KP_PG_PORT")
+                   if not os.environ.get(v)]
+        if missing:
+            sys.exit(f"campaign: needs a running harness ({', '.join(missing)} unset); "
+                     "start tests/harness/up or run through tests/run.sh")
+        self.harness = os.environ["KP_HARNESS_DIR"]
+        self.brokers = os.environ["KAFKA_BROKERS"]
+        self.pg_port = os.environ["KP_PG_PORT"]
+        self.bin = os.environ.get("KP_BIN", os.path.join(ROOT, "bin"))
+        self.tbin = os.environ.get("KP_TBIN", os.path.join(ROOT, "build/release/tbin"))
+        self.ctl = os.path.join(ROOT, "tests/harness/ctl")
+        for p in ("kline-producer", "kline-inserter", "kline-aggregator", "kline-streamer"):
+            if not os.access(os.path.join(self.bin, p), os.X_OK):
+                sys.exit(f"campaign: {self.bin}/{p} missing (make -j2)")
+        if not os.access(os.path.join(self.tbin, "kline-sim"), os.X_OK):
+            sys.exit(f"campaign: {self.tbin}/kline-sim missing (make testbins)")
+
+    def admin_url(self):
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
+
+    def harness_ctl(self, cmd):
+        r = subprocess.run([self.ctl, cmd], capture_output=True, text=True,
+                           env=dict(os.environ, KP_HARNESS_DIR=self.harness), timeout=180)
+        if r.returncode != 0:
+            raise RuntimeError(f"ctl {cmd} failed: {r.stderr.strip()[-300:]}")
+
+
+def psql(url, sql, timeout=120):
+    r = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-F", "\t", "-c", sql],
+                       capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql: {r.stderr.strip()[:300]}")
+    return r.stdout
+
+
+def psql_try(url, sql, timeout=20):
+    try:
+        return psql(url, sql, timeout)
+    except (RuntimeError, subprocess.TimeoutExpired):
+        return None
+
+
+def http_get(url, timeout=30):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+class Proc:
+    """One program of the pipeline: start, kill -9, restart, stop; logs appended to a file.
+
+    Each runs in its own session so that kill -9 reaches only it (and its threads)."""
+
+    def __init__(self, name, argv, logdir):
+        self.name, self.argv = name, argv
+        self.logpath = os.path.join(logdir, f"{name}.log")
+        self.p = None
+        self.starts = 0
+        self.crashes = []  # (time, exit code) of exits we did not cause
+        self.stopping = False
+
+    def start(self):
+        # Retried: the binary may be being rebuilt (ETXTBSY/EACCES for a moment) by a
+        # concurrent `make` on a shared tree.
+        for attempt in range(60):
+            try:
+                with open(self.logpath, "ab") as lf:
+                    lf.write(f"=== start #{self.starts + 1} at +{time.monotonic() - T_START:.1f}s: "
+                             f"{' '.join(self.argv)}\n".encode())
+                    lf.flush()
+                    self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                              stderr=lf, start_new_session=True)
+                break
+            except OSError as e:
+                if attempt == 59:
+                    raise
+                log(f"{self.name}: cannot start ({e}); retrying")
+                time.sleep(0.5)
+        self.starts += 1
+
+    def alive(self):
+        return self.p is not None and self.p.poll() is None
+
+    def kill9(self):
+        """Leaves the program down (p = None) until start(): not a crash."""
+        if self.alive():
+            os.kill(self.p.pid, signal.SIGKILL)
+            self.p.wait()
+        self.p = None
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait; returns the exit code (None if it had to be killed)."""
+        if self.p is None:
+            return None
+        if self.p.poll() is not None:
+            return self.p.returncode
+        self.stopping = True
+        os.kill(self.p.pid, signal.SIGTERM)
+        try:
+            return self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.p.pid, signal.SIGKILL)
+            self.p.wait()
+            return None
+
+    def check_crash(self):
+        """A program that exited while we did not stop it is a finding: record and restart."""
+        if self.p is not None and self.p.poll() is not None and not self.stopping:
+            rc = self.p.returncode
+            self.crashes.append((round(time.monotonic() - T_START, 1), rc))
+            log(f"!! {self.name} exited on its own with status {rc} (see {self.logpath}); restarting")
+            if len(self.crashes) > 10:
+                raise RuntimeError(f"{self.name} keeps exiting; giving up")
+            self.start()
+
+
+# ---------------------------------------------------------------- faults
+
+# name -> (estimated seconds it takes, kind counted in the table)
+FAULTS = {
+    "kill9-producer": 4, "kill9-inserter": 4, "kill9-aggregator": 4, "kill9-streamer": 4,
+    "kafka-kill": 20, "kafka-pause": None, "pg-stop": 10, "pg-pause": None,
+    "ex-close": 1, "ex-close-abrupt": 1, "ex-shutdown": 2, "ex-stall": 7, "ex-refuse": 7,
+    "ex-malformed": 1, "ex-oversized": 1, "ex-duplicate": 1, "ex-reorder": 1, "ex-rest429": 4,
+}
+
+
+def fault_plan(args, rng):
+    """The list of faults of this campaign (before random timing)."""
+    k = args.rounds
+    plan = []
+    for _ in range(k):
+        plan += ["kill9-producer", "kill9-inserter", "kill9-aggregator", "kill9-streamer"]
+    plan += ["kafka-kill", "pg-stop"] * max(1, k - 1)
+    plan += ["kafka-pause", "pg-pause"]
+    ex = ["ex-close", "ex-close-abrupt", "ex-shutdown", "ex-stall", "ex-refuse", "ex-malformed",
+          "ex-oversized", "ex-duplicate", "ex-reorder", "ex-rest429"]
+    plan += ex * max(1, k - 1)
+    rng.shuffle(plan)
+    return plan
+
+
+def estimate(name, args):
+    e = FAULTS[name]
+    return args.pause_secs + 1 if e is None else e
+
+
+class Campaign:
+    def __init__(self, args, env):
+        self.a, self.env = args, env
+        self.rng = random.Random(args.seed)
+        self.injected = Counter()
+        self.skipped = Counter()
+        self.events = []
+        self.procs = {}
+        self.sim = None
+
+    # ------------------------------------------------------------ set-up
+
+    def setup(self):
+        a, env = self.a, self.env
+        self.out = a.out
+        os.makedirs(self.out, exist_ok=True)
+        tag = f"{os.getpid()}_{self.rng.randrange(1 << 30):x}"
+        self.db = f"kpfaults_{tag}"
+        psql(env.admin_url(), f'create database "{self.db}"')
+        self.url = f"postgresql://postgres@127.0.0.1:{env.pg_port}/{self.db}"
+        self.topic = f"kpfaults-{tag}".replace("_", "-")
+        r = subprocess.run([os.path.join(env.tbin, "kp-topic"), "-b", env.brokers, "create", self.topic,
+                            str(a.partitions)], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"kp-topic create: {r.stderr.strip()}")
+        self.group = f"kpfaults-ins-{tag}"
+        # A past, minute-aligned start: every minute of the run is whole, and no
+        # sim second is ever ahead of the wall clock by accident of speed.
+        now_ms = int(time.time() * 1000)
+        self.t0 = (now_ms - 86400_000) // 60000 * 60000
+        self.secs = a.sim_seconds
+        port_file = os.path.join(self.out, "sim.port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        sim_argv = [os.path.join(env.tbin, "kline-sim"), "--listen", "127.0.0.1:0", "--port-file", port_file,
+                    "--num-symbols", str(a.symbols), "--seed", str(a.seed), "--start-time", str(self.t0),
+                    "--speed", str(a.speed), "--duration", str(self.secs), "--log-level", "warn"]
+        self.sim = Proc("kline-sim", sim_argv, self.out)
+        self.sim.start()
+        for _ in range(100):
+            if os.path.exists(port_file):
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("kline-sim did not write its port file")
+        self.sim_port = int(open(port_file).read().strip())
+        self.sim_url = f"http://127.0.0.1:{self.sim_port}"
+        info = json.loads(http_get(f"{self.sim_url}/api/v3/exchangeInfo"))
+        self.symbols = sorted(s["symbol"] for s in info["symbols"] if s["status"] == "TRADING")
+        if len(self.symbols) != a.symbols:
+            raise RuntimeError(f"sim lists {len(self.symbols)} trading symbols, expected {a.symbols}")
+        self.st_port = int(subprocess.run([env.ctl, "free-port"], capture_output=True, text=True).stdout)
+        b = env.bin
+        common = ["--stats-interval", "10", "--log-level", "info"]
+        self.procs = {
+            "inserter": Proc("inserter", [f"{b}/kline-inserter", "-b", env.brokers, "-t", self.topic,
+                                          "-g", self.group, "-d", self.url] + common, self.out),
+            "aggregator": Proc("aggregator", [f"{b}/kline-aggregator", "--every", "5", "-d", self.url]
+                               + common, self.out),
+            "streamer": Proc("streamer", [f"{b}/kline-streamer", "-b", env.brokers, "-t", self.topic,
+                                          "-d", self.url, "--listen", f"127.0.0.1:{self.st_port}"]
+                             + common, self.out),
+        }
+        prod = [f"{b}/kline-producer", "-s", ",".join(self.symbols), "-b", env.brokers, "-t", self.topic,
+                "--ws-url", f"ws://127.0.0.1:{self.sim_port}", "--rest-url", self.sim_url,
+                "--watchdog-secs", "3"] + common
+        # First start from the sim's first second; restarts resume from the topic (what we test).
+        self.procs["producer"] = Proc("producer", prod, self.out)
+        self.prod_first_argv = prod + ["--since", str(self.t0)]
+        log(f"campaign seed {a.seed}: {a.symbols} symbols x {self.secs} sim s at speed {a.speed} "
+            f"(~{self.secs / a.speed:.0f} s), start_time {self.t0}, db {self.db}, topic {self.topic}, "
+            f"sim :{self.sim_port}, streamer :{self.st_port}, out {self.out}")
+
+    def start_pipeline(self):
+        # The inserter first: migrations, then the rest (aggregator expects the schema).
+        self.procs["inserter"].start()
+        for _ in range(300):
+            if psql_try(self.url, "select 1 from kline_1s limit 0") is not None:
+                break
+            time.sleep(0.1)
+        self.procs["aggregator"].start()
+        self.procs["streamer"].start()
+        p = self.procs["producer"]
+        saved, p.argv = p.argv, self.prod_first_argv
+        p.start()
+        p.argv = saved
+
+    # ------------------------------------------------------------ faults
+
+    def control(self, q):
+        return json.loads(http_get(f"{self.sim_url}/control/{q}"))
+
+    def sleep(self, secs):
+        end = time.monotonic() + secs
+        while time.monotonic() < end:
+            self.watch()
+            time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+
+    def watch(self):
+        for p in self.procs.values():
+            p.check_crash()
+
+    def inject(self, name):
+        a, env, rng = self.a, self.env, self.rng
+        detail = ""
+        if name.startswith("kill9-"):
+            prog = name[6:]
+            self.procs[prog].kill9()
+            down = round(rng.uniform(0.5, 3.0), 1)
+            detail = f"down {down}s"
+            self.sleep(down)
+            self.procs[prog].start()
+        elif name == "kafka-kill":
+            env.harness_ctl("kafka-kill")
+            down = round(rng.uniform(3, 8), 1)
+            self.sleep(down)
+            t = time.monotonic()
+            env.harness_ctl("kafka-start")
+            detail = f"down {down}s, restart took {time.monotonic() - t:.1f}s"
+        elif name == "pg-stop":
+            env.harness_ctl("pg-stop")
+            down = round(rng.uniform(3, 8), 1)
+            self.sleep(down)
+            env.harness_ctl("pg-start")
+            detail = f"down {down}s"
+        elif name in ("kafka-pause", "pg-pause"):
+            srv = name.split("-")[0]
+            env.harness_ctl(f"{srv}-pause")
+            try:
+                self.sleep(a.pause_secs)
+            finally:
+                env.harness_ctl(f"{srv}-resume")
+            detail = f"SIGSTOP {a.pause_secs}s"
+        elif name == "ex-close":
+            self.control("close")
+        elif name == "ex-close-abrupt":
+            self.control("close?abrupt=1")
+        elif name == "ex-shutdown":
+            self.control("shutdown")
+        elif name == "ex-stall":
+            s = rng.randint(3, 6)
+            self.control(f"stall?secs={s}")
+            detail = f"{s}s"
+            self.sleep(s)
+        elif name == "ex-refuse":
+            # refuse new connections, then cut the live ones so that reconnects hit the refusal
+            s = rng.randint(3, 6)
+            self.control(f"refuse?secs={s}")
+            self.control("close")
+            detail = f"{s}s + close"
+            self.sleep(s)
+        elif name == "ex-malformed":
+            n = rng.randint(5, 20)
+            self.control(f"malformed?n={n}")
+            detail = f"n={n}"
+        elif name == "ex-oversized":
+            n = rng.randint(1, 3)
+            self.control(f"oversized?n={n}")
+            detail = f"n={n}"
+        elif name == "ex-duplicate":
+            n = rng.randint(20, 200)
+            self.control(f"duplicate?n={n}")
+            detail = f"n={n}"
+        elif name == "ex-reorder":
+            n = rng.randint(3, 10)
+            self.control(f"reorder?n={n}")
+            detail = f"n={n}"
+        elif name == "ex-rest429":
+            # 429s matter only when the producer needs REST: cause a gap right after
+            n = rng.randint(2, 4)
+            self.control(f"rest429?n={n}")
+            self.control("stall?secs=2")
+            detail = f"n={n} + stall 2s"
+            self.sleep(3)
+        else:
+            raise ValueError(name)
+        return detail
+
+    def run_faults(self):
+        a = self.a
+        run_secs = self.secs / a.speed
+        plan = fault_plan(a, self.rng)
+        w0, w1 = run_secs * 0.12, run_secs - max(a.quiet_tail, run_secs * 0.12)
+        budget = sum(estimate(f, a) for f in plan)
+        slack = max(0.0, (w1 - w0) - budget)
+        # random start times: split the slack into random gaps (seeded, so reproducible)
+        cuts = sorted(self.rng.uniform(0, slack) for _ in plan)
+        gaps = [cuts[0]] + [cuts[i] - cuts[i - 1] for i in range(1, len(cuts))]
+        log(f"{len(plan)} faults in the window +{w0:.0f}s..+{w1:.0f}s of the run "
+            f"(estimated {budget:.0f}s of faults, {slack:.0f}s of slack)")
+        run0 = self.run0
+        at = w0
+        for name, gap in zip(plan, gaps):
+            at += gap
+            self.sleep(max(0.0, run0 + at - time.monotonic()))
+            t = time.monotonic() - run0
+            if t > w1:
+                self.skipped[name] += 1
+                log(f"fault {name} skipped: the window closed (at +{t:.0f}s)")
+                continue
+            try:
+                detail = self.inject(name)
+                self.injected[name] += 1
+                log(f"fault {name} at +{t:.1f}s of the run {detail}")
+                self.events.append((round(t, 1), name, detail))
+            except Exception as e:  # a fault that could not be injected is reported, not hidden
+                self.skipped[name] += 1
+                log(f"fault {name} at +{t:.1f}s FAILED to inject: {e}")
+            at = time.monotonic() - run0
+
+    # ------------------------------------------------------------ drain
+
+    def count_1s(self):
+        r = psql_try(self.url, "select count(*) from kline_1s")
+        return int(r) if r else None
+
+    def kafka_end_offsets(self):
+        r = subprocess.run(["kcat", "-Q", "-b", self.env.brokers] +
+                           sum((["-t", f"{self.topic}:{p}:-1"] for p in range(self.a.partitions)), []),
+                           capture_output=True, text=True, timeout=60)
+        ends = {}
+        for m in re.finditer(r"\[(\d+)\] offset (-?\d+)", r.stdout):
+            ends[int(m.group(1))] = int(m.group(2))
+        return ends
+
+    def lag(self):
+        """Messages in the topic not yet in a committed inserter batch, per partition.
+
+        The checkpoint rows (written in the batch's transaction) carry the last Kafka
+        offset of each batch, so end offset - (max last_offset + 1) is the durable lag;
+        the group's committed offsets trail this by design (commit after COMMIT)."""
+        ends = self.kafka_end_offsets()
+        r = psql_try(self.url, "select kafka_partition, max(last_offset) from checkpoint "
+                               "where kafka_partition is not null group by 1")
+        if r is None or len(ends) != self.a.partitions:
+            return None
+        done = {int(p): int(o) + 1 for p, o in (l.split("\t") for l in r.split("\n") if l)}
+        return sum(max(0, e - done.get(p, 0)) for p, e in ends.items())
+
+    def drain(self):
+        a = self.a
+        expected = len(self.symbols) * self.secs
+        # the sim generates its last second at run0 + secs/speed
+        while True:
+            st = self.control("stats")
+            if st.get("generated_seconds", 0) >= self.secs:
+                break
+            self.sleep(1)
+        log(f"the exchange generated its {self.secs} seconds; draining")
+        t0 = time.monotonic()
+        last, last_change = None, time.monotonic()
+        while True:
+            self.sleep(2)
+            n, lag = self.count_1s(), self.lag()
+            if n != last:
+                last, last_change = n, time.monotonic()
+            if n == expected and lag == 0:
+                log(f"drained: {n} rows in kline_1s, consumer lag 0 ({time.monotonic() - t0:.0f}s)")
+                break
+            if time.monotonic() - last_change > a.settle_secs and lag == 0:
+                log(f"settled without reaching the expected count: {n} of {expected} rows, lag {lag}")
+                break
+            if time.monotonic() - t0 > a.drain_timeout:
+                log(f"drain timeout after {a.drain_timeout}s: {n} of {expected} rows, lag {lag}")
+                break
+        self.final_lag = self.lag()
+        # the aggregator loop has seen every checkpoint; stop it and run --once on top
+        rc = self.agg_stop_rc = self.procs["aggregator"].stop()
+        log(f"aggregator (--every) stopped, exit {rc}")
+        r = subprocess.run([f"{self.env.bin}/kline-aggregator", "--once", "-d", self.url],
+                           capture_output=True, text=True, timeout=600)
+        with open(os.path.join(self.out, "aggregator-once.log"), "w") as f:
+            f.write(r.stderr)
+        log(f"kline-aggregator --once: exit {r.returncode}")
+        self.agg_once_rc = r.returncode
+
+    def check_streamer(self):
+        """After the drain the streamer must hold, for every symbol, the last second."""
+        res = {}
+        try:
+            ws = kpws.WS("127.0.0.1", self.st_port, "/ws", timeout=10)
+            ws.send_json({"op": "subscribe", "symbols": self.symbols})
+            deadline = time.monotonic() + 15
+            while len(res) < len(self.symbols) and time.monotonic() < deadline:
+                for u in kpws.updates(ws.recv_json()):
+                    k = u.get("kline") or {}
+                    if k.get("symbol") in self.symbols:
+                        res[k["symbol"]] = k
+            ws.close()
+        except (OSError, kpws.WsError, ValueError) as e:
+            log(f"streamer check: {e}")
+        return res
+
+    def stop_all(self):
+        self.exit_codes = {}
+        for name in ("producer", "streamer", "inserter"):
+            self.exit_codes[name] = self.procs[name].stop()
+        self.exit_codes["aggregator"] = self.agg_stop_rc
+
+    # ------------------------------------------------------------ truth
+
+    def truth(self, sym):
+        lo, hi = self.t0, self.t0 + (self.secs - 1) * 1000
+        rows = []
+        for line in http_get(f"{self.sim_url}/truth?symbol={sym}&from={lo}&to={hi}", 120).splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+        return rows
+
+    def db_rows(self, table, sym, extra=""):
+        cols = ("(extract(epoch from open_time)*1000)::bigint, (extract(epoch from close_time)*1000)::bigint, "
+                "open, high, low, close, volume, quote_volume, trades, taker_buy_volume, "
+                "taker_buy_quote_volume, first_trade_id, last_trade_id, closed, source" + extra)
+        out = psql(self.url, f"select {cols} from {table} where symbol = '{sym}' order by open_time", 300)
+        rows = []
+        for line in out.split("\n"):
+            if not line:
+                continue
+            f = line.split("\t")
+            r = {"open_time": int(f[0]), "close_time": int(f[1])}
+            for i, k in enumerate(DEC_FIELDS[:4]):
+                r[k] = f[2 + i]
+            r["volume"], r["quote_volume"], r["trades"] = f[6], f[7], int(f[8])
+            r["taker_buy_volume"], r["taker_buy_quote_volume"] = f[9], f[10]
+            r["first_trade_id"], r["last_trade_id"] = int(f[11]), int(f[12])
+            r["closed"], r["source"] = f[13] == "t", f[14]
+            if extra:
+                r["row_count"] = int(f[15])
+            rows.append(r)
+        return rows
+
+    def compare(self):
+        res = Counter()
+        examples = defaultdict(list)
+        kafka = self.kafka_counts()
+        res["kafka_messages"] = sum(kafka.values())
+        res["kafka_distinct"] = len(kafka)
+        res["kafka_repeated"] = sum(c - 1 for c in kafka.values() if c > 1)
+        stream_last = self.streamer_last
+        for sym in self.symbols:
+            truth = self.truth(sym)
+            res["expected"] += len(truth)
+            db = self.db_rows("kline_1s", sym)
+            res["in_db"] += len(db)
+            by_t = {}
+            for r in db:
+                if r["open_time"] in by_t:
+                    res["doubled"] += 1
+                by_t[r["open_time"]] = r
+            tset = {t["open_time"] for t in truth}
+            extra = [t for t in by_t if t not in tset]
+            res["extra"] += len(extra)
+            for t in extra[:3]:
+                examples["extra"].append(f"{sym} {t}")
+            rest_rows = set()
+            for t in truth:
+                ot = t["open_time"]
+                if (sym, ot) not in kafka:
+                    res["kafka_missing"] += 1
+                r = by_t.get(ot)
+                if r is None:
+                    res["missing"] += 1
+                    if len(examples["missing"]) < 10:
+                        examples["missing"].append(f"{sym} {ot}")
+                    continue
+                bad = [k for k in DEC_FIELDS if Decimal(r[k]) != Decimal(t[k])]
+                bad += [k for k in INT_FIELDS if r[k] != t[k]]
+                if not r["closed"]:
+                    bad.append("closed")
+                if r["source"] == "rest":
+                    # Binance REST klines carry no trade ids: the producer stores -1 (documented)
+                    rest_rows.add(ot)
+                    res["from_rest"] += 1
+                    if r["first_trade_id"] != -1 or r["last_trade_id"] != -1:
+                        bad.append("trade_ids(rest)")
+                else:
+                    bad += [k for k in ("first_trade_id", "last_trade_id") if r[k] != t[k]]
+                if bad:
+                    res["wrong"] += 1
+                    if len(examples["wrong"]) < 10:
+                        examples["wrong"].append(f"{sym} {ot}: {','.join(bad)}")
+            # 1m bars
+            exp_bars = expected_bars(truth, rest_rows)
+            res["bars_expected"] += len(exp_bars)
+            bars = self.db_rows("kline_1m", sym, ", row_count")
+            res["bars_written"] += len(bars)
+            got = {b["open_time"]: b for b in bars}
+            for m, e in exp_bars.items():
+                b = got.get(m)
+                if b is None:
+                    res["bars_missing"] += 1
+                    if len(examples["bars_missing"]) < 5:
+                        examples["bars_missing"].append(f"{sym} {m}")
+                    continue
+                bad = [k for k in DEC_FIELDS if Decimal(b[k]) != e[k]]
+                bad += [k for k in ("close_time", "trades", "first_trade_id", "last_trade_id", "row_count")
+                        if b[k] != e[k]]
+                if bad:
+                    res["bars_wrong"] += 1
+                    if len(examples["bars_wrong"]) < 10:
+                        examples["bars_wrong"].append(f"{sym} {m}: {','.join(bad)}")
+            res["bars_extra"] += len([m for m in got if m not in exp_bars])
+            # streamer: latest-wins must end at the last second
+            k = stream_last.get(sym)
+            if k is None or k.get("open_time") != truth[-1]["open_time"] or \
+                    Decimal(k.get("close", "0")) != Decimal(truth[-1]["close"]):
+                res["streamer_stale"] += 1
+                if len(examples["streamer_stale"]) < 5:
+                    examples["streamer_stale"].append(
+                        f"{sym}: streamer has {k and k.get('open_time')}, last is {truth[-1]['open_time']}")
+        rej = psql(self.url, "select count(*) from rejected where program <> 'kline-aggregator'")
+        res["rejected_rows"] = int(rej)
+        st = self.control("stats")
+        res["malformed_sent"] = st.get("malformed_sent", 0)
+        res["oversized_sent"] = st.get("oversized_sent", 0)
+        res["duplicates_sent"] = st.get("duplicates_sent", 0)
+        self.sim_stats = st
+        return res, examples
+
+    def kafka_counts(self):
+        """(symbol, open_time) -> number of messages in the topic."""
+        c = Counter()
+        p = subprocess.Popen(["kcat", "-C", "-b", self.env.brokers, "-t", self.topic, "-e", "-q",
+                              "-f", "%s\n"], stdout=subprocess.PIPE, text=True)
+        rx = re.compile(r'"symbol":"([A-Z0-9]+)".*?"open_time":(\d+)')
+        for line in p.stdout:
+            m = rx.search(line)
+            if m:
+                c[(m.group(1), int(m.group(2)))] += 1
+        p.wait()
+        return c
+
+
+def expected_bars(truth, rest_rows):
+    """1m bars from the truth by the aggregator's documented bar rules (docs/aggregator.md)."""
+    by_min = defaultdict(list)
+    for t in truth:
+        by_min[t["open_time"] // 60000 * 60000].append(t)
+    bars = {}
+    for m, rows in by_min.items():
+        rows.sort(key=lambda t: t["open_time"])
+        traded = [t for t in rows if t["trades"] > 0]
+        b = {"close_time": m + 59999, "row_count": len(rows),
+             "trades": sum(t["trades"] for t in rows)}
+        for k in SUM_FIELDS:
+            b[k] = sum((Decimal(t[k]) for t in rows), Decimal(0))
+        if traded:
+            b["open"] = Decimal(traded[0]["open"])
+            b["close"] = Decimal(traded[-1]["close"])
+            b["high"] = max(Decimal(t["high"]) for t in traded)
+            b["low"] = min(Decimal(t["low"]) for t in traded)
+            first, last = traded[0], traded[-1]
+            b["first_trade_id"] = -1 if first["open_time"] in rest_rows else first["first_trade_id"]
+            b["last_trade_id"] = -1 if last["open_time"] in rest_rows else last["last_trade_id"]
+        else:
+            # zero-trade rows carry the previous close as their OHLC
+            b["open"] = b["high"] = b["low"] = b["close"] = Decimal(rows[0]["open"])
+            b["first_trade_id"] = b["last_trade_id"] = -1
+        bars[m] = b
+    return bars
+
+
+def report(c, res, ex):
+    a = c.a
+    inj = c.injected
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(inj.items()))
+    crashes = {n: p.crashes for n, p in c.procs.items() if p.crashes}
+    lines = []
+    lines.append("")
+    lines.append(f"## fault campaign (seed {a.seed}, {a.symbols} symbols, {c.secs} sim s at speed {a.speed})")
+    lines.append("")
+    lines.append("| table | expected | written | missing | doubled | wrong | extra |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    lines.append(f"| kline_1s | {res['expected']} | {res['in_db']} | {res['missing']} | {res['doubled']} | "
+                 f"{res['wrong']} | {res['extra']} |")
+    lines.append(f"| kline_1m | {res['bars_expected']} | {res['bars_written']} | {res['bars_missing']} | 0 | "
+                 f"{res['bars_wrong']} | {res['bars_extra']} |")
+    lines.append(f"| Kafka topic | {res['expected']} | {res['kafka_messages']} msgs, {res['kafka_distinct']} distinct "
+                 f"| {res['kafka_missing']} | {res['kafka_repeated']} (info) | - | - |")
+    lines.append("")
+    lines.append(f"- faults injected: {sum(inj.values())} ({kinds})")
+    if c.skipped:
+        lines.append(f"- faults NOT injected: {dict(c.skipped)}")
+    lines.append(f"- exchange: {res['malformed_sent']} malformed + {res['oversized_sent']} oversized messages sent, "
+                 f"{res['duplicates_sent']} duplicates, {c.sim_stats.get('reordered', 0)} reordered, "
+                 f"{c.sim_stats.get('rest_429', 0)} REST 429s, {c.sim_stats.get('connections_total', 0)} connections")
+    lines.append(f"- rejected table: {res['rejected_rows']} rows (exchange sent "
+                 f"{res['malformed_sent'] + res['oversized_sent']} bad messages)")
+    lines.append(f"- rows from REST backfill: {res['from_rest']} (trade ids -1: REST does not return them)")
+    lines.append(f"- consumer lag at the end: {c.final_lag}; aggregator --once exit {c.agg_once_rc}; "
+                 f"streamer behind at the end: {res['streamer_stale']} symbols")
+    lines.append(f"- unexpected exits: {crashes if crashes else 'none'}; exit codes at stop: {c.exit_codes}")
+    for k, v in ex.items():
+        lines.append(f"- examples {k}: {'; '.join(v)}")
+    lines.append("")
+    lines.append(f"klines: {res['expected']} expected, {res['in_db']} in kline_1s, {res['missing']} missing, "
+                 f"{res['doubled']} doubled, {res['wrong']} wrong")
+    lines.append(f"bars_1m: {res['bars_expected']} expected, {res['bars_written']} in kline_1m, "
+                 f"{res['bars_missing']} missing, 0 doubled, {res['bars_wrong']} wrong")
+    lines.append(f"kafka: {res['expected']} expected, {res['kafka_distinct']} in topic, {res['kafka_missing']} missing, "
+                 f"{res['kafka_repeated']} doubled, 0 wrong")
+    bad_sent = res["malformed_sent"] + res["oversized_sent"]
+    lines.append(f"rejected: {bad_sent} expected, {res['rejected_rows']} in rejected, "
+                 f"{max(0, bad_sent - res['rejected_rows'])} missing, "
+                 f"{max(0, res['rejected_rows'] - bad_sent)} doubled, 0 wrong")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    with open(os.path.join(c.out, "result.md"), "w") as f:
+        f.write(text + "\n")
+    summary = dict(res)
+    summary.update(seed=a.seed, injected=dict(inj), skipped=dict(c.skipped), crashes=crashes,
+                   final_lag=c.final_lag, agg_once_rc=c.agg_once_rc, exit_codes=c.exit_codes,
+                   examples=dict(ex))
+    with open(os.path.join(c.out, "result.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    zero = ["missing", "doubled", "wrong", "extra", "bars_missing", "bars_wrong", "bars_extra",
+            "kafka_missing", "streamer_stale"]
+    ok = all(res[k] == 0 for k in zero) and res["expected"] > 0 and not crashes and c.final_lag == 0
+    ok = ok and res["rejected_rows"] == bad_sent
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("KP_FAULTS_SEED", "0")) or None,
+                    help="seed of the sim and the fault schedule (default: random, printed) [KP_FAULTS_SEED]")
+    ap.add_argument("--minutes", type=float, default=float(os.environ.get("KP_FAULTS_MINUTES", "3")),
+                    help="real minutes the exchange runs (default 3) [KP_FAULTS_MINUTES]")
+    ap.add_argument("--speed", type=float, default=20, help="sim seconds per real second (default 20)")
+    ap.add_argument("--symbols", type=int, default=20, help="symbols (default 20)")
+    ap.add_argument("--partitions", type=int, default=4, help="topic partitions (default 4)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="each program is killed this many times; server and exchange faults scale too")
+    ap.add_argument("--pause-secs", type=int, default=20, help="SIGSTOP duration of Kafka/PostgreSQL (20)")
+    ap.add_argument("--quiet-tail", type=float, default=25,
+                    help="real seconds without faults at the end of the run (default 25)")
+    ap.add_argument("--settle-secs", type=float, default=60, help="drain: give up after this long without progress")
+    ap.add_argument("--drain-timeout", type=float, default=300, help="drain: hard limit in seconds")
+    ap.add_argument("--out", default=None, help="directory for logs and result.{md,json}")
+    ap.add_argument("--keep", action="store_true", help="keep the database and topic")
+    a = ap.parse_args()
+    if a.seed is None:
+        a.seed = random.SystemRandom().randrange(1, 1 << 31)
+    a.sim_seconds = int(a.minutes * 60 * a.speed) // 60 * 60
+    if a.sim_seconds < 600:
+        ap.error("the run is too short: --minutes x 60 x --speed must be at least 600 sim seconds")
+    if a.out is None:
+        a.out = os.path.join(os.environ.get("KP_OUT", "/tmp"), f"faults-{a.seed}")
+    env = Env()
+    c = Campaign(a, env)
+    ok = False
+    try:
+        c.setup()
+        c.start_pipeline()
+        c.run0 = time.monotonic()
+        c.run_faults()
+        c.drain()
+        c.streamer_last = c.check_streamer()
+        c.stop_all()
+        res, ex = c.compare()
+        ok = report(c, res, ex)
+    finally:
+        for p in list(c.procs.values()) + ([c.sim] if c.sim else []):
+            if p.alive():
+                p.kill9()
+        # leave the servers up and running whatever happened
+        for cmd in ("pg-resume", "kafka-resume", "pg-start", "kafka-start"):
+            try:
+                env.harness_ctl(cmd)
+            except Exception as e:
+                log(f"cleanup: {cmd}: {e}")
+        if not a.keep and getattr(c, "db", None):
+            psql_try(env.admin_url(), f'drop database if exists "{c.db}" with (force)', 60)
+            subprocess.run([os.path.join(env.tbin, "kp-topic"), "-b", env.brokers, "delete", c.topic],
+                           capture_output=True, timeout=60)
+            subprocess.run([os.path.join(env.tbin, "kp-topic"), "-b", env.brokers, "delete",
+                            c.topic + ".rejected"], capture_output=True, timeout=60)
+    log("PASS: every missing/doubled/wrong cell is 0" if ok else "FAIL: see the table above")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+/* kp-wsload — many WebSocket clients of kline-streamer in one process (one lws context),
+ * for benchmarks: connects N clients, subscribes each to K symbols, measures delivery
+ * latency (receipt − the kline's event_time, wall clock) and message rates, and prints
+ * one JSON summary line on stdout.
+ *
+ *   kp-wsload --port P -n 10000 --symbols A,B,... --per-client 2 --duration 30
+ *   kp-wsload --port P -n 500 --all --duration 20
+ *   kp-wsload --port P -n 10000 --idle --duration 10      (connect only, never subscribe)
+ */
+#include <getopt.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "cfg.h"
+
+#define WL_HIST_US 10 /* histogram bucket: 10 µs */
+#define WL_HIST_N 1000000 /* up to 10 s */
+
+static struct {
+    const char *host;
+    int port;
+    int n, per_client, all, idle, concurrency;
+    int duration, warmup, pace_us;
+    char **symbols;
+    int nsym;
+    /* state */
+    struct lws_context *ctx;
+    int started, connected, failed, closed, inflight;
+    int64_t t_start, t_measure, t_end;
+    uint64_t msgs, msgs_measured, bytes, klines, other;
+    uint32_t *hist;
+    uint64_t hist_n;
+    double lat_max;
+    volatile sig_atomic_t stop;
+    lws_sorted_usec_list_t sul;
+} wl;
+
+struct wl_pss {
+    int idx;
+    int subscribed;
+};
+
+static void wl_record(const char *p, size_t len)
+{
+    wl.msgs++;
+    wl.bytes += len;
+    struct timespec ts; /* wall clock: compared with the feed's stamps */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    bool batch = len > 20 && !memcmp(p, "{\"type\":\"batch\"", 15);
+    if (len < 20 || (!batch && memcmp(p, "{\"type\":\"kline\"", 15))) {
+        wl.other++;
+        return;
+    }
+    /* every update (one, or several in a batch frame) carries one "event_time" */
+    const char *end = p + len;
+    for (const char *e = p; (e = memmem(e, (size_t)(end - e), "\"event_time\":", 13)); e += 13) {
+        wl.klines++;
+        if (now_us / 1000 < wl.t_measure)
+            continue;
+        long long ev = atoll(e + 13);
+        if (ev <= 0)
+            continue;
+        double lat_ms = (double)(now_us - ev * 1000) / 1000.0;
+        if (lat_ms < 0)
+            lat_ms = 0;
+        long b = (long)(lat_ms * 1000.0 / WL_HIST_US);
+        if (b >= WL_HIST_N)
+            b = WL_HIST_N - 1;
+        wl.hist[b]++;
+        wl.hist_n++;
+        wl.msgs_measured++;
+        if (lat_ms > wl.lat_max)
+            wl.lat_max = lat_ms;
+    }
+}
+
+static double wl_pct(double q)
+{
+    if (!wl.hist_n)
+        return -1;
+    uint64_t want = (uint64_t)(q * (double)wl.hist_n);
+    uint64_t acc = 0;
+    for (long i = 0; i < WL_HIST_N; i++) {
+        acc += wl.hist[i];
+        if (acc > want)
+            return (double)(i + 1) * WL_HIST_US / 1000.0;
+    }
+    return wl.lat_max;
+}
+
+static int wl_subscribe(struct lws *wsi, struct wl_pss *pss)
+{
+    char buf[LWS_PRE + 4096];
+    char *p = buf + LWS_PRE;
+    int n;
+    if (wl.all) {
+        n = snprintf(p, 4000, "{\"op\":\"subscribe\",\"symbols\":[\"*\"]}");
+    } else {
+        n = snprintf(p, 4000, "{\"op\":\"subscribe\",\"symbols\":[");
+        for (int k = 0; k < wl.per_client && n < 3900; k++)
+            n += snprintf(p + n, (size_t)(4000 - n), "%s\"%s\"", k ? "," : "",
+                          wl.symbols[(pss->idx * wl.per_client + k) % wl.nsym]);
+        n += snprintf(p + n, (size_t)(4000 - n), "]}");
+    }
+    pss->subscribed = 1;
+    return lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
+}
+
+static void wl_connect_more(void);
+
+static int wl_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct wl_pss *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        wl.connected++;
+        wl.inflight--;
+        if (!wl.idle)
+            lws_callback_on_writable(wsi);
+        wl_connect_more();
+        break;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        wl.failed++;
+        wl.inflight--;
+        if (wl.failed <= 5)
+            fprintf(stderr, "kp-wsload: connect failed: %s\n", in ? (const char *)in : "?");
+        wl_connect_more();
+        break;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (pss && !pss->subscribed)
+            return wl_subscribe(wsi, pss);
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi))
+            wl_record(in, len);
+        else if (lws_is_final_fragment(wsi))
+            wl.msgs++; /* large snapshot, counted but not parsed */
+        break;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        wl.closed++;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static const struct lws_protocols wl_protocols[] = {
+    {"kp-wsload", wl_cb, sizeof(struct wl_pss), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void wl_connect_more(void)
+{
+    while (wl.started < wl.n && wl.inflight < wl.concurrency && !wl.stop) {
+        struct lws_client_connect_info ci;
+        memset(&ci, 0, sizeof ci);
+        ci.context = wl.ctx;
+        ci.address = wl.host;
+        ci.port = wl.port;
+        ci.path = "/ws";
+        ci.host = wl.host;
+        ci.origin = wl.host;
+        ci.protocol = NULL;
+        ci.local_protocol_name = "kp-wsload";
+        struct wl_pss *pss = calloc(1, sizeof *pss); /* freed at exit; lws does not own it */
+        pss->idx = wl.started;
+        ci.userdata = pss;
+        wl.started++;
+        wl.inflight++;
+        if (!lws_client_connect_via_info(&ci)) {
+            wl.failed++;
+            wl.inflight--;
+        }
+    }
+}
+
+static void wl_tick(lws_sorted_usec_list_t *sul)
+{
+    wl_connect_more();
+    lws_sul_schedule(wl.ctx, 0, sul, wl_tick, 100 * LWS_US_PER_MS);
+}
+
+static void wl_on_signal(int s)
+{
+    (void)s;
+    wl.stop = 1;
+}
+
+static size_t wl_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kb = (size_t)atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+int main(int argc, char **argv)
+{
+    wl.host = "127.0.0.1";
+    wl.n = 1;
+    wl.per_client = 2;
+    wl.duration = 10;
+    wl.warmup = 2;
+    wl.concurrency = 256;
+    wl.pace_us = 1000;
+    const char *syms = "BTCUSDT,ETHUSDT";
+    static const struct option opts[] = {
+        {"host", required_argument, 0, 'H'},     {"port", required_argument, 0, 'p'},
+        {"clients", required_argument, 0, 'n'},  {"symbols", required_argument, 0, 's'},
+        {"per-client", required_argument, 0, 'k'}, {"all", no_argument, 0, 'a'},
+        {"idle", no_argument, 0, 'i'},           {"duration", required_argument, 0, 'd'},
+        {"warmup", required_argument, 0, 'w'},   {"concurrency", required_argument, 0, 'c'},
+        {"pace-us", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "H:p:n:s:k:aid:w:c:P:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'H': wl.host = optarg; break;
+        case 'p': wl.port = atoi(optarg); break;
+        case 'n': wl.n = atoi(optarg); break;
+        case 's': syms = optarg; break;
+        case 'k': wl.per_client = atoi(optarg); break;
+        case 'a': wl.all = 1; break;
+        case 'i': wl.idle = 1; break;
+        case 'd': wl.duration = atoi(optarg); break;
+        case 'w': wl.warmup = atoi(optarg); break;
+        case 'c': wl.concurrency = atoi(optarg); break;
+        case 'P': wl.pace_us = atoi(optarg); break;
+        case 'h':
+            printf("usage: kp-wsload --port P [-n CLIENTS] [--symbols A,B] [--per-client K | --all | --idle]\n"
+                   "                 [--duration S (after all connected)] [--warmup S] [--concurrency C]\n"
+                   "                 [--pace-us US (sleep after each service pass, default 1000)]\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (wl.port <= 0 || wl.n <= 0)
+        return 2;
+    wl.nsym = cfg_split_list(syms, &wl.symbols);
+    if (wl.nsym <= 0)
+        return 2;
+    wl.hist = calloc(WL_HIST_N, sizeof *wl.hist);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGINT, wl_on_signal);
+    signal(SIGTERM, wl_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = wl_protocols;
+    /* no fd_limit_per_thread: lws would then find connections by a linear scan */
+    info.timeout_secs = 30;
+    wl.ctx = lws_create_context(&info);
+    if (!wl.ctx) {
+        fprintf(stderr, "kp-wsload: lws context failed\n");
+        return 1;
+    }
+    wl.t_start = cfg_now_ms();
+    lws_sul_schedule(wl.ctx, 0, &wl.sul, wl_tick, 1);
+    int64_t all_at = 0;
+    while (!wl.stop) {
+        lws_service(wl.ctx, 0);
+        /* Let events pile up a little: one poll() over 10,000 sockets per millisecond at
+         * most, so the client measures the server, not its own poll() (adds <= 1 ms). */
+        if (wl.pace_us)
+            usleep((useconds_t)wl.pace_us);
+        int64_t now = cfg_now_ms();
+        if (!all_at && wl.connected + wl.failed >= wl.n) {
+            all_at = now;
+            wl.t_measure = now + wl.warmup * 1000;
+            wl.t_end = wl.t_measure + wl.duration * 1000;
+            fprintf(stderr, "kp-wsload: %d connected, %d failed in %lld ms\n", wl.connected, wl.failed,
+                    (long long)(now - wl.t_start));
+        }
+        if (!all_at && now - wl.t_start > 120000)
+            break; /* could not connect everyone in 2 minutes */
+        if (all_at && now >= wl.t_end)
+            break;
+    }
+    double secs = wl.t_end > wl.t_measure ? (double)(wl.t_end - wl.t_measure) / 1000.0 : 1.0;
+    printf("{\"clients\":%d,\"connected\":%d,\"failed\":%d,\"closed\":%d,\"messages\":%llu,"
+           "\"klines\":%llu,\"measured\":%llu,\"msgs_per_sec\":%.0f,\"p50_ms\":%.2f,\"p90_ms\":%.2f,"
+           "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"client_rss_kb\":%zu}\n",
+           wl.n, wl.connected, wl.failed, wl.closed, (unsigned long long)wl.msgs,
+           (unsigned long long)wl.klines, (unsigned long long)wl.msgs_measured,
+           (double)wl.msgs_measured / secs, wl_pct(0.50), wl_pct(0.90), wl_pct(0.99), wl.lat_max,
+           wl_rss_kb());
+    fflush(stdout);
+    lws_context_destroy(wl.ctx);
+    cfg_list_free(wl.symbols);
+    free(wl.hist);
+    return 0;
+}
