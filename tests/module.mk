@@ -14,3 +14,4 @@ TESTBINS += $(UNIT_TESTBINS)
 ALL_OBJS += $(UNIT_TEST_OBJS)
 
 -include tests/sim/module.mk
+-include tests/mock/module.mk

@@ -6,8 +6,9 @@
 #
 # Suites: every cmocka binary $KP_TBIN/test_* (CMOCKA_MESSAGE_OUTPUT=TAP) and
 # every tests/integration/*.bats (`bats --tap`). A FILTER keeps the suites
-# whose name (file name) contains it. Fault suites (tests/integration/
-# *faults*.bats) run only with --faults or when a FILTER names them.
+# whose name (file name) contains it. Long suites (tests/integration/
+# *_long.bats, e.g. the full fault campaign) run only with --faults or when a
+# FILTER names them; the short fault suites are part of every run.
 #
 # Environment: KP_BIN, KP_TBIN (set by make), KP_KAFKA=real|mock|auto (broker
 # choice, default auto = real when the jars resolved), KP_SUITE_TIMEOUT
@@ -15,6 +16,9 @@
 # with an env file, e.g. from tests/harness/up) is reused instead of starting one.
 # Exit 0 iff nothing failed and something passed.
 set -uo pipefail
+# Braces: bash reads the whole body before running it, so editing this file
+# while a run is in progress cannot derail that run.
+{
 
 KP_ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 cd "$KP_ROOT" || exit 2
@@ -193,10 +197,11 @@ selected() {
 		return 1
 	fi
 	for f in "${filters[@]}"; do
+		f=${f##*/} # tests/integration/x.bats or build/.../test_x name the same suite
 		[[ $name == *"$f"* ]] || continue
-		# `tests/run.sh faults` names the fault suites; a broad filter alone does not
+		# `tests/run.sh faults_long` names a long suite; a broad filter alone does not
 		((is_fault == 0 || faults)) && return 0
-		[[ $f == *fault* ]] && return 0
+		[[ $f == *_long* ]] && return 0
 	done
 	return 1
 }
@@ -212,8 +217,8 @@ for f in tests/integration/*.bats; do
 	[[ -f $f ]] || continue
 	n=$(basename "$f")
 	is_fault=0
-	# faults*.bats and <program>_faults.bats: the long outage suites
-	[[ $n == *faults*.bats ]] && is_fault=1
+	# *_long.bats: the several-minute campaigns, too long for every run
+	[[ $n == *_long.bats ]] && is_fault=1
 	selected "$n" "$is_fault" && suites+=("bats:$f")
 done
 
@@ -309,3 +314,4 @@ if ((failed == 0 && passed > 0)); then
 else
 	finish 1
 fi
+}

@@ -11,6 +11,10 @@ T0=1700000040000 # 2023-11-14 22:14:00 UTC, a minute boundary
 setup() {
 	DB=$(kp_db_new)
 	W=$BATS_TEST_TMPDIR
+	# kp_bg appends to $KP_OUT/NAME.log: unique names, so a wait never matches an older run.
+	u=$BATS_TEST_NUMBER-$$-$RANDOM
+	AGG_NOTIFY=agg-notify-$u AGG_LOCK1=agg-lock1-$u AGG_LOCK2=agg-lock2-$u
+	AGG_RESTART=agg-restart-$u AGG_TERM=agg-term-$u
 	# An idle first run applies the migrations.
 	"$KP_BIN/kline-aggregator" --once -d "$DB" 2>"$W/migrate.log"
 }
@@ -326,15 +330,22 @@ for src, dst in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
     csv.writer(open(dst, "w", newline="")).writerow([rows[0][0], rows[0][1], rows[-1][1], len(rows)])
 EOF
 	# A long period: only a notification can make it run again in time.
-	kp_bg agg-notify "$KP_BIN/kline-aggregator" -d "$DB" --every 600 --stats-interval 0 --log-level debug
+	mport=$(kp_free_port)
+	kp_bg "$AGG_NOTIFY" "$KP_BIN/kline-aggregator" -d "$DB" --every 600 --stats-interval 0 --log-level debug \
+		--metrics-host 127.0.0.1 --metrics-port "$mport"
 	apid=$BG_PID
-	kp_wait_for 20 grep -q "looping every 600" "$KP_OUT/agg-notify.log"
+	kp_wait_for 20 grep -q "looping every 600" "$KP_OUT/$AGG_NOTIFY.log"
 	kp_wait_for 20 bash -c "[ \"\$(psql '$DB' -XAtqc 'select count(*) from aggregator_progress')\" = 1 ]"
 	agg_load "$W/a.csv" "$W/ca.csv"
 	kp_wait_for 10 bash -c "[ \"\$(psql '$DB' -XAtqc 'select last_checkpoint_id from aggregator_progress')\" = 1 ]"
 	[ "$(kp_psql "$DB" "select count(*) from kline_1m")" = 0 ]
 	agg_load "$W/b.csv" "$W/cb.csv"
 	kp_wait_for 5 bash -c "[ \"\$(psql '$DB' -XAtqc 'select count(*) from kline_1m')\" = 1 ]"
+	kp_wait_for 5 bash -c "curl -sf http://127.0.0.1:$mport/metrics | grep -qx 'kline_aggregator_bars_written_total{interval=\"1m\"} 1'"
+	curl -sf "http://127.0.0.1:$mport/metrics" >"$W/metrics.txt"
+	grep -qx 'kline_aggregator_checkpoints_total 2' "$W/metrics.txt"
+	grep -qx 'kline_aggregator_buckets_pending 1' "$W/metrics.txt" # minute 1 has begun
+	grep -q '^kline_aggregator_run_duration_seconds ' "$W/metrics.txt"
 	rc=0
 	kp_stop "$apid" || rc=$?
 	[ "$rc" -eq 0 ]
@@ -343,17 +354,20 @@ EOF
 }
 
 @test "aggregator: --once while a loop holds the lock exits 0; a second loop waits and takes over" {
-	kp_bg agg-lock1 "$KP_BIN/kline-aggregator" -d "$DB" --every 1 --stats-interval 0
+	kp_bg "$AGG_LOCK1" "$KP_BIN/kline-aggregator" -d "$DB" --every 1 --stats-interval 0
 	p1=$BG_PID
-	kp_wait_for 20 bash -c "[ \"\$(psql '$DB' -XAtqc \"select count(*) from pg_locks where locktype = 'advisory' and granted\")\" -ge 1 ]"
+	# PGX_LOCK_AGGREGATOR = 0x6b6c6e0003: classid 0x6b, objid 0x6c6e0003, in this database.
+	kp_wait_for 20 bash -c "[ \"\$(psql '$DB' -XAtqc \"select count(*) from pg_locks where locktype = 'advisory'
+		and granted and classid = 107 and objid = 1819148291 and database = (select oid from pg_database
+		where datname = current_database())\")\" = 1 ]"
 	run agg --once
 	[ "$status" -eq 0 ]
 	[[ $output == *"another aggregator is running"* ]]
-	kp_bg agg-lock2 "$KP_BIN/kline-aggregator" -d "$DB" --every 1 --stats-interval 0
+	kp_bg "$AGG_LOCK2" "$KP_BIN/kline-aggregator" -d "$DB" --every 1 --stats-interval 0
 	p2=$BG_PID
-	kp_wait_for 20 grep -q "another aggregator is running; waiting" "$KP_OUT/agg-lock2.log"
+	kp_wait_for 20 grep -q "another aggregator is running; waiting" "$KP_OUT/$AGG_LOCK2.log"
 	kp_stop "$p1"
-	kp_wait_for 20 grep -q "took over the aggregator lock" "$KP_OUT/agg-lock2.log"
+	kp_wait_for 20 grep -q "took over the aggregator lock" "$KP_OUT/$AGG_LOCK2.log"
 	agg_gen 2 1 --symbols ONEUSDT
 	agg_load "$W/rows.csv" "$W/cps.csv"
 	kp_wait_for 20 bash -c "[ \"\$(psql '$DB' -XAtqc 'select count(*) from kline_1m')\" = 2 ]"
@@ -371,7 +385,7 @@ for src, dst in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
     rows = list(csv.reader(open(src)))
     csv.writer(open(dst, "w", newline="")).writerow([rows[0][0], rows[0][1], rows[-1][1], len(rows)])
 EOF
-	kp_bg agg-restart "$KP_BIN/kline-aggregator" -d "$DB" --every 1 --stats-interval 0
+	kp_bg "$AGG_RESTART" "$KP_BIN/kline-aggregator" -d "$DB" --every 1 --stats-interval 0
 	apid=$BG_PID
 	agg_load "$W/a.csv" "$W/ca.csv"
 	kp_wait_for 20 bash -c "[ \"\$(psql '$DB' -XAtqc 'select count(*) from kline_1m')\" = 2 ]"
@@ -381,7 +395,7 @@ EOF
 	kp_pg_start
 	agg_load "$W/b.csv" "$W/cb.csv"
 	kp_wait_for 30 bash -c "[ \"\$(psql '$DB' -XAtqc 'select count(*) from kline_1m')\" = 4 ]"
-	grep -q "connection lost; reconnecting" "$KP_OUT/agg-restart.log"
+	grep -q "connection lost; reconnecting" "$KP_OUT/$AGG_RESTART.log"
 	rc=0
 	kp_stop "$apid" || rc=$?
 	[ "$rc" -eq 0 ]
@@ -419,9 +433,9 @@ EOF
 }
 
 @test "aggregator: SIGTERM in loop mode exits 0" {
-	kp_bg agg-term "$KP_BIN/kline-aggregator" -d "$DB" --every 5 --stats-interval 0
+	kp_bg "$AGG_TERM" "$KP_BIN/kline-aggregator" -d "$DB" --every 5 --stats-interval 0
 	pid=$BG_PID
-	kp_wait_for 20 grep -q "looping every 5" "$KP_OUT/agg-term.log"
+	kp_wait_for 20 grep -q "looping every 5" "$KP_OUT/$AGG_TERM.log"
 	rc=0
 	kp_stop "$pid" || rc=$?
 	[ "$rc" -eq 0 ]

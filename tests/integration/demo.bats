@@ -16,10 +16,11 @@ teardown() {
     rm -rf "$DEMO_DIR"
 }
 
-start_demo() { # runs `make demo` in its own session so Ctrl-C can be sent to the group
+start_demo() { # `make demo` in its own session, SIGINT restored (bash ignores it for `&` jobs),
+               # so the test can press Ctrl-C on the whole group as a terminal would
     # The harness inside refuses to reuse our DATABASE_URL/KAFKA_BROKERS: it starts its own.
     env -u DATABASE_URL -u KAFKA_BROKERS -u KP_HARNESS_DIR \
-        setsid make --no-print-directory demo >"$KP_OUT/demo-$1.log" 2>&1 &
+        setsid env --default-signal=INT make --no-print-directory demo >"$KP_OUT/demo-$1.log" 2>&1 &
     demo_pid=$!
 }
 
