@@ -21,7 +21,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin klinepipe
 COPY --from=build /opt/klinepipe /opt/klinepipe
 ENV PATH=/opt/klinepipe/bin:$PATH \
-    KP_WEB_ROOT=/opt/klinepipe/share/klinepipe/web \
+    STREAMER_WEB_ROOT=/opt/klinepipe/share/klinepipe/web \
     HEALTH_PORT=9100
 USER klinepipe
 # Every program answers /healthz: the streamer on its HTTP port, the others on --metrics-port.

@@ -11,7 +11,13 @@
 #   3. 500 clients x all 200 symbols (100,000 msgs/s): delivered msgs/s and p99;
 #      baseline: 1 client x all 200 symbols.
 #
-# Prints a markdown table (appended to $KP_BENCH_OUT if set). About 3 minutes.
+#   1b. scenario 1 with --event-loop uv (libuv/epoll) against the default poll() loop.
+# kp-wsload runs its raw engine (epoll + a minimal RFC 6455 client): the lws 4.1 client
+# parses byte by byte and polls every socket per pass, which made the client, not the
+# server, the bottleneck at these rates.
+# The machine is shared: the load average at start is printed with the table.
+#
+# Prints a markdown table (appended to $KP_BENCH_OUT if set). About 4 minutes.
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 BIN=${KP_BIN:-$root/bin}
@@ -37,13 +43,14 @@ log() { echo "bench_streamer: $*" >&2; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 syms=$("$GEN" --symbols $NSYM --seconds 1 | jq -r .symbol | paste -sd, -)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# start_streamer → a streamer fed by a realtime generator; sets PORT, st_pid, gen_pid
+# start_streamer [ARGS] → a streamer fed by a realtime generator; sets PORT, st_pid, gen_pid
 start_streamer() {
 	PORT=$(port)
 	mkfifo "$tmp/feed.$PORT"
 	"$ST" -i "$tmp/feed.$PORT" --listen "127.0.0.1:$PORT" --stats-interval 0 --log-level warn \
-		--max-clients 20000 2>>"$tmp/streamer.log" &
+		--max-clients 20000 "$@" 2>>"$tmp/streamer.log" &
 	st_pid=$!
 	"$GEN" --realtime --spread --symbols $NSYM >"$tmp/feed.$PORT" &
 	gen_pid=$!
@@ -63,7 +70,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # load ARGS... → runs kp-wsload against PORT while sampling the streamer's CPU over the
 # measured window; prints kp-wsload's JSON with "cpu_pct" and "rss_kb" of the streamer added
 load() {
-	"$LOAD" --port "$PORT" --symbols "$syms" --warmup 3 --duration "$DUR" "$@" >"$tmp/load.json" 2>"$tmp/load.err" &
+	"$LOAD" --port "$PORT" --symbols "$syms" --warmup 3 --duration "$DUR" --engine raw "$@" >"$tmp/load.json" 2>"$tmp/load.err" &
 	local lp=$! t0 c0 t1 c1 rss=0
 	# the measured window starts when every client is connected (kp-wsload says so on stderr)
 	while kill -0 "$lp" 2>/dev/null && ! grep -q connected "$tmp/load.err"; do sleep 0.2; done
@@ -100,11 +107,21 @@ row "10k x 2: latency max (ms)" "$(v "$r1" max_ms)" "-" "$(v "$base1" max_ms)" "
 row "10k x 2: streamer CPU (% of one core)" "$(v "$r1" cpu_pct)" "-" "$(v "$base1" cpu_pct)" "$(ratio "$(v "$r1" cpu_pct)" "$(v "$base1" cpu_pct)")"
 row "10k x 2: streamer RSS (MB)" "$(awk -v k="$(v "$r1" rss_kb)" 'BEGIN{printf "%.1f", k/1024}')" "-" "$(awk -v k="$(v "$base1" rss_kb)" 'BEGIN{printf "%.1f", k/1024}')" "-"
 
+# ---- 1b: the same with --event-loop uv (epoll instead of poll())
+log "scenario 1b: 10,000 clients x 2 symbols, --event-loop uv"
+start_streamer --event-loop uv
+r1b=$(load -n 10000 --per-client 2 --concurrency 500)
+log "10,000 clients (uv): $r1b"
+stop_streamer
+row "10k x 2, --event-loop uv: latency p50 (ms)" "$(v "$r1b" p50_ms)" "-" "$(v "$r1" p50_ms) (poll)" "$(ratio "$(v "$r1b" p50_ms)" "$(v "$r1" p50_ms)")"
+row "10k x 2, --event-loop uv: latency p99 (ms)" "$(v "$r1b" p99_ms)" "≤ 50" "$(v "$r1" p99_ms) (poll)" "$(ratio "$(v "$r1b" p99_ms)" "$(v "$r1" p99_ms)")"
+row "10k x 2, --event-loop uv: streamer CPU (%)" "$(v "$r1b" cpu_pct)" "-" "$(v "$r1" cpu_pct) (poll)" "$(ratio "$(v "$r1b" cpu_pct)" "$(v "$r1" cpu_pct)")"
+
 # ---- 2: memory per idle connection
 log "scenario 2: 10,000 idle connections"
 start_streamer
 rss0=$(rss_kb "$st_pid")
-"$LOAD" --port "$PORT" --symbols "$syms" -n 10000 --idle --concurrency 500 --warmup 1 --duration 8 >"$tmp/idle.json" 2>"$tmp/idle.err" &
+"$LOAD" --engine raw --port "$PORT" --symbols "$syms" -n 10000 --idle --concurrency 500 --warmup 1 --duration 8 >"$tmp/idle.json" 2>"$tmp/idle.err" &
 lp=$!
 while kill -0 "$lp" 2>/dev/null && ! grep -q connected "$tmp/idle.err"; do sleep 0.2; done
 sleep 3
@@ -131,7 +148,7 @@ row "500 x 200: streamer CPU (% of one core)" "$(v "$r3" cpu_pct)" "-" "$(v "$ba
 
 {
 	echo
-	echo "### kline-streamer (loopback, $NSYM symbols at 1 kline/s each, ${DUR}s windows)"
+	echo "### kline-streamer (loopback, $NSYM symbols at 1 kline/s each, ${DUR}s windows; load average at start: $load_start)"
 	echo
 	echo "| metric | value | target | baseline (same run) | ratio |"
 	echo "|---|---|---|---|---|"

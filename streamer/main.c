@@ -50,8 +50,9 @@ static void st_usage(FILE *out)
         "      --tls-key FILE         private key for --tls-cert (STREAMER_TLS_KEY)\n"
         "      --badge TEXT           show a badge on the page, e.g. \"simulated market\" (STREAMER_BADGE;\n"
         "                             KP_SIMULATED=1 means --badge \"simulated market\")\n"
-        "      --event-loop uv|poll   uv: libuv (epoll), scales with connections; poll: lws's own\n"
-        "                             poll() loop (STREAMER_EVENT_LOOP, default uv)\n"
+        "      --event-loop poll|uv   poll: lws's own poll() loop; uv: libuv (epoll), cheaper with\n"
+        "                             many connections but experimental: with lws 4.1 close frames\n"
+        "                             (1001/1008/4008) are lost (STREAMER_EVENT_LOOP, default poll)\n"
         "      --coalesce-ms MS       apply feed records at most once per MS, so a busy feed costs one\n"
         "                             service-loop pass per window (STREAMER_COALESCE_MS, default 5, 0 = off)\n"
         "      --stats-interval SECS  periodic stats log line (STATS_INTERVAL, default 60, 0 = off)\n"
@@ -142,7 +143,7 @@ static void st_parse(int argc, char **argv, struct st_config *c)
     if (!c->badge && !strcmp(cfg_env("KP_SIMULATED", "0"), "1"))
         c->badge = "simulated market";
     const char *loglevel = cfg_env("LOG_LEVEL", "info");
-    const char *evloop = cfg_env("STREAMER_EVENT_LOOP", "uv");
+    const char *evloop = cfg_env("STREAMER_EVENT_LOOP", "poll");
 
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},      {"input", required_argument, 0, 'i'},

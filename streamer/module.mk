@@ -4,4 +4,9 @@ $(BIN)/kline-streamer: $(STREAMER_OBJS) $(LIBKP)
 $(BIN)/kline-streamer: LDLIBS += $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
 PROGRAMS += $(BIN)/kline-streamer
 ALL_OBJS += $(STREAMER_OBJS)
--include tests/wsclient/module.mk
+
+# Indicators (1m bar, SMA, crossovers) unit-tested on their own (cmocka, run by tests/run.sh).
+$(TBIN)/test_streamer_indicators: $(BUILD)/streamer/test/test_streamer_indicators.o \
+	$(BUILD)/streamer/indicators.o $(BUILD)/streamer/msg.o $(LIBKP)
+TESTBINS += $(TBIN)/test_streamer_indicators
+ALL_OBJS += $(BUILD)/streamer/test/test_streamer_indicators.o

@@ -146,9 +146,11 @@ static int st_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 }
 
 /* rx_buffer_size is small on purpose: lws allocates it for every connection, and client
- * messages are tiny; longer ones arrive in pieces and client.c reassembles them. */
+ * messages are tiny; longer ones arrive in pieces and client.c reassembles them.
+ * tx_packet_size must be set: 0 means "send at most rx_buffer_size bytes per send()", and
+ * lws would trickle a 32 KB batch out 512 bytes per service pass. */
 static const struct lws_protocols st_protocols[] = {
-    {"kp-stream", st_callback, sizeof(struct st_pss), 512, 0, NULL, 0},
+    {"kp-stream", st_callback, sizeof(struct st_pss), 512, 0, NULL, 256 * 1024},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -15,3 +15,4 @@ ALL_OBJS += $(UNIT_TEST_OBJS)
 
 -include tests/sim/module.mk
 -include tests/mock/module.mk
+-include tests/wsclient/module.mk

@@ -92,7 +92,10 @@
     if (!candles.length) $('chart-note').textContent = 'Waiting for the first candle…';
     // few candles (no history yet): spread them over the chart instead of a thin sliver
     if (candles.length && candles.length < 120) chart.timeScale().fitContent();
-    else if (candles.length) chart.timeScale().scrollToRealTime();
+    else if (candles.length) {
+      chart.timeScale().applyOptions({ barSpacing: 8 }); // undo a fitContent of fewer candles
+      chart.timeScale().scrollToRealTime();
+    }
   }
 
   function chartUpdate(c, smaVal) {

@@ -232,3 +232,21 @@ setup() {
 	[[ $output == *'"_end":"error"'* ]]
 	run -0 st_ws --origin http://good.example --send '{"op":"ping"}' --until pong --duration 3
 }
+
+@test "streamer: --event-loop uv (libuv) serves the same protocol and stops cleanly" {
+	fifo=$(st_fifo)
+	st_start -i "$fifo" --event-loop uv
+	st_feed "$fifo" "'$GEN' --realtime --symbols 3 --duration 30"
+	kp_wait_for 10 bash -c "curl -fsS '$ST_URL/api/info' | jq -e '.symbols | length == 3'"
+	out=$BATS_TEST_TMPDIR/ws.out
+	st_ws --send '{"op":"subscribe","symbols":["ETHUSDT"]}' --duration 3 >"$out"
+	grep -q '^{"type":"snapshot"' "$out"
+	(($(st_klines "$out" | wc -l) >= 2))
+	[ "$(st_klines "$out" | jq -r .symbol | sort -u)" = ETHUSDT ]
+	run -0 curl -fsS "$ST_URL/metrics"
+	[[ $output == *"kline_streamer_connections 0"* ]]
+	rc=0
+	kp_stop "$ST_PID" || rc=$?
+	[ "$rc" -eq 0 ]
+	run -2 "$KP_BIN/kline-streamer" --event-loop epoll
+}
