@@ -47,12 +47,29 @@ static int64_t tick_for(int64_t price)
     return t;
 }
 
+/* Well-known symbols start near a plausible price so the demo page looks like a market;
+ * any other symbol gets a seeded one. Units of 1e-8. */
+static int64_t known_base(const char *name)
+{
+    static const struct { const char *name; int64_t price; } known[] = {
+        { "BTCUSDT", 7616800000000 }, { "ETHUSDT", 301200000000 }, { "BNBUSDT", 61250000000 },
+        { "SOLUSDT", 15220000000 },   { "XRPUSDT", 61230000 },     { "ADAUSDT", 45110000 },
+        { "DOGEUSDT", 15234000 },     { "LTCUSDT", 8421000000 },   { "ETHBTC", 3950000 },
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(name, known[i].name) == 0)
+            return known[i].price;
+    return 0;
+}
+
 static void init_state(sim_symbol_t *y)
 {
     rng_t r = { y->hash ^ g_sim.cfg.seed };
     /* base price from 0.0001 to ~90000, log-uniform-ish */
     int e = (int)rnd_range(&r, 4, 12);       /* 10^4 .. 10^12 units of 1e-8 */
     int64_t base = pow10i(e) * rnd_range(&r, 1, 9);
+    if (known_base(y->name))
+        base = known_base(y->name);
     int64_t t = tick_for(base);
     y->cur.close = base / t * t;
     y->cur.next_trade = 1000000 + (int64_t)(rnd(&r) % 1000000000ULL);
