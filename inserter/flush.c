@@ -26,7 +26,8 @@ int ins_take(ins_app_t *app, const char *buf, size_t len, const char *origin, in
 {
     kline_t k;
     char why[256];
-    if (kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
+    if (ins_parse_canonical(buf, len, &k) == 0 ||
+        kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
         if (strcmp(k.interval, "1s") == 0)
             return ins_batch_add_kline(&app->batch, &k, topic, part, off, ts_ms);
         snprintf(why, sizeof why, "interval %s: kline_1s stores 1s klines only", k.interval);
@@ -38,16 +39,20 @@ int ins_take(ins_app_t *app, const char *buf, size_t len, const char *origin, in
 bool ins_flush_due(ins_app_t *app, int64_t now_ms)
 {
     const ins_batch_t *b = &app->batch;
-    if (b->nrecords == 0 || now_ms < app->retry_at_ms)
+    if (now_ms < app->retry_at_ms)
         return false;
-    return app->pg_down || (long long)b->nrecords >= app->opt.batch_rows ||
-           now_ms - b->started_ms >= app->opt.flush_ms;
+    /* While down, retry even with an empty batch (a rebalance may have emptied it, and
+     * the paused partitions bring nothing new): the probe is what resumes them. */
+    if (app->pg_down)
+        return true;
+    return b->nrecords > 0 && ((long long)b->nrecords >= app->opt.batch_rows ||
+                               now_ms - b->started_ms >= app->opt.flush_ms);
 }
 
 int ins_flush_wait_ms(ins_app_t *app, int64_t now_ms, int cap_ms)
 {
     const ins_batch_t *b = &app->batch;
-    if (b->nrecords == 0)
+    if (b->nrecords == 0 && !app->pg_down)
         return cap_ms;
     int64_t due = app->pg_down || (long long)b->nrecords >= app->opt.batch_rows
                       ? app->retry_at_ms
@@ -56,6 +61,17 @@ int ins_flush_wait_ms(ins_app_t *app, int64_t now_ms, int cap_ms)
         due = app->retry_at_ms;
     int64_t w = due - now_ms;
     return w <= 0 ? 0 : w > cap_ms ? cap_ms : (int)w;
+}
+
+static void flush_recovered(ins_app_t *app)
+{
+    log_info("PostgreSQL accepts batches again after %lld s (%lld failed attempts); resuming",
+             (long long)(cfg_mono_ms() - flush_down_since_ms) / 1000, flush_attempts);
+    app->pg_down = false;
+    app->retry_at_ms = 0;
+    ins_stats_set_pg_up(true);
+    if (app->kafka_mode)
+        ins_kafka_resume(app);
 }
 
 static void flush_failed(ins_app_t *app, const char *err)
@@ -90,10 +106,18 @@ static void flush_failed(ins_app_t *app, const char *err)
 int ins_flush(ins_app_t *app)
 {
     ins_batch_t *b = &app->batch;
-    if (b->nrecords == 0)
-        return 0;
     char err[1024];
     ins_result_t res;
+    if (b->nrecords == 0) {
+        if (!app->pg_down)
+            return 0;
+        if (ins_store_probe(&app->store, err, sizeof err) < 0) {
+            flush_failed(app, err);
+            return -1;
+        }
+        flush_recovered(app);
+        return 0;
+    }
     int64_t t0 = cfg_mono_us();
     if (ins_store_write(&app->store, b, app->opt.topic, &res, err, sizeof err) < 0) {
         flush_failed(app, err);
@@ -101,15 +125,8 @@ int ins_flush(ins_app_t *app)
         return -1;
     }
     int64_t lat_us = cfg_mono_us() - t0;
-    if (app->pg_down) {
-        log_info("PostgreSQL accepts batches again after %lld s (%lld attempts); resuming",
-                 (long long)(cfg_mono_ms() - flush_down_since_ms) / 1000, flush_attempts);
-        app->pg_down = false;
-        app->retry_at_ms = 0;
-        ins_stats_set_pg_up(true);
-        if (app->kafka_mode)
-            ins_kafka_resume(app);
-    }
+    if (app->pg_down)
+        flush_recovered(app);
     /* Only now, with the rows committed, may Kafka forget these records. */
     if (app->kafka_mode)
         ins_kafka_commit(app, b);

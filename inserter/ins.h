@@ -5,6 +5,7 @@
  *   store.c    one PostgreSQL transaction per batch: COPY + upsert + rejected + checkpoint
  *   consume.c  Kafka consumer group: subscribe, rebalance, pause/resume, offset commit
  *   input.c    NDJSON from stdin or a file (-i)
+ *   fastparse.c  one-pass scanner for canonical records (kline_parse for everything else)
  *   flush.c    write a batch, commit offsets, PostgreSQL outage state (pause, backoff)
  *   stats.c    counters, histograms, Prometheus text, periodic stats line
  */
@@ -101,6 +102,12 @@ void ins_batch_drop(ins_batch_t *b, bool (*drop)(int topic, int32_t part, void *
 /* Copies s into dst (size dstlen) with every byte outside printable ASCII as '?'. */
 void ins_printable(char *dst, size_t dstlen, const void *s, size_t len);
 
+/* ---- fastparse.c ---- */
+
+/* The canonical record exactly as kline_format writes it → 0 and *k (validated, the same
+ * kline_t kline_parse gives). -1 for anything else: then ask kline_parse. */
+int ins_parse_canonical(const char *buf, size_t len, kline_t *k);
+
 /* ---- store.c ---- */
 
 typedef struct ins_store {
@@ -126,6 +133,8 @@ int ins_store_open(ins_store_t *s, const char *url, int op_timeout_ms, int timeo
  * same batch is always safe: see store.c. topic names the klines topic for checkpoints. */
 int ins_store_write(ins_store_t *s, const ins_batch_t *b, const char *topic,
                     ins_result_t *res, char *errbuf, size_t errlen);
+/* Is PostgreSQL usable (reconnecting if needed)? 0 / -1 with the reason. */
+int ins_store_probe(ins_store_t *s, char *errbuf, size_t errlen);
 void ins_store_close(ins_store_t *s);
 
 /* ---- stats.c ---- */

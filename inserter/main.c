@@ -22,30 +22,29 @@ static void usage(FILE *out)
 {
     fputs(synopsis, out);
     fputs("\n"
-"Consumes canonical kline records from Kafka (or reads NDJSON with -i) and writes them to\n"
-"PostgreSQL table kline_1s in batches: COPY into a staging table, then an upsert, plus one\n"
-"checkpoint row per symbol and partition, all in one transaction; Kafka offsets are\n"
-"committed only after COMMIT. Bad input goes to table `rejected`.\n"
+"Consumes kline records from Kafka (or reads lines with -i) and writes them to PostgreSQL\n"
+"table kline_1s in batches, one transaction each: the rows (COPY straight into kline_1s\n"
+"while they are new, else COPY into a staging table and an upsert), one checkpoint row per\n"
+"symbol and partition, the rejected inputs. Kafka offsets are committed after COMMIT.\n"
 "\n"
 "Options (flag > environment > default):\n"
-"  -b, --brokers LIST       Kafka bootstrap servers      env KAFKA_BROKERS  default 127.0.0.1:9092\n"
-"  -t, --topic NAME         topic to consume             env KAFKA_TOPIC    default klines\n"
-"      --dlq-topic NAME     dead-letter topic, \"\" = none env KAFKA_DLQ_TOPIC default TOPIC.rejected\n"
-"  -g, --group NAME         consumer group               env KAFKA_GROUP    default kline-inserter\n"
-"  -d, --database-url URL   libpq URI or conninfo        env DATABASE_URL   default libpq PG* env\n"
-"  -i, --input FILE|-       read lines from FILE or stdin instead of Kafka; exit 0 at end\n"
-"      --symbol SYM         symbol for input rows that carry none (REST arrays, CSV) with -i\n"
-"      --batch-rows N       write a batch at N records   env INSERTER_BATCH_ROWS default 5000\n"
-"      --flush-ms MS        or when the batch is MS old  env INSERTER_FLUSH_MS   default 500\n"
-"      --pg-timeout-ms MS   bound on one batch transaction; then reconnect and retry\n"
-"                                                       env INSERTER_PG_TIMEOUT_MS default 30000\n"
-"      --connect-timeout S  wait for PostgreSQL at start-up env INSERTER_CONNECT_TIMEOUT default 60\n"
-"  -X key=value             librdkafka setting, applied last (repeatable)\n"
-"      --metrics-port PORT  Prometheus /metrics on PORT, 0 = off  env METRICS_PORT default 0\n"
-"      --stats-interval S   one stats line every S seconds, 0 = off env STATS_INTERVAL default 60\n"
-"      --log-level LEVEL    error|warn|info|debug        env LOG_LEVEL      default info\n"
-"  -h, --help               this text\n"
-"  -V, --version            program and library versions\n"
+"  -b, --brokers LIST        Kafka bootstrap servers       [KAFKA_BROKERS, 127.0.0.1:9092]\n"
+"  -t, --topic NAME          topic to consume              [KAFKA_TOPIC, klines]\n"
+"      --dlq-topic NAME      dead-letter topic, \"\" = none  [KAFKA_DLQ_TOPIC, TOPIC.rejected]\n"
+"  -g, --group NAME          consumer group                [KAFKA_GROUP, kline-inserter]\n"
+"  -d, --database-url URL    libpq URI or conninfo         [DATABASE_URL, libpq PG* vars]\n"
+"  -i, --input FILE|-        read lines instead of Kafka; write, exit 0 at end of input\n"
+"      --symbol SYM          symbol for -i rows that carry none (REST arrays, CSV rows)\n"
+"      --batch-rows N        write a batch at N records    [INSERTER_BATCH_ROWS, 5000]\n"
+"      --flush-ms MS         ... or when it is MS old      [INSERTER_FLUSH_MS, 500]\n"
+"      --pg-timeout-ms MS    bound on one transaction      [INSERTER_PG_TIMEOUT_MS, 30000]\n"
+"      --connect-timeout S   wait for PostgreSQL at start  [INSERTER_CONNECT_TIMEOUT, 60]\n"
+"  -X key=value              librdkafka setting, applied last (repeatable)\n"
+"      --metrics-port PORT   Prometheus /metrics, 0 = off  [METRICS_PORT, 0]\n"
+"      --stats-interval S    stats line every S s, 0 = off [STATS_INTERVAL, 60]\n"
+"      --log-level LEVEL     error|warn|info|debug         [LOG_LEVEL, info]\n"
+"  -h, --help                this text\n"
+"  -V, --version             program and library versions\n"
 "\n"
 "Exit: 0 done (SIGTERM/SIGINT: flush, commit, exit; -i: end of input), 1 runtime failure,\n"
 "2 usage or configuration error.\n", out);
@@ -175,6 +174,8 @@ static void tick(ins_app_t *app, int64_t now, int64_t *next_lag, int64_t *next_s
 static int final_flush(ins_app_t *app, int64_t budget_ms)
 {
     int64_t deadline = cfg_mono_ms() + budget_ms;
+    if (app->store.op_timeout_ms > budget_ms) /* a hung server must not hold up the exit */
+        app->store.op_timeout_ms = (int)budget_ms;
     while (app->batch.nrecords > 0) {
         int64_t now = cfg_mono_ms();
         if (now >= app->retry_at_ms && ins_flush(app) == 0)
@@ -204,7 +205,7 @@ static int run_kafka(ins_app_t *app)
         tick(app, cfg_mono_ms(), &next_lag, &next_stats);
     }
     log_info("stopping: writing the %zu records in hand", app->batch.nrecords);
-    int rc = final_flush(app, app->opt.pg_timeout_ms < 10000 ? app->opt.pg_timeout_ms : 10000);
+    int rc = final_flush(app, 5000);
     ins_kafka_close(app);
     return rc == 0 ? 0 : 1;
 }

@@ -3,3 +3,10 @@ INSERTER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard inserter/*.c))
 $(BIN)/kline-inserter: $(INSERTER_OBJS) $(LIBKP)
 PROGRAMS += $(BIN)/kline-inserter
 ALL_OBJS += $(INSERTER_OBJS)
+
+# cmocka tests of the batch (dedupe, offsets, drop on revoke) and of fastparse.c: $(TBIN)/test_inserter_batch
+INSERTER_TEST_OBJS := $(BUILD)/inserter/test/test_inserter_batch.o
+$(TBIN)/test_inserter_batch: $(INSERTER_TEST_OBJS) $(BUILD)/inserter/batch.o \
+                             $(BUILD)/inserter/fastparse.o $(LIBKP)
+TESTBINS += $(TBIN)/test_inserter_batch
+ALL_OBJS += $(INSERTER_TEST_OBJS)

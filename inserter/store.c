@@ -2,10 +2,10 @@
  * store.c — one PostgreSQL transaction per batch.
  *
  *   BEGIN
+ *   COPY ins_rej FROM STDIN; INSERT INTO rejected ... WHERE NOT EXISTS <same origin, raw>
  *   COPY ins_stage FROM STDIN      -- the batch's klines, deduplicated (batch.c), sorted
  *   INSERT INTO kline_1s SELECT ... FROM ins_stage ON CONFLICT DO UPDATE ... WHERE
  *     <incoming wins> RETURNING symbol, open_time, inserted?   -- the rows it changed
- *   COPY ins_rej FROM STDIN; INSERT INTO rejected ... WHERE NOT EXISTS <same origin, raw>
  *   SELECT pg_advisory_xact_lock(PGX_LOCK_CHECKPOINT)
  *   COPY checkpoint FROM STDIN     -- per (symbol, partition): what this transaction changed
  *   NOTIFY kline_checkpoint; COMMIT
@@ -33,7 +33,7 @@
  * - a rejected input is stored once per (origin, raw) (index in 003_inserter.sql).
  *
  * Every call runs on a non-blocking connection with one deadline for the whole
- * transaction (--pg-timeout): a PostgreSQL that hangs (stopped, network gone) costs one
+ * transaction (--pg-timeout-ms): a PostgreSQL that hangs (stopped, network gone) costs one
  * timeout, then the connection is dropped and the batch retried, instead of blocking the
  * consumer until Kafka evicts it from the group.
  */
@@ -721,6 +721,17 @@ static int st_tx(ins_store_t *s, const ins_batch_t *b, const char *topic, int64_
      * batches meet existing rows (a replay), where the direct attempt would only fail. */
     s->direct_ok = inserted == (long long)b->nrows;
     return 0;
+}
+
+int ins_store_probe(ins_store_t *s, char *errbuf, size_t errlen)
+{
+    errbuf[0] = '\0';
+    if (!s->conn)
+        return st_reconnect(s, errbuf, errlen);
+    if (st_run(s, "SELECT 1", cfg_mono_ms() + s->op_timeout_ms, NULL, errbuf, errlen) == 0)
+        return 0;
+    st_drop(s);
+    return -1;
 }
 
 int ins_store_write(ins_store_t *s, const ins_batch_t *b, const char *topic,

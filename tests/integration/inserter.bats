@@ -30,7 +30,7 @@ INS=$KP_BIN/kline-inserter
 
 @test "inserter: waits for topics that do not exist yet" {
 	db=$(kp_db_new)
-	t=$(kp__uniq late | tr _ -)
+	t=kp-late-$$-$RANDOM$RANDOM
 	kp_bg ins "$INS" -t "$t" -d "$db" -g "g-$t" --flush-ms 100
 	pid=$BG_PID
 	kp_wait_for 20 grep -q "topic $t does not exist yet" "$KP_OUT/ins.log"
