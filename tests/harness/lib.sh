@@ -64,7 +64,9 @@ kp_h_spawn() {
 	kp_h_die "no pid file $pidfile"
 }
 
-kp_h_pidof() { cat "$KP_HARNESS_DIR/$1/pid" 2>/dev/null; }
+# Prints the pid of a server, or nothing; always succeeds so that `pid=$(...)`
+# is safe in callers running under `set -e` (up, ctl).
+kp_h_pidof() { cat "$KP_HARNESS_DIR/$1/pid" 2>/dev/null || true; }
 
 # Signal a whole process group (the server and every child it forked).
 kp_h_signal_group() {
@@ -176,8 +178,20 @@ kp_h_pg_stop() {
 	fi
 }
 
-kp_h_pg_pause() { kp_h_signal_group STOP "$(kp_h_pidof pg)"; }
-kp_h_pg_resume() { kp_h_signal_group CONT "$(kp_h_pidof pg)"; }
+# Backends are the postmaster's children but not in its process group: signal them too,
+# so open sessions freeze as well (a paused server, not just a paused listener).
+kp_h_pg_pause() {
+	local pid
+	pid=$(kp_h_pidof pg)
+	kp_h_signal_group STOP "$pid"
+	[[ -z $pid ]] || pkill -STOP -P "$pid" 2>/dev/null || true
+}
+kp_h_pg_resume() {
+	local pid
+	pid=$(kp_h_pidof pg)
+	[[ -z $pid ]] || pkill -CONT -P "$pid" 2>/dev/null || true
+	kp_h_signal_group CONT "$pid"
+}
 
 # ---------------------------------------------------------------- Kafka
 
@@ -215,6 +229,10 @@ kp_h_kafka_jvm_opts() {
 	jsa=$(kp_h_kafka_cds_path)
 	KP_H_JVM_OPTS=(-Xms256m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
 		-XX:-UsePerfData -Xss512k -Djava.awt.headless=true -Xshare:auto)
+	if [[ -n ${KP_KAFKA_JVM_OPTS:-} ]]; then
+		# for measuring other flags: replaces the tuned ones (split on spaces)
+		read -ra KP_H_JVM_OPTS <<<"$KP_KAFKA_JVM_OPTS"
+	fi
 	if [[ ${KP_KAFKA_CDS:-1} == 1 ]]; then
 		if [[ -s $jsa ]]; then
 			KP_H_JVM_OPTS+=("-XX:SharedArchiveFile=$jsa")
@@ -505,7 +523,7 @@ kp_h_up() {
 	pg_ms=$(($(kp_h_now_ms) - t0))
 	if ! wait "$kinit"; then
 		cat "$KP_HARNESS_DIR/kafka/init.log" >&2
-		kp_h_die "Kafka storage format failed"
+		kp_h_die "Kafka set-up failed (see above)"
 		return 1
 	fi
 	kp_h_kafka_start || return 1

@@ -60,14 +60,11 @@ kp_topic_new() {
 		echo "kp_topic_new: the mock cluster did not create $name" >&2
 		return 1
 	fi
-	if [[ -x $KP_TBIN/kp-topic ]]; then
-		"$KP_TBIN/kp-topic" -b "$KAFKA_BROKERS" create "$name" "$parts" >&2 || return 1
-	else
-		# Slow path (a JVM start, ~2 s) for when the test helpers are not built.
-		java -cp "$(cat "$KP_ROOT/build/kafka.classpath")" kafka.admin.TopicCommand \
-			--bootstrap-server "$KAFKA_BROKERS" --create --topic "$name" \
-			--partitions "$parts" --replication-factor 1 >&2 || return 1
+	if [[ ! -x $KP_TBIN/kp-topic ]]; then
+		echo "kp_topic_new: $KP_TBIN/kp-topic is not built (make testbins)" >&2
+		return 1
 	fi
+	"$KP_TBIN/kp-topic" -b "$KAFKA_BROKERS" create "$name" "$parts" >&2 || return 1
 	echo "$name"
 }
 
