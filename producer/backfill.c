@@ -157,6 +157,14 @@ static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t
         if (rows < 0) {
             atomic_fetch_add_explicit(&prod_stats.rest_errors, 1, memory_order_relaxed);
             failures++;
+            /* A 4xx (bad symbol, bad range) will not heal by retrying: after a few tries
+             * the gap is given up, loudly, so one bad symbol cannot hold a worker forever. */
+            if (rc == 0 && r->status >= 400 && r->status < 500 && failures >= 3) {
+                log_error("backfill %s %lld..%lld: %s; giving up on this range", s->name, (long long)start,
+                          (long long)to, err);
+                atomic_fetch_add(&prod_stats.rest_giveups, 1);
+                return 0;
+            }
             if (failures <= 3 || failures % 20 == 0)
                 log_warn("backfill %s: %s (attempt %d, next in %lld ms)", s->name, err, failures,
                          (long long)backoff);

@@ -52,6 +52,10 @@ static int main_backfill(void)
     }
     if (sig_stop)
         log_info("signal %d: stopping the backfill", (int)sig_stop);
+    if (prod_stats.rest_giveups) {
+        log_error("%llu range(s) could not be fetched", (unsigned long long)prod_stats.rest_giveups);
+        return -1;
+    }
     return prod_failed ? -1 : 0;
 }
 

@@ -60,6 +60,14 @@ enum msg_kind msg_handle(const char *buf, size_t len, const char *origin,
         /* {"result":null,"id":N}: the answer to a SUBSCRIBE/LIST request */
         atomic_fetch_add_explicit(&prod_stats.replies, 1, memory_order_relaxed);
         kind = MSG_REPLY;
+    } else if (json_is_object(root) && json_object_get(root, "id") && json_object_get(root, "error")) {
+        /* {"error":{"code":2,"msg":"..."},"id":N}: a request of ours was refused. The
+         * streams it named are missing; their gaps show and get backfilled, but the
+         * operator must know. */
+        char ex[200];
+        log_error("%s: the exchange refused a request: %s", origin, log_excerpt(buf, len, 180, ex, sizeof ex));
+        atomic_fetch_add_explicit(&prod_stats.replies, 1, memory_order_relaxed);
+        kind = MSG_REPLY;
     } else if (json_is_object(root) && msg_is_shutdown(root)) {
         kind = MSG_SHUTDOWN;
     } else if (!json_is_object(root)) {

@@ -107,8 +107,6 @@ void pub_poll(void);
 int  pub_flush(int timeout_ms);
 void pub_close(void);
 bool pub_is_kafka(void);
-/* The producer handle (Kafka mode) for the start-up resume reader; NULL otherwise. */
-struct rd_kafka_s *pub_handle(void);
 
 /* ---- seq.c: per-symbol order, dedupe, gap detection ---- */
 void seq_init(void);
@@ -126,15 +124,17 @@ void seq_skip_to(prod_sym_t *s, int64_t open_time);
 void seq_seed(prod_sym_t *s, int64_t open_time, bool closed);
 /* Starts a backfill job for s from last_pub + 1 interval up to `to` (start-up, --since). */
 void seq_request(prod_sym_t *s, int64_t to);
+/* A symbol whose stream went silent while others kept publishing shows no gap by
+ * itself: backfill every symbol more than lag_ms behind the newest. A symbol that
+ * never delivered is fetched from none_from (aligned open_time; PROD_NONE = leave it).
+ * Returns how many. */
+int  seq_stale_scan(int64_t lag_ms, int64_t none_from);
 
 /* ---- backfill.c: REST worker threads ---- */
 int  bf_start(char *errbuf, size_t errlen);   /* starts the workers */
 void bf_enqueue(prod_sym_t *s);               /* s->backfilling was just set */
 void bf_stop(void);                           /* joins the workers */
 int  bf_idle(void);                           /* 1 if no job is queued or running */
-/* Fetches [from, to] of one symbol page by page, handing each page to fn.
- * Retries transient errors until prod_stopping. 0 / -1. */
-typedef void (*bf_page_fn)(prod_sym_t *s, const kline_t *ks, int n);
 
 /* ---- ws.c: the WebSocket connections ---- */
 int  ws_init(char *errbuf, size_t errlen);
@@ -160,7 +160,7 @@ typedef struct prod_stats {
     atomic_ullong received, published, published_ws, published_rest, published_replay;
     atomic_ullong rejected, duplicates, provisional_skipped, replies;
     atomic_ullong reconnects, connects, connect_errors, shutdowns, watchdog_fires, conn_age_renewals;
-    atomic_ullong backfill_jobs, backfilled, rest_missing, rest_requests, rest_429, rest_errors;
+    atomic_ullong backfill_jobs, backfilled, rest_missing, rest_requests, rest_429, rest_errors, rest_giveups;
     atomic_ullong delivered, delivery_errors, queue_full_waits;
     atomic_ullong held, held_overflow;
     atomic_llong  last_rx_mono_ms;            /* any connection */

@@ -21,7 +21,6 @@ static FILE *pub_out;              /* stream mode; stdout is not closed by us */
 static bool pub_out_owned;
 
 bool pub_is_kafka(void) { return pub_rk != NULL; }
-struct rd_kafka_s *pub_handle(void) { return pub_rk; }
 
 /* Delivery reports run on whichever thread calls rd_kafka_poll. A failure is counted
  * and logged: with message.timeout.ms=0 librdkafka retries until delivered, so a

@@ -1,5 +1,6 @@
 /* rest.c — HTTP GET for REST klines and exchangeInfo. */
 #include "rest.h"
+#include "cfg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,7 @@ int rest_get(CURL *h, const char *url, rest_resp_t *r, long timeout_ms, char *er
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);        /* worker threads: no SIGALRM */
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* gzip where offered */
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "kline-producer/" "0.1");
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "kline-producer/" KLINEPIPE_VERSION);
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         snprintf(errbuf, errlen, "GET %s: %s", url, cerr[0] ? cerr : curl_easy_strerror(rc));

@@ -69,7 +69,10 @@ int resume_from_kafka(char *errbuf, size_t errlen)
     if (kq_conf_set(conf, "group.id", gid, errbuf, errlen) < 0 ||
         kq_conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) < 0 ||
         kq_conf_set(conf, "enable.partition.eof", "true", errbuf, errlen) < 0 ||
-        kq_conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) < 0) {
+        kq_conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) < 0 ||
+        /* -X carries connection settings (security.protocol, sasl.*) the reader needs
+         * too; producer-only keys only draw a warning from librdkafka */
+        kq_conf_apply_xopts(conf, &prod_cfg.xopts, errbuf, errlen) < 0) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }

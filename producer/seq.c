@@ -27,6 +27,25 @@ static bool seq_is_new(const prod_sym_t *s, const kline_t *k)
     return k->open_time == s->last_pub && !s->last_closed;
 }
 
+/* Does k continue s without a hole? The next second after a closed one, or a newer
+ * state of the same second. After a provisional kline the next second only follows
+ * once that second's closed kline was published: otherwise it was lost on the way
+ * and REST must supply it. */
+static bool seq_follows(const prod_sym_t *s, const kline_t *k)
+{
+    if (s->last_pub == PROD_NONE)
+        return true;
+    if (k->open_time == s->last_pub)
+        return !s->last_closed;
+    return s->last_closed && k->open_time == s->last_pub + prod_cfg.interval_ms;
+}
+
+/* First second of the hole after s's last kline. */
+static int64_t seq_hole_from(const prod_sym_t *s)
+{
+    return s->last_closed ? s->last_pub + prod_cfg.interval_ms : s->last_pub;
+}
+
 static void seq_publish(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t recv_us)
 {
     if (pub_kline(k, recv_ms, recv_us) == 0 || !pub_is_kafka()) {
@@ -64,7 +83,6 @@ static void seq_hold(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t r
 
 void seq_live(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t recv_us)
 {
-    int64_t iv = prod_cfg.interval_ms;
     pthread_mutex_lock(&seq_mu);
     if (s->backfilling) {
         if (seq_is_new(s, k))
@@ -73,7 +91,7 @@ void seq_live(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t recv_us)
             atomic_fetch_add_explicit(&prod_stats.duplicates, 1, memory_order_relaxed);
     } else if (!seq_is_new(s, k)) {
         atomic_fetch_add_explicit(&prod_stats.duplicates, 1, memory_order_relaxed);
-    } else if (s->last_pub == PROD_NONE || k->open_time <= s->last_pub + iv) {
+    } else if (seq_follows(s, k)) {
         seq_publish(s, k, recv_ms, recv_us);
     } else {
         /* seconds missing between last_pub and k: REST first, k after */
@@ -94,7 +112,7 @@ void seq_rest(prod_sym_t *s, const kline_t *ks, int n)
     int64_t recv_ms = cfg_now_ms(), recv_us = cfg_mono_us();
     pthread_mutex_lock(&seq_mu);
     for (int i = 0; i < n; i++)
-        if (s->last_pub == PROD_NONE || ks[i].open_time > s->last_pub)
+        if (seq_is_new(s, &ks[i]))
             seq_publish(s, &ks[i], recv_ms, recv_us);
     pthread_mutex_unlock(&seq_mu);
 }
@@ -126,7 +144,7 @@ int seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to)
             atomic_fetch_add_explicit(&prod_stats.duplicates, 1, memory_order_relaxed);
             continue;
         }
-        if (s->last_pub != PROD_NONE && h->k.open_time > s->last_pub + iv)
+        if (!seq_follows(s, &h->k))
             break; /* still a hole before this one */
         seq_publish(s, &h->k, h->recv_ms, h->recv_us);
     }
@@ -136,11 +154,15 @@ int seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to)
         s->nheld -= i;
     }
     if (s->nheld > 0) {
-        *from = s->last_pub + iv;
+        *from = seq_hole_from(s);
         *to = s->held[0].k.open_time - iv;
+        if (*to < *from)
+            *to = *from; /* the lost closed kline of the last (provisional) second */
         rc = 1;
-    } else if (s->pending_max != PROD_NONE && (s->last_pub == PROD_NONE || s->pending_max > s->last_pub)) {
-        *from = s->last_pub == PROD_NONE ? s->pending_max : s->last_pub + iv;
+    } else if (s->pending_max != PROD_NONE &&
+               (s->last_pub == PROD_NONE || s->pending_max > s->last_pub ||
+                (s->pending_max == s->last_pub && !s->last_closed))) {
+        *from = s->last_pub == PROD_NONE ? s->pending_max : seq_hole_from(s);
         *to = s->pending_max;
         rc = 1;
     } else {
@@ -158,10 +180,11 @@ int seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to)
 void seq_skip_to(prod_sym_t *s, int64_t open_time)
 {
     pthread_mutex_lock(&seq_mu);
-    if (s->last_pub == PROD_NONE || open_time > s->last_pub) {
+    if (s->last_pub == PROD_NONE || open_time > s->last_pub ||
+        (open_time == s->last_pub && !s->last_closed)) {
         if (s->last_pub != PROD_NONE)
             atomic_fetch_add(&prod_stats.rest_missing,
-                             (unsigned long long)((open_time - s->last_pub) / prod_cfg.interval_ms));
+                             (unsigned long long)((open_time - seq_hole_from(s)) / prod_cfg.interval_ms + 1));
         s->last_pub = open_time;
         s->last_closed = true;
     }
@@ -188,4 +211,32 @@ void seq_request(prod_sym_t *s, int64_t to)
     pthread_mutex_unlock(&seq_mu);
     if (start)
         bf_enqueue(s);
+}
+
+int seq_stale_scan(int64_t lag_ms, int64_t none_from)
+{
+    int n = 0;
+    pthread_mutex_lock(&seq_mu);
+    int64_t newest = PROD_NONE;
+    for (int i = 0; i < prod_nsyms; i++)
+        if (prod_syms[i].last_pub != PROD_NONE && prod_syms[i].last_pub > newest)
+            newest = prod_syms[i].last_pub;
+    for (int i = 0; newest != PROD_NONE && i < prod_nsyms; i++) {
+        prod_sym_t *s = &prod_syms[i];
+        if (s->backfilling || (s->last_pub != PROD_NONE && s->last_pub >= newest - lag_ms) ||
+            (s->last_pub == PROD_NONE && (none_from == PROD_NONE || none_from >= newest)))
+            continue;
+        log_warn("%s: no kline since %lld while others reached %lld: fetching from REST", s->name,
+                 (long long)s->last_pub, (long long)newest);
+        if (s->last_pub == PROD_NONE) {
+            s->last_pub = none_from - prod_cfg.interval_ms; /* never delivered: from our start */
+            s->last_closed = true;
+        }
+        s->backfilling = true;
+        s->pending_max = newest;
+        bf_enqueue(s); /* takes only the queue's own lock */
+        n++;
+    }
+    pthread_mutex_unlock(&seq_mu);
+    return n;
 }

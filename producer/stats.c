@@ -72,6 +72,7 @@ static size_t stats_render(char *b, size_t len, void *ud)
     o = metrics_put(b, len, o, "kline_producer_rest_429_total", "counter", "REST 429/418 answers", C(rest_429));
     o = metrics_put(b, len, o, "kline_producer_rest_errors_total", "counter", "REST transport/HTTP errors", C(rest_errors));
     o = metrics_put(b, len, o, "kline_producer_rest_missing_total", "counter", "seconds REST had no kline for", C(rest_missing));
+    o = metrics_put(b, len, o, "kline_producer_rest_giveups_total", "counter", "backfill ranges abandoned after 4xx answers", C(rest_giveups));
     o = metrics_put(b, len, o, "kline_producer_delivered_total", "counter", "Kafka deliveries acknowledged", C(delivered));
     o = metrics_put(b, len, o, "kline_producer_delivery_errors_total", "counter", "Kafka deliveries failed", C(delivery_errors));
     o = metrics_put(b, len, o, "kline_producer_queue_full_waits_total", "counter", "waits for room in the Kafka queue", C(queue_full_waits));

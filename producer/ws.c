@@ -84,6 +84,8 @@ static struct {
     int serial;
     int64_t bucket_warned;
     bool closing;             /* ws_destroy: every close is ours */
+    int64_t next_stale_scan;
+    int64_t started_mono, started_wall;
 } ws;
 
 static void ws_stream_name(const prod_sym_t *s, char *out, size_t len)
@@ -471,6 +473,13 @@ static void ws_tick(lws_sorted_usec_list_t *sul)
         atomic_store(&prod_failed, 1);
         atomic_store(&prod_stopping, 1);
     }
+    if (now >= ws.next_stale_scan) {
+        int64_t iv = prod_cfg.interval_ms;
+        int64_t lag = iv * 5 > 60000 ? iv * 5 : 60000;
+        ws.next_stale_scan = now + 5000;
+        /* symbols silent since start count only once the others had time to begin */
+        seq_stale_scan(lag, now - ws.started_mono > 2 * lag ? ws.started_wall - ws.started_wall % iv : PROD_NONE);
+    }
     pub_poll();
     stats_tick(now);
     lws_sul_schedule(ws.ctx, 0, sul, ws_tick, WS_TICK_US);
@@ -586,7 +595,8 @@ int ws_init(char *errbuf, size_t errlen)
         return -1;
     }
     ws.tokens = WS_BUCKET_CAP;
-    ws.tokens_at = cfg_mono_ms();
+    ws.tokens_at = ws.started_mono = cfg_mono_ms();
+    ws.started_wall = cfg_now_ms();
     atomic_store(&prod_stats.last_rx_mono_ms, cfg_mono_ms());
     log_info("%d symbols on %d connection group(s), %s://%s:%d%s", prod_nsyms, ws.ng,
              ws.tls ? "wss" : "ws", ws.host, ws.port, ws.base_path);

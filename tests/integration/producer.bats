@@ -203,3 +203,27 @@ load producer_helpers
 	[ "$(wc -l <"$f")" -eq 51 ]
 	head -1 "$f" | grep -q existing
 }
+
+@test "producer: --backfill gives up on a range the exchange refuses (4xx), finishes the rest, exits 1" {
+	kp_sim_start --symbols BTCUSDT --speed 1000 --duration 100
+	kp_wait_for 30 p_sim_done 100
+	start=$(p_sim_start_ms)
+	run --separate-stderr timeout 60 "$KP_BIN/kline-producer" -s BTCUSDT,NOSUCHUSDT -o - --rest-url "$SIM_URL" \
+		--backfill "$start..$((start + 49000))"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 50 ]
+	[[ $stderr == *"NOSUCHUSDT"*"giving up"* ]]
+}
+
+@test "producer: --replay-speed paces the replay by open_time" {
+	kp_sim_start --symbols BTCUSDT --speed 1000 --duration 41
+	kp_wait_for 30 p_sim_done 41
+	curl -fsS "$SIM_URL/truth" >"$BATS_TEST_TMPDIR/h.ndjson"
+	t0=$(date +%s%3N)
+	run --separate-stderr "$KP_BIN/kline-producer" --replay "$BATS_TEST_TMPDIR/h.ndjson" --replay-speed 10 -o -
+	t1=$(date +%s%3N)
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 41 ]
+	# 40 s of history at 10x: at least 4 s (an upper bound would be a timing assertion)
+	((t1 - t0 >= 4000))
+}

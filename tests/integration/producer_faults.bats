@@ -172,3 +172,54 @@ p_fault_run() {
 	done
 	kp_stop "$PROD_PID"
 }
+
+@test "producer: REST slows down before X-MBX-USED-WEIGHT-1M reaches --rest-weight-limit" {
+	kp_sim_start --symbols BTCUSDT --speed 1000 --duration 30000 --rest-weight-limit 40
+	kp_wait_for 60 p_sim_done 30000
+	start=$(p_sim_start_ms)
+	# 30 pages of 1000 at weight 2: more than the exchange's 40 per minute
+	p_producer prod -s BTCUSDT -o - --backfill "$start..$((start + 29999000))" --rest-weight-limit 20 >/dev/null
+	kp_wait_for 30 grep -q 'pausing until the next minute' "$KP_OUT/prod.log"
+	[ "$(p_sim_stat rest_429)" -eq 0 ]
+	[ "$(p_sim_stat rest_requests)" -le 12 ]
+	rc=0
+	kp_stop "$PROD_PID" || rc=$?
+	[ "$rc" -eq 0 ]
+}
+
+@test "producer: a symbol silent while others flow is fetched from REST; seconds the exchange lacks are not invented" {
+	# history with a hole: ETHUSDT has no klines for 150 of its 300 seconds
+	kp_sim_start --symbols BTCUSDT,ETHUSDT --speed 1000 --duration 300
+	kp_wait_for 30 p_sim_done 300
+	t0=$(p_sim_start_ms)
+	curl -fsS "$SIM_URL/truth" | jq -c "select(.symbol == \"BTCUSDT\" or .open_time < $((t0 + 100000)) or .open_time >= $((t0 + 250000)))" \
+		>"$BATS_TEST_TMPDIR/hist.ndjson"
+	kp_stop "$SIM_PID" || true
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/hist.ndjson")" -eq 450 ]
+	kp_sim_start --symbols BTCUSDT,ETHUSDT --replay "$BATS_TEST_TMPDIR/hist.ndjson" --speed 20
+	start=$(p_sim_start_ms)
+	out=$BATS_TEST_TMPDIR/out.ndjson
+	p_producer prod -s BTCUSDT,ETHUSDT -o - --since "$start" >"$out"
+	kp_wait_for 60 p_sim_done 300
+	kp_wait_for 60 bash -c "[ \$(wc -l <'$out') -ge 450 ]"
+	kp_stop "$PROD_PID"
+	p_check_values "$out"
+	grep -q 'ETHUSDT: no kline since' "$KP_OUT/prod.log"
+}
+
+@test "producer: SIGTERM with Kafka down and klines undelivered exits 1 after --flush-timeout-ms" {
+	kp_sim_start --symbols "$SYMS" --speed 5
+	topic=$(kp_topic_new 3)
+	port=$(kp_free_port)
+	p_producer prod -s "$SYMS" -t "$topic" --metrics-port "$port" --flush-timeout-ms 2000
+	kp_wait_for 60 p_count_ge "$topic" 10
+	kp_kafka_stop
+	m() { curl -fsS "http://127.0.0.1:$port/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+	undelivered() { (($(m kline_producer_published_total) > $(m kline_producer_delivered_total) + 5)); }
+	kp_wait_for 30 undelivered
+	rc=0
+	kp_stop "$PROD_PID" || rc=$?
+	kp_kafka_start
+	[ "$rc" -eq 1 ]
+	grep -q 'still undelivered' "$KP_OUT/prod.log"
+}
