@@ -129,6 +129,10 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
     }
     if (optind < argc)
         cfg_usage_error(AGG_PROG, agg_synopsis, "unexpected argument '%s'", argv[optind]);
+    int lvl = log_level_parse(level);
+    if (lvl < 0)
+        cfg_usage_error(AGG_PROG, agg_synopsis, "unknown log level '%s'", level);
+    log_init(AGG_PROG, lvl);
     /* The flag wins over AGG_EVERY: --once on the command line means once. */
     if (once)
         every = NULL;
@@ -137,10 +141,6 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
     cfg->once = once;
     if (every)
         cfg->every_s = (int)agg_num("--every", every, 1, 86400);
-    int lvl = log_level_parse(level);
-    if (lvl < 0)
-        cfg_usage_error(AGG_PROG, agg_synopsis, "unknown log level '%s'", level);
-    log_init(AGG_PROG, lvl);
     if (!*cfg->name)
         cfg_usage_error(AGG_PROG, agg_synopsis, "--name must not be empty");
     if (agg_parse_intervals(intervals, cfg, err, sizeof err) < 0)

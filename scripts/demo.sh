@@ -6,6 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
-export DEMO_DIR=$(readlink -f "${DEMO_DIR:-.demo}")
+DEMO_DIR=$(readlink -f "${DEMO_DIR:-.demo}")
+export DEMO_DIR
 mkdir -p "$DEMO_DIR/logs"
-exec tests/harness/up --data-dir "$DEMO_DIR/servers" -- scripts/demo-run.sh
+servers=$DEMO_DIR/servers
+# PostgreSQL runs as user postgres, which cannot enter a private home such as /root:
+# keep the servers' data where it can, still one fixed place per checkout so it is reused.
+if ! setpriv --reuid=postgres --regid=postgres --init-groups -- test -x "$DEMO_DIR"; then
+    servers=/var/tmp/klinepipe-demo-$(printf %s "$DEMO_DIR" | md5sum | cut -c1-12)
+    echo "demo: $DEMO_DIR is private to $(id -un); server data goes to $servers"
+fi
+exec tests/harness/up --data-dir "$servers" -- scripts/demo-run.sh

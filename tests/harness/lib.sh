@@ -510,6 +510,9 @@ kp_h_kafka_choose() {
 kp_h_up() {
 	kp_h_require_dir || return 1
 	chmod 0755 "$KP_HARNESS_DIR"
+	# PostgreSQL runs as user postgres: every parent directory must let it through.
+	kp_h_pg_as test -x "$KP_HARNESS_DIR" ||
+		{ kp_h_die "user postgres cannot reach $KP_HARNESS_DIR (a parent directory is private, e.g. /root): choose a data directory under /var/tmp"; return 1; }
 	local t0 pg_ms k_ms
 	t0=$(kp_h_now_ms)
 	# Format Kafka's storage (a JVM) while initdb runs; starting the broker

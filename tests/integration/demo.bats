@@ -6,6 +6,7 @@ load helpers
 
 setup() {
     DEMO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kp-demo.XXXXXX")
+    chmod 755 "$DEMO_DIR" # the servers run as user postgres
     DEMO_PORT=$(kp_free_port)
     export DEMO_DIR DEMO_PORT DEMO_OFFLINE=1
 }
