@@ -25,6 +25,11 @@ start_demo() { # `make demo` in its own session, SIGINT restored (bash ignores i
     demo_pid=$!
 }
 
+# Nothing of a stopped demo may survive it (the harness watchdog takes a second to notice).
+demo_gone() {
+    ! pgrep -af "$DEMO_DIR"
+}
+
 price_in_api() {
     curl -fsS "http://127.0.0.1:$DEMO_PORT/api/klines?symbol=BTCUSDT&interval=1s&limit=5" |
         python3 -c 'import json,sys; r=json.load(sys.stdin); assert len(r) > 0 and float(r[-1]["close"]) > 0'
@@ -38,13 +43,12 @@ price_in_api() {
     kill -INT -- -"$demo_pid"
     wait "$demo_pid" || true
     grep -q "demo: stopped" "$KP_OUT/demo-1.log"
-    # Nothing of the first run may survive it.
-    ! pgrep -f "$DEMO_DIR" >/dev/null
+    kp_wait_for 15 demo_gone
 
     start_demo 2
     kp_wait_for 240 price_in_api
     kill -INT -- -"$demo_pid"
     wait "$demo_pid" || true
     demo_pid=
-    ! pgrep -f "$DEMO_DIR" >/dev/null
+    kp_wait_for 15 demo_gone
 }
