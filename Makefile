@@ -77,10 +77,10 @@ demo: deps
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) scripts/demo.sh
 
 .PHONY: install
-install: programs
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/klinepipe
+install: programs web
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/klinepipe/web
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
-	if [ -d web/dist ]; then cp -R web/dist $(DESTDIR)$(PREFIX)/share/klinepipe/web; fi
+	cp -R web/dist/. $(DESTDIR)$(PREFIX)/share/klinepipe/web/
 
 .PHONY: clean
 clean:

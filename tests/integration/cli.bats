@@ -43,3 +43,20 @@ programs=(kline-producer kline-inserter kline-aggregator kline-streamer)
         [[ $stderr == *loud* ]] || { echo "$p does not name the bad value: $stderr"; false; }
     done
 }
+
+@test "make install PREFIX=... installs the four programs and the page the installed streamer serves" {
+    prefix=$(mktemp -d)
+    make --no-print-directory install PREFIX="$prefix" >/dev/null
+    make --no-print-directory install PREFIX="$prefix" >/dev/null # twice: idempotent
+    for p in "${programs[@]}"; do
+        "$prefix/bin/$p" --version >/dev/null
+    done
+    [ -f "$prefix/share/klinepipe/web/index.html" ]
+    [ ! -e "$prefix/share/klinepipe/web/dist" ]
+    port=$(kp_free_port)
+    kp_bg installed-streamer "$prefix/bin/kline-streamer" --listen "127.0.0.1:$port" -i /dev/null
+    kp_wait_for 20 curl -fs "http://127.0.0.1:$port/healthz"
+    curl -fs "http://127.0.0.1:$port/index.html" | grep -qi "klinepipe"
+    kp_stop "$BG_PID"
+    rm -rf "$prefix"
+}
