@@ -30,7 +30,7 @@ all: programs
 
 include common/module.mk
 -include producer/module.mk inserter/module.mk aggregator/module.mk streamer/module.mk
--include tests/module.mk web/module.mk bench/module.mk fuzz/module.mk
+-include tests/module.mk web/module.mk bench/module.mk fuzz/module.mk fuzz/producer.mk
 
 .PHONY: programs testbins
 programs: $(PROGRAMS)

@@ -12,6 +12,12 @@
 #      baseline: 1 client x all 200 symbols.
 #
 #   1b. scenario 1 with --event-loop uv (libuv/epoll) against the default poll() loop.
+#
+# Environment: KP_BENCH_STREAMER_SECS (window, default 20), KP_BENCH_STREAMER_SCENARIOS
+# (subset of "1 1b 2 3"), KP_BENCH_STREAMER_BIN (the streamer to measure),
+# KP_BENCH_STREAMER_OLD (an older streamer binary: scenario 1 is run with it too and shown
+# as the baseline, for before/after numbers from one run), KP_BENCH_STREAMER_ALT_LOOP
+# (the loop of scenario 1b, default uv).
 # kp-wsload runs its raw engine (epoll + a minimal RFC 6455 client): the lws 4.1 client
 # parses byte by byte and polls every socket per pass, which made the client, not the
 # server, the bottleneck at these rates.
@@ -22,7 +28,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 BIN=${KP_BIN:-$root/bin}
 TBIN=${KP_TBIN:-$root/build/release/tbin}
-ST=$BIN/kline-streamer
+ST=${KP_BENCH_STREAMER_BIN:-$BIN/kline-streamer}
+# KP_BENCH_STREAMER_OLD=PATH: also run scenario 1 with that (older) binary, as the baseline
+OLD=${KP_BENCH_STREAMER_OLD:-}
+# KP_BENCH_STREAMER_SCENARIOS: which scenarios to run (default all: "1 1b 2 3")
+SCEN=" ${KP_BENCH_STREAMER_SCENARIOS:-1 1b 2 3} "
+want() { [[ $SCEN == *" $1 "* ]]; }
+# scenario 1b runs the event loop that is not the default
+ALT_LOOP=${KP_BENCH_STREAMER_ALT_LOOP:-uv}
 GEN=$TBIN/kp-klinegen
 LOAD=$TBIN/kp-wsload
 [[ -x $ST && -x $GEN && -x $LOAD ]] || { echo "bench_streamer: build first (make programs testbins)" >&2; exit 2; }
@@ -90,61 +103,85 @@ rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-# ---- 1: 10,000 clients x 2 symbols
-log "scenario 1: 10,000 clients x 2 symbols, $NSYM symbols at 1/s"
-start_streamer
-base1=$(load -n 1 --per-client 2)
-log "baseline (1 client): $base1"
-r1=$(load -n 10000 --per-client 2 --concurrency 500)
-log "10,000 clients: $r1"
-stop_streamer
 v() { jq -r ".$2" <<<"$1"; }
-row "10k clients x 2 symbols: connected" "$(v "$r1" connected)" "10000" "1" "-"
-row "10k x 2: delivered msgs/s" "$(v "$r1" msgs_per_sec)" "≈20000" "$(v "$base1" msgs_per_sec)" "$(ratio "$(v "$r1" msgs_per_sec)" "$(v "$base1" msgs_per_sec)")"
-row "10k x 2: latency p50 (ms)" "$(v "$r1" p50_ms)" "-" "$(v "$base1" p50_ms)" "$(ratio "$(v "$r1" p50_ms)" "$(v "$base1" p50_ms)")"
-row "10k x 2: latency p99 (ms)" "$(v "$r1" p99_ms)" "≤ 50" "$(v "$base1" p99_ms)" "$(ratio "$(v "$r1" p99_ms)" "$(v "$base1" p99_ms)")"
-row "10k x 2: latency max (ms)" "$(v "$r1" max_ms)" "-" "$(v "$base1" max_ms)" "-"
-row "10k x 2: streamer CPU (% of one core)" "$(v "$r1" cpu_pct)" "-" "$(v "$base1" cpu_pct)" "$(ratio "$(v "$r1" cpu_pct)" "$(v "$base1" cpu_pct)")"
-row "10k x 2: streamer RSS (MB)" "$(awk -v k="$(v "$r1" rss_kb)" 'BEGIN{printf "%.1f", k/1024}')" "-" "$(awk -v k="$(v "$base1" rss_kb)" 'BEGIN{printf "%.1f", k/1024}')" "-"
 
-# ---- 1b: the same with --event-loop uv (epoll instead of poll())
-log "scenario 1b: 10,000 clients x 2 symbols, --event-loop uv"
-start_streamer --event-loop uv
-r1b=$(load -n 10000 --per-client 2 --concurrency 500)
-log "10,000 clients (uv): $r1b"
-stop_streamer
-row "10k x 2, --event-loop uv: latency p50 (ms)" "$(v "$r1b" p50_ms)" "-" "$(v "$r1" p50_ms) (poll)" "$(ratio "$(v "$r1b" p50_ms)" "$(v "$r1" p50_ms)")"
-row "10k x 2, --event-loop uv: latency p99 (ms)" "$(v "$r1b" p99_ms)" "≤ 50" "$(v "$r1" p99_ms) (poll)" "$(ratio "$(v "$r1b" p99_ms)" "$(v "$r1" p99_ms)")"
-row "10k x 2, --event-loop uv: streamer CPU (%)" "$(v "$r1b" cpu_pct)" "-" "$(v "$r1" cpu_pct) (poll)" "$(ratio "$(v "$r1b" cpu_pct)" "$(v "$r1" cpu_pct)")"
+# ---- 1: 10,000 clients x 2 symbols
+if want 1; then
+	log "scenario 1: 10,000 clients x 2 symbols, $NSYM symbols at 1/s"
+	start_streamer
+	base1=$(load -n 1 --per-client 2)
+	log "baseline (1 client): $base1"
+	r1=$(load -n 10000 --per-client 2 --concurrency 500)
+	log "10,000 clients: $r1"
+	stop_streamer
+	row "10k clients x 2 symbols: connected" "$(v "$r1" connected)" "10000" "1" "-"
+	row "10k x 2: delivered msgs/s" "$(v "$r1" msgs_per_sec)" "≈20000" "$(v "$base1" msgs_per_sec)" "$(ratio "$(v "$r1" msgs_per_sec)" "$(v "$base1" msgs_per_sec)")"
+	row "10k x 2: latency p50 (ms)" "$(v "$r1" p50_ms)" "-" "$(v "$base1" p50_ms)" "$(ratio "$(v "$r1" p50_ms)" "$(v "$base1" p50_ms)")"
+	row "10k x 2: latency p99 (ms)" "$(v "$r1" p99_ms)" "≤ 50" "$(v "$base1" p99_ms)" "$(ratio "$(v "$r1" p99_ms)" "$(v "$base1" p99_ms)")"
+	row "10k x 2: latency max (ms)" "$(v "$r1" max_ms)" "-" "$(v "$base1" max_ms)" "-"
+	row "10k x 2: streamer CPU (% of one core)" "$(v "$r1" cpu_pct)" "-" "$(v "$base1" cpu_pct)" "$(ratio "$(v "$r1" cpu_pct)" "$(v "$base1" cpu_pct)")"
+	row "10k x 2: streamer RSS (MB)" "$(awk -v k="$(v "$r1" rss_kb)" 'BEGIN{printf "%.1f", k/1024}')" "-" "$(awk -v k="$(v "$base1" rss_kb)" 'BEGIN{printf "%.1f", k/1024}')" "-"
+	# the same scenario with an older build, for before/after numbers from one run
+	if [[ -n $OLD ]]; then
+		log "scenario 1 with the old build $OLD"
+		new_st=$ST ST=$OLD
+		start_streamer
+		r1o=$(load -n 10000 --per-client 2 --concurrency 500)
+		log "10,000 clients (old build): $r1o"
+		stop_streamer
+		ST=$new_st
+		row "10k x 2: latency p50 (ms), this build vs old build" "$(v "$r1" p50_ms)" "-" "$(v "$r1o" p50_ms) (old)" "$(ratio "$(v "$r1" p50_ms)" "$(v "$r1o" p50_ms)")"
+		row "10k x 2: latency p99 (ms), this build vs old build" "$(v "$r1" p99_ms)" "≤ 50" "$(v "$r1o" p99_ms) (old)" "$(ratio "$(v "$r1" p99_ms)" "$(v "$r1o" p99_ms)")"
+		row "10k x 2: streamer CPU (%), this build vs old build" "$(v "$r1" cpu_pct)" "-" "$(v "$r1o" cpu_pct) (old)" "$(ratio "$(v "$r1" cpu_pct)" "$(v "$r1o" cpu_pct)")"
+	fi
+fi
+
+# ---- 1b: the same with the other event loop
+if want 1b; then
+	log "scenario 1b: 10,000 clients x 2 symbols, --event-loop $ALT_LOOP"
+	start_streamer --event-loop "$ALT_LOOP"
+	r1b=$(load -n 10000 --per-client 2 --concurrency 500)
+	log "10,000 clients ($ALT_LOOP): $r1b"
+	stop_streamer
+	if want 1; then
+		row "10k x 2, --event-loop $ALT_LOOP: latency p50 (ms)" "$(v "$r1b" p50_ms)" "-" "$(v "$r1" p50_ms) (default)" "$(ratio "$(v "$r1b" p50_ms)" "$(v "$r1" p50_ms)")"
+		row "10k x 2, --event-loop $ALT_LOOP: latency p99 (ms)" "$(v "$r1b" p99_ms)" "-" "$(v "$r1" p99_ms) (default)" "$(ratio "$(v "$r1b" p99_ms)" "$(v "$r1" p99_ms)")"
+		row "10k x 2, --event-loop $ALT_LOOP: streamer CPU (%)" "$(v "$r1b" cpu_pct)" "-" "$(v "$r1" cpu_pct) (default)" "$(ratio "$(v "$r1b" cpu_pct)" "$(v "$r1" cpu_pct)")"
+	fi
+fi
 
 # ---- 2: memory per idle connection
-log "scenario 2: 10,000 idle connections"
-start_streamer
-rss0=$(rss_kb "$st_pid")
-"$LOAD" --engine raw --port "$PORT" --symbols "$syms" -n 10000 --idle --concurrency 500 --warmup 1 --duration 8 >"$tmp/idle.json" 2>"$tmp/idle.err" &
-lp=$!
-while kill -0 "$lp" 2>/dev/null && ! grep -q connected "$tmp/idle.err"; do sleep 0.2; done
-sleep 3
-rss1=$(rss_kb "$st_pid")
-conns=$(curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '$1 == "kline_streamer_connections" {print $2}')
-wait "$lp"
-stop_streamer
-per=$(awk -v a="$rss0" -v b="$rss1" -v n="$conns" 'BEGIN{ if (n > 0) printf "%.2f", (b - a) / n; else print "n/a" }')
-row "memory per idle connection (KB)" "$per" "≤ 10" "$rss0 KB RSS at 0 clients" "$(ratio "$per" 10)"
-row "idle connections held" "$conns" "10000" "-" "-"
+if want 2; then
+	log "scenario 2: 10,000 idle connections"
+	start_streamer
+	rss0=$(rss_kb "$st_pid")
+	"$LOAD" --engine raw --port "$PORT" --symbols "$syms" -n 10000 --idle --concurrency 500 --warmup 1 --duration 8 >"$tmp/idle.json" 2>"$tmp/idle.err" &
+	lp=$!
+	while kill -0 "$lp" 2>/dev/null && ! grep -q connected "$tmp/idle.err"; do sleep 0.2; done
+	sleep 3
+	rss1=$(rss_kb "$st_pid")
+	conns=$(curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '$1 == "kline_streamer_connections" {print $2}')
+	wait "$lp"
+	stop_streamer
+	per=$(awk -v a="$rss0" -v b="$rss1" -v n="$conns" 'BEGIN{ if (n > 0) printf "%.2f", (b - a) / n; else print "n/a" }')
+	row "memory per idle connection (KB)" "$per" "≤ 10" "$rss0 KB RSS at 0 clients" "$(ratio "$per" 10)"
+	row "idle connections held" "$conns" "10000" "-" "-"
+fi
 
 # ---- 3: 500 clients x all 200 symbols
-log "scenario 3: 500 clients x all $NSYM symbols"
-start_streamer
-base3=$(load -n 1 --all)
-log "baseline (1 client): $base3"
-r3=$(load -n 500 --all --concurrency 250)
-log "500 clients: $r3"
-stop_streamer
-row "500 x 200 symbols: delivered msgs/s" "$(v "$r3" msgs_per_sec)" "≥ 100000" "$(v "$base3" msgs_per_sec)" "$(ratio "$(v "$r3" msgs_per_sec)" "$(v "$base3" msgs_per_sec)")"
-row "500 x 200: latency p50 (ms)" "$(v "$r3" p50_ms)" "-" "$(v "$base3" p50_ms)" "$(ratio "$(v "$r3" p50_ms)" "$(v "$base3" p50_ms)")"
-row "500 x 200: latency p99 (ms)" "$(v "$r3" p99_ms)" "-" "$(v "$base3" p99_ms)" "$(ratio "$(v "$r3" p99_ms)" "$(v "$base3" p99_ms)")"
-row "500 x 200: streamer CPU (% of one core)" "$(v "$r3" cpu_pct)" "-" "$(v "$base3" cpu_pct)" "$(ratio "$(v "$r3" cpu_pct)" "$(v "$base3" cpu_pct)")"
+if want 3; then
+	log "scenario 3: 500 clients x all $NSYM symbols"
+	start_streamer
+	base3=$(load -n 1 --all)
+	log "baseline (1 client): $base3"
+	r3=$(load -n 500 --all --concurrency 250)
+	log "500 clients: $r3"
+	stop_streamer
+	row "500 x 200 symbols: delivered msgs/s" "$(v "$r3" msgs_per_sec)" "≥ 100000" "$(v "$base3" msgs_per_sec)" "$(ratio "$(v "$r3" msgs_per_sec)" "$(v "$base3" msgs_per_sec)")"
+	row "500 x 200: latency p50 (ms)" "$(v "$r3" p50_ms)" "-" "$(v "$base3" p50_ms)" "$(ratio "$(v "$r3" p50_ms)" "$(v "$base3" p50_ms)")"
+	row "500 x 200: latency p99 (ms)" "$(v "$r3" p99_ms)" "-" "$(v "$base3" p99_ms)" "$(ratio "$(v "$r3" p99_ms)" "$(v "$base3" p99_ms)")"
+	row "500 x 200: streamer CPU (% of one core)" "$(v "$r3" cpu_pct)" "-" "$(v "$base3" cpu_pct)" "$(ratio "$(v "$r3" cpu_pct)" "$(v "$base3" cpu_pct)")"
+fi
 
 {
 	echo

@@ -17,6 +17,10 @@
 #include "log.h"
 
 #define ST_MAX_STRIKES 10
+/* The close opcode of lws_write: lws 4.1 keeps it out of the public enum (it wants
+ * lws_close_reason), but lws_write frames it like any control frame: 2-byte code +
+ * reason, at most 125 bytes. */
+#define ST_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 struct st_client *st_client_new(struct lws *wsi)
 {
@@ -97,15 +101,25 @@ void st_client_close(struct st_client *c, int code, const char *reason)
 
 void st_client_error(struct st_client *c, const char *fmt, ...)
 {
-    char reason[200], buf[256];
+    char reason[200], buf[480];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    /* reason is always our own text (never echoes client bytes), so no escaping needed */
-    int n = snprintf(buf, sizeof buf, "{\"type\":\"error\",\"error\":\"%s\"}", reason);
+    /* reason is always our own text (never echoes client bytes); quotes and backslashes
+     * are escaped, control characters never occur in it */
+    static const char head[] = "{\"type\":\"error\",\"error\":\"";
+    size_t n = sizeof head - 1;
+    memcpy(buf, head, n);
+    for (const char *r = reason; *r; r++) {
+        if (*r == '"' || *r == '\\')
+            buf[n++] = '\\';
+        buf[n++] = *r;
+    }
+    buf[n++] = '"';
+    buf[n++] = '}';
     st_hub.st.client_errors++;
-    st_msg_t *m = st_msg_dup(buf, (size_t)n);
+    st_msg_t *m = st_msg_dup(buf, n);
     if (m)
         st_client_ctl(c, m);
 }
@@ -121,44 +135,6 @@ static void st_client_strike(struct st_client *c)
 }
 
 /* ---------------------------------------------------------------- requests */
-
-/* Collects the symbols of a request into names (upper case); -1 with an error reply. */
-static int st_req_symbols(struct st_client *c, json_t *req, char (*names)[KLINE_SYMBOL_MAX],
-                          int *n, int max)
-{
-    json_t *arr = json_object_get(req, "symbols");
-    if (!json_is_array(arr)) {
-        st_client_error(c, "\\\"symbols\\\" must be an array of strings");
-        return -1;
-    }
-    if ((int)json_array_size(arr) > max) {
-        st_client_error(c, "too many symbols in one request (max %d)", max);
-        return -1;
-    }
-    *n = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) {
-        const char *s = json_string_value(v);
-        size_t len = s ? json_string_length(v) : 0;
-        if (!s || len == 0 || len > 20) {
-            st_client_error(c, "symbol #%zu is not a symbol ([A-Za-z0-9]{1,20} or \\\"*\\\")", i + 1);
-            return -1;
-        }
-        char *d = names[*n];
-        for (size_t j = 0; j < len; j++) {
-            char ch = s[j];
-            d[j] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-        }
-        d[len] = '\0';
-        if (strcmp(d, "*") && !kline_symbol_valid(d)) {
-            st_client_error(c, "symbol #%zu is not a symbol ([A-Za-z0-9]{1,20} or \\\"*\\\")", i + 1);
-            return -1;
-        }
-        (*n)++;
-    }
-    return 0;
-}
 
 static st_msg_t *st_reply_list(const char *type, struct st_client *c)
 {
@@ -182,25 +158,18 @@ static st_msg_t *st_reply_list(const char *type, struct st_client *c)
     return m;
 }
 
-static void st_op_subscribe(struct st_client *c, json_t *req)
+static void st_op_subscribe(struct st_client *c, const struct st_proto_msg *req)
 {
-    int max = st_hub.cfg->max_subs;
-    char (*names)[KLINE_SYMBOL_MAX] = malloc(sizeof *names * (size_t)(max + 1));
-    struct st_symbol **syms = malloc(sizeof *syms * (size_t)(max + 1));
-    int n = 0, nsyms = 0;
-    if (!names || !syms)
-        goto out;
-    if (st_req_symbols(c, req, names, &n, max) < 0) {
-        st_client_strike(c);
-        goto out;
-    }
-    bool wild = false;
+    int max = st_hub.cfg->max_subs, n = req->nsymbols, nsyms = 0;
+    char (*names)[KLINE_SYMBOL_MAX] = req->symbols;
+    struct st_symbol **syms = malloc(sizeof *syms * (size_t)(n + 1));
+    if (!syms)
+        return;
+    bool wild = req->wildcard;
     int fresh = 0;
     for (int i = 0; i < n; i++) {
-        if (!strcmp(names[i], "*")) {
-            wild = true;
+        if (!strcmp(names[i], "*"))
             continue;
-        }
         struct st_symbol *s = st_hub_find(names[i]);
         bool have = false;
         if (s)
@@ -246,23 +215,13 @@ static void st_op_subscribe(struct st_client *c, json_t *req)
     if (snap)
         st_client_ctl(c, snap);
 out:
-    free(names);
     free(syms);
 }
 
-static void st_op_unsubscribe(struct st_client *c, json_t *req)
+static void st_op_unsubscribe(struct st_client *c, const struct st_proto_msg *req)
 {
-    int max = st_hub.cfg->max_subs;
-    char (*names)[KLINE_SYMBOL_MAX] = malloc(sizeof *names * (size_t)(max + 1));
-    int n = 0;
-    if (!names)
-        return;
-    if (st_req_symbols(c, req, names, &n, max) < 0) {
-        st_client_strike(c);
-        free(names);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
+    char (*names)[KLINE_SYMBOL_MAX] = req->symbols;
+    for (int i = 0; i < req->nsymbols; i++) {
         if (!strcmp(names[i], "*")) {
             st_hub_unsubscribe_all(c);
             break;
@@ -271,20 +230,18 @@ static void st_op_unsubscribe(struct st_client *c, json_t *req)
         if (s)
             st_hub_unsubscribe(c, s);
     }
-    free(names);
     st_msg_t *r = st_reply_list("unsubscribed", c);
     if (r)
         st_client_ctl(c, r);
 }
 
-static void st_op_ping(struct st_client *c, json_t *req)
+static void st_op_ping(struct st_client *c, const struct st_proto_msg *req)
 {
     char buf[128];
-    json_t *id = json_object_get(req, "id");
     int n;
-    if (json_is_integer(id))
+    if (req->has_id)
         n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"time\":%lld,\"id\":%lld}",
-                     (long long)cfg_now_ms(), (long long)json_integer_value(id));
+                     (long long)cfg_now_ms(), req->id);
     else
         n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"time\":%lld}", (long long)cfg_now_ms());
     st_msg_t *m = st_msg_dup(buf, (size_t)n);
@@ -315,29 +272,19 @@ void st_client_on_message(struct st_client *c, const char *buf, size_t len)
         st_client_strike(c);
         return;
     }
-    json_error_t jerr;
-    json_t *req = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(req)) {
-        st_client_error(c, "malformed message: expected a JSON object with an \\\"op\\\"");
+    struct st_proto_msg req; /* owns its symbol list until st_proto_msg_free */
+    char err[200];
+    if (st_proto_parse_client(buf, len, st_hub.cfg->max_subs, &req, err, sizeof err) < 0) {
+        st_client_error(c, "%s", err);
         st_client_strike(c);
-        json_decref(req);
         return;
     }
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (!op) {
-        st_client_error(c, "missing \\\"op\\\" (subscribe, unsubscribe or ping)");
-        st_client_strike(c);
-    } else if (!strcmp(op, "subscribe")) {
-        st_op_subscribe(c, req);
-    } else if (!strcmp(op, "unsubscribe")) {
-        st_op_unsubscribe(c, req);
-    } else if (!strcmp(op, "ping")) {
-        st_op_ping(c, req);
-    } else {
-        st_client_error(c, "unknown op (expected subscribe, unsubscribe or ping)");
-        st_client_strike(c);
+    switch (req.op) {
+    case ST_OP_SUBSCRIBE: st_op_subscribe(c, &req); break;
+    case ST_OP_UNSUBSCRIBE: st_op_unsubscribe(c, &req); break;
+    default: st_op_ping(c, &req); break;
     }
-    json_decref(req);
+    st_proto_msg_free(&req);
 }
 
 void st_client_on_receive(struct st_client *c, const void *in, size_t len)
@@ -439,8 +386,16 @@ static int st_client_write_batch(struct st_client *c)
 int st_client_on_writeable(struct st_client *c)
 {
     if (c->close_code) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        /* We write the close frame ourselves and let lws drop the connection. The lws way
+         * (lws_close_reason + return -1) defers the frame to another writeable pass, and
+         * on the libuv loop lws 4.1 shuts the socket down before that pass: clients saw
+         * 1006 instead of 1001/1008/4008. */
+        unsigned char cf[LWS_PRE + 2 + sizeof c->close_reason];
+        size_t rl = strlen(c->close_reason);
+        cf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+        cf[LWS_PRE + 1] = (unsigned char)c->close_code;
+        memcpy(cf + LWS_PRE + 2, c->close_reason, rl);
+        lws_write(c->wsi, cf + LWS_PRE, 2 + rl, ST_LWS_WRITE_CLOSE);
         return -1;
     }
     st_msg_t *m = NULL; /* we own one reference to m until it is written */

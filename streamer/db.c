@@ -46,14 +46,6 @@ static struct {
     int nthr;
 } db_;
 
-static const struct {
-    const char *interval, *table;
-    bool rollup;
-} st_db_tables[] = {
-    {"1s", "kline_1s", false}, {"1m", "kline_1m", true}, {"5m", "kline_5m", true},
-    {"15m", "kline_15m", true}, {"1h", "kline_1h", true}, {"4h", "kline_4h", true},
-    {"1d", "kline_1d", true},
-};
 
 /* ---------------------------------------------------------------- bodies */
 
@@ -166,18 +158,13 @@ static void st_db_run(PGconn *pg, struct st_db_job *j)
         st_db_seed(pg, j);
         return;
     }
-    const char *table = NULL;
     bool rollup = false;
-    for (size_t i = 0; i < sizeof st_db_tables / sizeof st_db_tables[0]; i++)
-        if (!strcmp(st_db_tables[i].interval, j->req.interval)) {
-            table = st_db_tables[i].table;
-            rollup = st_db_tables[i].rollup;
-        }
+    const char *table = st_proto_interval_table(j->req.interval, &rollup);
     if (!table) {
         st_job_fail(j, 400, "unknown interval");
         return;
     }
-    /* The table name comes from the allow-list above, never from the request; every
+    /* The table name comes from proto.c's allow-list, never from the request; every
      * value is a parameter. Without "from" the newest rows are wanted (DESC, reversed). */
     char sql[1024];
     snprintf(sql, sizeof sql,

@@ -15,8 +15,6 @@
 
 extern const struct st_config *st_cfg; /* main.c */
 
-#define ST_MAX_TIME_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
-
 /* ---------------------------------------------------------------- responses */
 
 static void st_http_reset(struct st_http *h)
@@ -188,85 +186,28 @@ static int st_http_static(struct lws *wsi, struct st_http *h, const char *uri)
 
 static int st_api_klines(struct lws *wsi, struct st_http *h)
 {
-    struct st_db_req req;
-    memset(&req, 0, sizeof req);
-    snprintf(req.interval, sizeof req.interval, "1m");
-    req.from = 0;
-    req.to = ST_MAX_TIME_MS;
-    req.limit = 500;
-    bool seen[5] = {false};
-    bool has_symbol = false;
-    for (int i = 0;; i++) {
-        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+    /* lws has split the query at '&' and percent-decoded each argument; proto.c decides.
+     * One argument more than allowed is collected so that proto.c sees the excess. */
+    char bufs[ST_PROTO_QUERY_ARGS + 1][ST_PROTO_QUERY_ARG_LEN + 2];
+    const char *args[ST_PROTO_QUERY_ARGS + 1];
+    size_t lens[ST_PROTO_QUERY_ARGS + 1];
+    int n = 0;
+    for (; n <= ST_PROTO_QUERY_ARGS; n++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, n);
         if (flen <= 0)
             break;
-        if (i >= 16 || flen > 200)
+        if (flen > ST_PROTO_QUERY_ARG_LEN)
             return st_http_error(wsi, h, 400, "too many or too long query parameters");
-        char arg[256];
-        if (lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+        int got = lws_hdr_copy_fragment(wsi, bufs[n], sizeof bufs[n], WSI_TOKEN_HTTP_URI_ARGS, n);
+        if (got < 0)
             return st_http_error(wsi, h, 400, "bad query parameter");
-        char *eq = strchr(arg, '=');
-        if (!eq)
-            return st_http_error(wsi, h, 400, "query parameters must be name=value");
-        *eq = '\0';
-        const char *v = eq + 1;
-        static const char *names[5] = {"symbol", "interval", "from", "to", "limit"};
-        int which = -1;
-        for (int k = 0; k < 5; k++)
-            if (!strcmp(arg, names[k]))
-                which = k;
-        if (which < 0)
-            return st_http_error(wsi, h, 400, "unknown query parameter (allowed: symbol, interval, from, to, limit)");
-        if (seen[which])
-            return st_http_error(wsi, h, 400, "a query parameter is repeated");
-        seen[which] = true;
-        long long x;
-        switch (which) {
-        case 0: {
-            size_t n = strlen(v);
-            if (n == 0 || n > 20)
-                return st_http_error(wsi, h, 400, "symbol must be 1-20 letters or digits");
-            for (size_t j = 0; j < n; j++)
-                req.symbol[j] = (v[j] >= 'a' && v[j] <= 'z') ? (char)(v[j] - 32) : v[j];
-            req.symbol[n] = '\0';
-            if (!kline_symbol_valid(req.symbol))
-                return st_http_error(wsi, h, 400, "symbol must be 1-20 letters or digits");
-            has_symbol = true;
-            break;
-        }
-        case 1: {
-            static const char *ok[] = {"1s", "1m", "5m", "15m", "1h", "4h", "1d"};
-            bool found = false;
-            for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++)
-                found |= !strcmp(v, ok[k]);
-            if (!found)
-                return st_http_error(wsi, h, 400, "interval must be one of 1s, 1m, 5m, 15m, 1h, 4h, 1d");
-            snprintf(req.interval, sizeof req.interval, "%s", v);
-            break;
-        }
-        case 2:
-        case 3:
-            if (cfg_parse_ll(v, 0, ST_MAX_TIME_MS, &x) < 0)
-                return st_http_error(wsi, h, 400, which == 2 ? "from must be epoch milliseconds"
-                                                             : "to must be epoch milliseconds");
-            if (which == 2) {
-                req.from = x;
-                req.has_from = true;
-            } else {
-                req.to = x;
-            }
-            break;
-        case 4:
-            if (cfg_parse_ll(v, 1, 1000000, &x) < 0)
-                return st_http_error(wsi, h, 400, "limit must be an integer from 1 to 5000");
-            req.limit = x > 5000 ? 5000 : (int)x; /* larger asks are capped, not refused */
-            break;
-        }
+        args[n] = bufs[n];
+        lens[n] = (size_t)got;
     }
-    if (!has_symbol)
-        return st_http_error(wsi, h, 400, "symbol is required");
-    if (req.from > req.to)
-        return st_http_error(wsi, h, 400, "from must not be after to");
+    struct st_db_req req;
+    char err[200];
+    if (st_proto_parse_klines_args(args, lens, n, &req, err, sizeof err) < 0)
+        return st_http_error(wsi, h, 400, err);
     st_hub.st.api_requests++;
     h->job = st_db_submit(ST_DB_API, &req, wsi);
     if (!h->job)

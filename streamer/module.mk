@@ -10,3 +10,9 @@ $(TBIN)/test_streamer_indicators: $(BUILD)/streamer/test/test_streamer_indicator
 	$(BUILD)/streamer/indicators.o $(BUILD)/streamer/msg.o $(LIBKP)
 TESTBINS += $(TBIN)/test_streamer_indicators
 ALL_OBJS += $(BUILD)/streamer/test/test_streamer_indicators.o
+
+# Parsers of outside input (client messages, /api/klines query) on their own (cmocka).
+$(TBIN)/test_streamer_proto: $(BUILD)/streamer/test/test_streamer_proto.o \
+	$(BUILD)/streamer/proto.o $(LIBKP)
+TESTBINS += $(TBIN)/test_streamer_proto
+ALL_OBJS += $(BUILD)/streamer/test/test_streamer_proto.o

@@ -18,6 +18,7 @@
 
 #include "kline.h"
 #include "kq.h"
+#include "proto.h"
 
 #define ST_PROG "kline-streamer"
 
@@ -244,13 +245,6 @@ extern _Atomic uint64_t st_feed_read;      /* records read */
 extern _Atomic int st_feed_state;          /* 0 starting, 1 running, 2 ended (EOF), 3 failed */
 
 /* ---- database (db.c): worker threads with their own PGconn ---- */
-struct st_db_req {
-    char symbol[KLINE_SYMBOL_MAX];
-    char interval[KLINE_INTERVAL_MAX];
-    int64_t from, to;           /* epoch ms; INT64_MIN / INT64_MAX when absent */
-    bool has_from;
-    int limit;
-};
 
 struct st_db_job;
 enum st_db_kind { ST_DB_API = 0, ST_DB_SEED };
