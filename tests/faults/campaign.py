@@ -32,6 +32,7 @@ import urllib.request
 from collections import Counter, defaultdict
 from decimal import Decimal
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kpws  # noqa: E402
 
@@ -43,6 +44,12 @@ DEC_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume",
               "taker_buy_volume", "taker_buy_quote_volume")
 INT_FIELDS = ("close_time", "trades")
 SUM_FIELDS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
+
+
+def die(msg):
+    """Environment/usage problem: exit 2, as every program here."""
+    print(f"campaign: {msg}", file=sys.stderr)
+    sys.exit(2)
 
 
 def log(msg):
@@ -62,8 +69,8 @@ class Env:
         missing = [v for v in ("KP_HARNESS_DIR", "DATABASE_URL", "KAFKA_BROKERS", "KP_PG_PORT")
                    if not os.environ.get(v)]
         if missing:
-            sys.exit(f"campaign: needs a running harness ({', '.join(missing)} unset); "
-                     "start tests/harness/up or run through tests/run.sh")
+            die(f"needs a running harness ({', '.join(missing)} unset); "
+                "start tests/harness/up or run through tests/run.sh")
         self.harness = os.environ["KP_HARNESS_DIR"]
         self.brokers = os.environ["KAFKA_BROKERS"]
         self.pg_port = os.environ["KP_PG_PORT"]
@@ -72,9 +79,9 @@ class Env:
         self.ctl = os.path.join(ROOT, "tests/harness/ctl")
         for p in ("kline-producer", "kline-inserter", "kline-aggregator", "kline-streamer"):
             if not os.access(os.path.join(self.bin, p), os.X_OK):
-                sys.exit(f"campaign: {self.bin}/{p} missing (make -j2)")
+                die(f"{self.bin}/{p} missing (make -j2)")
         if not os.access(os.path.join(self.tbin, "kline-sim"), os.X_OK):
-            sys.exit(f"campaign: {self.tbin}/kline-sim missing (make testbins)")
+            die(f"{self.tbin}/kline-sim missing (make testbins)")
 
     def admin_url(self):
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
@@ -231,10 +238,12 @@ class Campaign:
         if r.returncode != 0:
             raise RuntimeError(f"kp-topic create: {r.stderr.strip()}")
         self.group = f"kpfaults-ins-{tag}"
-        # A past, minute-aligned start: every minute of the run is whole, and no
-        # sim second is ever ahead of the wall clock by accident of speed.
+        # A minute-aligned start at the next minute: every minute of the run is whole,
+        # and the accelerated sim clock stays AHEAD of the wall clock, as a real exchange's
+        # clock is never far behind ours (the producer bounds its start-up REST catch-up by
+        # the local clock; see docs/faults.md).
         now_ms = int(time.time() * 1000)
-        self.t0 = (now_ms - 86400_000) // 60000 * 60000
+        self.t0 = (now_ms // 60000 + 1) * 60000
         self.secs = a.sim_seconds
         port_file = os.path.join(self.out, "sim.port")
         if os.path.exists(port_file):
@@ -401,7 +410,9 @@ class Campaign:
             at += gap
             self.sleep(max(0.0, run0 + at - time.monotonic()))
             t = time.monotonic() - run0
-            if t > w1:
+            # w1 only shapes the schedule; a fault that runs late (a slow broker restart on a
+            # loaded machine) is still injected while 15 s of live stream remain after it
+            if t > run_secs - 15 - estimate(name, a):
                 self.skipped[name] += 1
                 log(f"fault {name} skipped: the window closed (at +{t:.0f}s)")
                 continue
@@ -714,7 +725,11 @@ def report(c, res, ex):
     print(text, flush=True)
     with open(os.path.join(c.out, "result.md"), "w") as f:
         f.write(text + "\n")
-    summary = dict(res)
+    keys = ["expected", "in_db", "missing", "doubled", "wrong", "extra", "from_rest", "bars_expected",
+            "bars_written", "bars_missing", "bars_wrong", "bars_extra", "kafka_messages", "kafka_distinct",
+            "kafka_missing", "kafka_repeated", "streamer_stale", "rejected_rows", "malformed_sent",
+            "oversized_sent", "duplicates_sent"]
+    summary = {k: res[k] for k in keys}  # a Counter omits zeros: name every cell
     summary.update(seed=a.seed, injected=dict(inj), skipped=dict(c.skipped), crashes=crashes,
                    final_lag=c.final_lag, agg_once_rc=c.agg_once_rc, exit_codes=c.exit_codes,
                    examples=dict(ex))
@@ -753,7 +768,8 @@ def main():
     if a.sim_seconds < 600:
         ap.error("the run is too short: --minutes x 60 x --speed must be at least 600 sim seconds")
     if a.out is None:
-        a.out = os.path.join(os.environ.get("KP_OUT", "/tmp"), f"faults-{a.seed}")
+        a.out = os.path.join(os.environ.get("KP_OUT", "/tmp"),
+                             f"faults-{a.seed}-{time.strftime('%H%M%S')}")
     env = Env()
     c = Campaign(a, env)
     ok = False
