@@ -23,6 +23,7 @@ void ins_batch_reset(ins_batch_t *b)
         free(b->rej[i].raw);
     b->nrows = b->nrej = b->npos = b->nrecords = b->ndup = 0;
     b->started_ms = 0;
+    b->minute_end = false;
     if (b->slots)
         memset(b->slots, 0, b->nslots * sizeof *b->slots);
 }

@@ -15,10 +15,13 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
 #define KF_DRAIN_MAX 2000 /* messages taken per poll call before checking the clock */
+#define INS_DESTROY_MS 2000 /* bound on freeing the client after that */
 
 static int kf_topic_index(const ins_kafka_t *kf, const char *name)
 {
@@ -194,21 +197,28 @@ static void kf_error(ins_app_t *app, const rd_kafka_message_t *m)
     kf->last_err = m->err;
 }
 
-static void kf_take(ins_app_t *app, const rd_kafka_message_t *m)
+static void kf_origin(char *out, size_t outlen, const void *ctx)
+{
+    const rd_kafka_message_t *m = ctx;
+    snprintf(out, outlen, "kafka:%s/%" PRId32 "@%" PRId64, rd_kafka_topic_name(m->rkt),
+             m->partition, m->offset);
+}
+
+static void kf_take(ins_app_t *app, const rd_kafka_message_t *m, int idx)
 {
     ins_kafka_t *kf = &app->kafka;
-    const char *name = rd_kafka_topic_name(m->rkt);
-    int idx = kf_topic_index(kf, name);
     char origin[600], where[300];
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
     if (ts < 0)
         ts = 0;
     kf->warned_missing[idx == INS_TOPIC_DLQ ? 1 : 0] = false;
-    snprintf(where, sizeof where, "kafka:%s/%" PRId32 "@%" PRId64, name, m->partition, m->offset);
-    snprintf(origin, sizeof origin, "%s", where);
     const char *payload = m->payload ? m->payload : "";
     int rc;
+    if (idx != INS_TOPIC_KLINES || m->len == 0) {
+        kf_origin(where, sizeof where, m);
+        snprintf(origin, sizeof origin, "%s", where);
+    }
     if (idx == INS_TOPIC_DLQ) {
         /* A dead letter from the producer: keep its own origin (the key) and reason. */
         char reason[256] = "dead letter without a reason header", key[200];
@@ -228,7 +238,7 @@ static void kf_take(ins_app_t *app, const rd_kafka_message_t *m)
         rc = ins_batch_add_reject(&app->batch, "", 0, "empty message", origin, idx,
                                   m->partition, m->offset);
     } else {
-        rc = ins_take(app, payload, m->len, origin, idx, m->partition, m->offset, ts);
+        rc = ins_take(app, payload, m->len, kf_origin, m, idx, m->partition, m->offset, ts);
     }
     if (rc < 0)
         fatal("out of memory holding a batch of %zu records", app->batch.nrecords);
@@ -237,11 +247,12 @@ static void kf_take(ins_app_t *app, const rd_kafka_message_t *m)
 void ins_kafka_poll(ins_app_t *app, int timeout_ms)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(app->kafka.rk, timeout_ms);
+    int idx;
     for (int n = 0; m; n++) {
         if (m->err)
             kf_error(app, m);
-        else if (kf_topic_index(&app->kafka, rd_kafka_topic_name(m->rkt)) != INS_TOPIC_NONE)
-            kf_take(app, m);
+        else if ((idx = kf_topic_index(&app->kafka, rd_kafka_topic_name(m->rkt))) != INS_TOPIC_NONE)
+            kf_take(app, m, idx);
         rd_kafka_message_destroy(m);
         if (n >= KF_DRAIN_MAX || (long long)app->batch.nrecords >= app->opt.batch_rows)
             break;
@@ -304,12 +315,81 @@ long long ins_kafka_lag(ins_app_t *app)
     return lag + (long long)app->batch.nrecords; /* consumed but not yet committed */
 }
 
+/* rd_kafka_destroy() of librdkafka 2.0.2 can wait forever for a broker thread (seen after
+ * the subscribed topic was deleted under the consumer), so it runs in a thread of its
+ * own and is waited for with a deadline. */
+struct kf_destroyer {
+    rd_kafka_t *rk;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+};
+
+static void *kf_destroy_thread(void *arg)
+{
+    struct kf_destroyer *d = arg;
+    /* The group was left (or given up on) already: no callback into the app from here. */
+    rd_kafka_destroy_flags(d->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    pthread_mutex_lock(&d->mu);
+    d->done = true;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* 0 when the handle is destroyed, -1 when the deadline passed first (the thread and
+ * the handle are then abandoned to the process exit). */
+static int kf_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
+{
+    /* Static: an abandoned thread still uses it after we return. Called once. */
+    static struct kf_destroyer d = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    pthread_condattr_t ca;
+    pthread_t th;
+    d.rk = rk;
+    d.done = false;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&th, NULL, kf_destroy_thread, &d) != 0) {
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return 0;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d.mu);
+    while (!d.done && pthread_cond_timedwait(&d.cv, &d.mu, &until) == 0)
+        ;
+    bool done = d.done;
+    pthread_mutex_unlock(&d.mu);
+    if (!done) {
+        pthread_detach(th);
+        return -1;
+    }
+    pthread_join(th, NULL);
+    return 0;
+}
+
 void ins_kafka_close(ins_app_t *app)
 {
-    if (!app->kafka.rk)
+    rd_kafka_t *rk = app->kafka.rk;
+    if (!rk)
         return;
-    /* Leaves the group: the revoke callback writes (or drops) what is left. */
-    rd_kafka_consumer_close(app->kafka.rk);
-    rd_kafka_destroy(app->kafka.rk);
+    /* Leaves the group: the revoke callback writes (or drops) what is left. Bounded by
+     * librdkafka (roughly session.timeout.ms). Not rd_kafka_consumer_close_queue():
+     * serving that queue with rd_kafka_queue_poll_callback() aborts in librdkafka 2.0.2
+     * (rd_kafka_q_serve assert) when a fetched message is on it. */
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk);
+    if (err)
+        log_warn("kafka: leaving the group: %s", rd_kafka_err2str(err));
+    if (kf_destroy_bounded(rk, INS_DESTROY_MS) < 0)
+        log_warn("kafka: the client did not shut down within %d ms; exiting without waiting "
+                 "for it (offsets were committed before)", INS_DESTROY_MS);
     app->kafka.rk = NULL;
 }

@@ -17,21 +17,31 @@
 #define FLUSH_BACKOFF_MIN_MS 200
 #define FLUSH_BACKOFF_MAX_MS 5000
 #define FLUSH_REMIND_MS      60000
+#define FLUSH_LIVE_MS        10000
 
 static int64_t flush_down_since_ms, flush_reminded_ms;
 static long long flush_attempts;
 
-int ins_take(ins_app_t *app, const char *buf, size_t len, const char *origin, int topic,
-             int32_t part, int64_t off, int64_t ts_ms)
+int ins_take(ins_app_t *app, const char *buf, size_t len, ins_origin_fn origin_fn,
+             const void *origin_ctx, int topic, int32_t part, int64_t off, int64_t ts_ms)
 {
     kline_t k;
-    char why[256];
+    char why[256], origin[600];
     if (ins_parse_canonical(buf, len, &k) == 0 ||
         kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
-        if (strcmp(k.interval, "1s") == 0)
+        if (strcmp(k.interval, "1s") == 0) {
+            /* The aggregator rolls a minute up once its last second is committed, so
+             * that second is not held for --flush-ms. Live data only (ended less than
+             * FLUSH_LIVE_MS ago): in a backlog every poll meets a :59 and batches must
+             * stay large. */
+            if (k.closed && k.open_time % 60000 == 59000 &&
+                cfg_now_ms() - k.open_time < FLUSH_LIVE_MS)
+                app->batch.minute_end = true;
             return ins_batch_add_kline(&app->batch, &k, topic, part, off, ts_ms);
+        }
         snprintf(why, sizeof why, "interval %s: kline_1s stores 1s klines only", k.interval);
     }
+    origin_fn(origin, sizeof origin, origin_ctx);
     log_debug("rejected %s: %s", origin, why);
     return ins_batch_add_reject(&app->batch, buf, len, why, origin, topic, part, off);
 }
@@ -45,7 +55,7 @@ bool ins_flush_due(ins_app_t *app, int64_t now_ms)
      * the paused partitions bring nothing new): the probe is what resumes them. */
     if (app->pg_down)
         return true;
-    return b->nrecords > 0 && ((long long)b->nrecords >= app->opt.batch_rows ||
+    return b->nrecords > 0 && ((long long)b->nrecords >= app->opt.batch_rows || b->minute_end ||
                                now_ms - b->started_ms >= app->opt.flush_ms);
 }
 
@@ -54,7 +64,7 @@ int ins_flush_wait_ms(ins_app_t *app, int64_t now_ms, int cap_ms)
     const ins_batch_t *b = &app->batch;
     if (b->nrecords == 0 && !app->pg_down)
         return cap_ms;
-    int64_t due = app->pg_down || (long long)b->nrecords >= app->opt.batch_rows
+    int64_t due = app->pg_down || (long long)b->nrecords >= app->opt.batch_rows || b->minute_end
                       ? app->retry_at_ms
                       : b->started_ms + app->opt.flush_ms;
     if (due < app->retry_at_ms)

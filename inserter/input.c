@@ -50,6 +50,15 @@ void ins_input_close(ins_input_t *in)
     in->buf = NULL;
 }
 
+static void in_origin(char *out, size_t outlen, const void *ctx)
+{
+    const ins_input_t *in = ctx;
+    if (strcmp(in->name, "-") == 0)
+        snprintf(out, outlen, "stdin:%lld", in->lineno);
+    else
+        snprintf(out, outlen, "file:%s:%lld", in->name, in->lineno);
+}
+
 /* One complete line (without its newline) in in->buf[0..len), true length line_bytes. */
 static void in_line(ins_app_t *app)
 {
@@ -57,15 +66,12 @@ static void in_line(ins_app_t *app)
     char origin[320];
     size_t len = in->len;
     in->lineno++;
-    if (strcmp(in->name, "-") == 0)
-        snprintf(origin, sizeof origin, "stdin:%lld", in->lineno);
-    else
-        snprintf(origin, sizeof origin, "file:%s:%lld", in->name, in->lineno);
     int rc;
     if (in->line_bytes > KLINE_INPUT_MAX) {
         char why[128];
         snprintf(why, sizeof why, "line of %zu bytes exceeds %d (first %d kept)",
                  in->line_bytes, KLINE_INPUT_MAX, KLINE_INPUT_MAX);
+        in_origin(origin, sizeof origin, in);
         rc = ins_batch_add_reject(&app->batch, in->buf, len, why, origin, INS_TOPIC_NONE, -1, -1);
     } else {
         if (len && in->buf[len - 1] == '\r')
@@ -73,7 +79,7 @@ static void in_line(ins_app_t *app)
         if (len == 0) /* a blank line carries no record */
             rc = 0;
         else
-            rc = ins_take(app, in->buf, len, origin, INS_TOPIC_NONE, -1, -1, 0);
+            rc = ins_take(app, in->buf, len, in_origin, in, INS_TOPIC_NONE, -1, -1, 0);
     }
     if (rc < 0)
         fatal("out of memory holding a batch of %zu records", app->batch.nrecords);

@@ -82,6 +82,7 @@ typedef struct ins_batch {
     size_t nrecords;      /* every record taken in: rows, duplicates, rejects */
     size_t ndup;          /* records merged into an existing row */
     int64_t started_ms;   /* monotonic time of the first record */
+    bool minute_end;      /* holds the closed last second of a live minute: write now */
 } ins_batch_t;
 
 void ins_batch_init(ins_batch_t *b);
@@ -207,9 +208,12 @@ typedef struct ins_app {
     int backoff_ms;
 } ins_app_t;
 
+/* Writes the origin of a record (for `rejected`) into out; called only for rejects, as
+ * formatting it for every record showed in profiles. */
+typedef void (*ins_origin_fn)(char *out, size_t outlen, const void *ctx);
 /* Parses one input record and adds it to the batch as a row or as a reject. 0, -1 ENOMEM. */
-int  ins_take(ins_app_t *app, const char *buf, size_t len, const char *origin, int topic,
-              int32_t part, int64_t off, int64_t ts_ms);
+int  ins_take(ins_app_t *app, const char *buf, size_t len, ins_origin_fn origin,
+              const void *origin_ctx, int topic, int32_t part, int64_t off, int64_t ts_ms);
 /* True when the batch should be written now (full or old enough, and not backing off). */
 bool ins_flush_due(ins_app_t *app, int64_t now_ms);
 /* Milliseconds until ins_flush_due may turn true (capped by cap_ms). */

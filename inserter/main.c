@@ -36,7 +36,7 @@ static void usage(FILE *out)
 "  -i, --input FILE|-        read lines instead of Kafka; write, exit 0 at end of input\n"
 "      --symbol SYM          symbol for -i rows that carry none (REST arrays, CSV rows)\n"
 "      --batch-rows N        write a batch at N records    [INSERTER_BATCH_ROWS, 5000]\n"
-"      --flush-ms MS         ... or when it is MS old      [INSERTER_FLUSH_MS, 500]\n"
+"      --flush-ms MS         ... or when it is MS old      [INSERTER_FLUSH_MS, 200]\n"
 "      --pg-timeout-ms MS    bound on one transaction      [INSERTER_PG_TIMEOUT_MS, 30000]\n"
 "      --connect-timeout S   wait for PostgreSQL at start  [INSERTER_CONNECT_TIMEOUT, 60]\n"
 "  -X key=value              librdkafka setting, applied last (repeatable)\n"
@@ -95,7 +95,7 @@ static void parse_args(int argc, char **argv, ins_opts_t *o, int *log_level)
     o->group = cfg_env("KAFKA_GROUP", "kline-inserter");
     o->db_url = cfg_env("DATABASE_URL", NULL);
     o->batch_rows = cfg_env_ll("INSERTER_BATCH_ROWS", 5000, 1, 1000000);
-    o->flush_ms = cfg_env_ll("INSERTER_FLUSH_MS", 500, 1, 3600000);
+    o->flush_ms = cfg_env_ll("INSERTER_FLUSH_MS", 200, 1, 3600000);
     o->pg_timeout_ms = cfg_env_ll("INSERTER_PG_TIMEOUT_MS", 30000, 100, 3600000);
     o->connect_timeout_ms = cfg_env_ll("INSERTER_CONNECT_TIMEOUT", 60, 0, 86400) * 1000;
     o->stats_interval_s = cfg_env_ll("STATS_INTERVAL", 60, 0, 86400);

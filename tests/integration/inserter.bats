@@ -226,3 +226,97 @@ INS=$KP_BIN/kline-inserter
 	[ "$status" -eq 0 ]
 	[[ $output == *--flush-ms*INSERTER_FLUSH_MS* ]]
 }
+
+@test "inserter: -i rejects decimals written as 0E-8 at once, from a pipe and from a file, any batch size" {
+	# Regression: a colleague saw -i - appear to hang on canonical records whose decimals
+	# were "0E-8" (Python's Decimal for zero). Each run must end quickly and exactly.
+	db=$(kp_db_new)
+	"$INS_GEN" --symbols 3 --seconds 100 >"$BATS_TEST_TMPDIR/good"
+	python3 - "$BATS_TEST_TMPDIR/good" >"$BATS_TEST_TMPDIR/mixed" <<'PY'
+import json, sys
+for i, line in enumerate(open(sys.argv[1])):
+    print(line, end="")
+    d = json.loads(line)
+    d["open_time"] += 10_000_000
+    d["close_time"] += 10_000_000
+    for f in ("volume", "taker_buy_volume") if i % 2 else ("open", "high", "low", "close"):
+        d[f] = "0E-8"
+    print(json.dumps(d, separators=(",", ":")))
+PY
+	for br in 1 7 5000; do
+		run --separate-stderr timeout 60 "$INS" -i - -d "$db" --batch-rows "$br" <"$BATS_TEST_TMPDIR/mixed"
+		[ "$status" -eq 0 ]
+		run --separate-stderr timeout 60 bash -c "cat '$BATS_TEST_TMPDIR/mixed' | '$INS' -i - -d '$db' --batch-rows $br"
+		[ "$status" -eq 0 ]
+		run --separate-stderr timeout 60 "$INS" -i "$BATS_TEST_TMPDIR/mixed" -d "$db" --batch-rows "$br"
+		[ "$status" -eq 0 ]
+	done
+	diff <(ins_dump_rows "$db") <(ins_expect --symbols 3 --seconds 100)
+	# 300 bad lines, stored once per origin: stdin:<n> (pipe and redirect alike, every
+	# batch size: a re-read reject is not stored twice) and file:<path>:<n>
+	[ "$(kp_psql "$db" "select count(*) from rejected where reason like '%exponent not allowed%'")" = 600 ]
+	[ "$(kp_psql "$db" "select count(*) from rejected")" = 600 ]
+}
+
+@test "inserter: SIGTERM after its topic was deleted under it exits 0 within 10 s" {
+	db=$(kp_db_new)
+	t=$(kp_topic_new 1)
+	kp_bg ins "$INS" -t "$t" --dlq-topic "" -d "$db" -g "g-$t" --flush-ms 100
+	pid=$BG_PID
+	kp_wait_for 30 grep -q "assigned 1 partition" "$KP_OUT/ins.log"
+	ins_produce "$t" --symbols 2 --seconds 5
+	kp_wait_for 30 ins_count_is "$db" 10
+	"$KP_TBIN/kp-topic" -b "$KAFKA_BROKERS" delete "$t"
+	kp_wait_for 30 grep -q "revoking 1 partition" "$KP_OUT/ins.log"
+	t0=$(date +%s%N)
+	kill -TERM "$pid"
+	for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	dt_ms=$((($(date +%s%N) - t0) / 1000000))
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		echo "still running ${dt_ms} ms after SIGTERM" >&2
+		false
+	fi
+	echo "exited ${dt_ms} ms after SIGTERM" >&2
+	[ "$dt_ms" -lt 10000 ]
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 0 ]
+	grep -q "exit 0" "$KP_OUT/ins.log"
+}
+
+@test "inserter: the closed :59 second of a live minute is written at once, not after --flush-ms" {
+	db=$(kp_db_new)
+	db2=$(kp_db_new)
+	t=$(kp_topic_new 1)
+	t2=$(kp_topic_new 1)
+	# seconds :57 :58 :59 of the current minute (live: ended less than 10 s ago or ahead)
+	m=$(($(date +%s) / 60 * 60000))
+	kp_bg ins "$INS" -t "$t" --dlq-topic "" -d "$db" -g "g-$t" --flush-ms 60000
+	a=$BG_PID
+	kp_bg ins2 "$INS" -t "$t2" --dlq-topic "" -d "$db2" -g "g-$t2" --flush-ms 60000
+	b=$BG_PID
+	kp_wait_for 30 grep -q "assigned 1 partition" "$KP_OUT/ins.log"
+	kp_wait_for 30 grep -q "assigned 1 partition" "$KP_OUT/ins2.log"
+	ins_produce "$t" --symbols 3 --seconds 3 --start $((m + 57000))
+	ins_produce "$t2" --symbols 3 --seconds 2 --start $((m + 57000))
+	kp_wait_for 30 ins_count_is "$db" 9
+	# without a :59 the other batch waits for its 60 s
+	sleep 2
+	ins_count_is "$db2" 0
+	kp_stop "$a"
+	kp_stop "$b"
+	ins_count_is "$db2" 6
+	# a backlog (minutes long past) is not flushed per minute: one batch at SIGTERM
+	db3=$(kp_db_new)
+	t3=$(kp_topic_new 1)
+	ins_produce "$t3" --symbols 2 --seconds 180
+	kp_bg ins3 "$INS" -t "$t3" --dlq-topic "" -d "$db3" -g "g-$t3" --flush-ms 60000
+	c=$BG_PID
+	kp_wait_for 30 grep -q "assigned 1 partition" "$KP_OUT/ins3.log"
+	sleep 3
+	ins_count_is "$db3" 0
+	kp_stop "$c"
+	ins_count_is "$db3" 360
+	[ "$(kp_psql "$db3" 'select count(distinct id) from checkpoint')" = 2 ]
+}
