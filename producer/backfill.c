@@ -7,10 +7,10 @@
  * so does X-MBX-USED-WEIGHT-1M near --rest-weight-limit (until the next minute). */
 #include "prod.h"
 #include "rest.h"
+#include "restparse.h"
 #include "cfg.h"
 #include "log.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,8 @@
 
 #define BF_PAGE 1000
 #define BF_MAX_WORKERS 16
+#define BF_TAIL_TRIES 2        /* re-asks for a gap's missing tail before skipping it */
+#define BF_TAIL_WAIT_MS 1000
 
 static struct {
     pthread_mutex_t mu;
@@ -87,43 +89,19 @@ static void bf_pause(int64_t until_wall_ms)
     pthread_mutex_unlock(&bf.mu);
 }
 
-/* Parses one page; rows that are not klines go to the dead letters. Returns rows in
- * the answer (valid or not), -1 if the body is not a JSON array. */
-static int bf_parse_page(prod_sym_t *s, const rest_resp_t *r, kline_t *ks, int *nk,
-                         int64_t *last_open, char *errbuf, size_t errlen)
+/* A REST row that is not a kline goes to the dead letters, like a bad live frame. */
+static void bf_reject(void *ud, const char *raw, size_t len, const char *why)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb(r->body, r->len, 0, &jerr);
-    if (!json_is_array(root)) {
-        snprintf(errbuf, errlen, "not a JSON array: %s", root ? "other JSON" : jerr.text);
-        json_decref(root);
-        return -1;
-    }
-    size_t i;
-    json_t *row;
-    char origin[48], why[160];
-    *nk = 0;
-    json_array_foreach(root, i, row) {
-        if (*nk >= BF_PAGE)
-            break;
-        if (kline_from_json(row, s->name, prod_cfg.interval, &ks[*nk], why, sizeof why) < 0) {
-            char *raw = json_dumps(row, JSON_COMPACT | JSON_ENCODE_ANY);
-            snprintf(origin, sizeof origin, "rest:%s", s->name);
-            pub_reject(raw ? raw : "", raw ? strlen(raw) : 0, origin, why);
-            free(raw);
-            continue;
-        }
-        ks[*nk].source = KLINE_SRC_REST;
-        *last_open = ks[*nk].open_time;
-        (*nk)++;
-    }
-    int rows = (int)json_array_size(root);
-    json_decref(root);
-    return rows;
+    const prod_sym_t *s = ud;
+    char origin[48];
+    snprintf(origin, sizeof origin, "rest:%s", s->name);
+    pub_reject(raw, len, origin, why);
 }
 
-/* Fetches open_time [from, to] of s into seq_rest. 0 done, -1 stopping. */
-static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t from, int64_t to)
+/* Fetches open_time [from, to] of s into seq_rest; *newest = the newest open_time REST
+ * returned (left alone if none). 0 done, -1 stopping. */
+static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t from, int64_t to,
+                    int64_t *newest)
 {
     int64_t start = from, backoff = 250;
     int failures = 0;
@@ -151,7 +129,8 @@ static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t
         int nk = 0, rows = -1;
         int64_t last_open = start;
         if (rc == 0 && r->status == 200)
-            rows = bf_parse_page(s, r, ks, &nk, &last_open, err, sizeof err);
+            rows = rest_parse_klines(r->body, r->len, s->name, prod_cfg.interval, ks, BF_PAGE, &nk, &last_open,
+                                     bf_reject, s, err, sizeof err);
         else if (rc == 0)
             snprintf(err, sizeof err, "GET %s: HTTP %ld", url, r->status);
         if (rows < 0) {
@@ -175,8 +154,11 @@ static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t
         }
         failures = 0;
         backoff = 250;
-        if (nk > 0)
+        if (nk > 0) {
             seq_rest(s, ks, nk);
+            if (*newest == PROD_NONE || last_open > *newest)
+                *newest = last_open;
+        }
         if (rows < BF_PAGE || last_open + prod_cfg.interval_ms <= start)
             break;
         start = last_open + prod_cfg.interval_ms;
@@ -186,15 +168,33 @@ static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t
 
 static void bf_job(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s)
 {
-    int64_t from, to;
-    while (seq_next_gap(s, &from, &to)) {
+    int64_t from, to, tail_to = PROD_NONE;
+    bool proven;
+    int tail_tries = 0;
+    while (seq_next_gap(s, &from, &to, &proven)) {
+        int64_t newest = PROD_NONE;
         if (from <= to) {
-            log_debug("backfill %s: %lld..%lld", s->name, (long long)from, (long long)to);
-            if (bf_fetch(h, r, ks, s, from, to) < 0)
+            log_debug("backfill %s: %lld..%lld%s", s->name, (long long)from, (long long)to,
+                      proven ? "" : " (open end)");
+            if (bf_fetch(h, r, ks, s, from, to, &newest) < 0)
                 return; /* stopping: the symbol stays marked, nothing more to do */
         }
-        /* Whatever REST did not have in [from, to] the exchange does not have either. */
-        seq_skip_to(s, to);
+        /* REST can lag the stream by a moment: when the end of a gap a live kline just
+         * closed is not in REST yet, ask again shortly before calling it missing. */
+        if (proven && from <= to && (newest == PROD_NONE || newest < to)) {
+            if (to != tail_to) {
+                tail_to = to;
+                tail_tries = 0;
+            }
+            if (tail_tries++ < BF_TAIL_TRIES) {
+                if (bf_nap(BF_TAIL_WAIT_MS) < 0)
+                    return;
+                continue;
+            }
+        }
+        /* Whatever REST did not have in [from, to] the exchange does not have either, if
+         * the exchange is known to have got past `to`. */
+        seq_gap_done(s, to, proven, newest);
     }
 }
 

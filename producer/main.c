@@ -61,7 +61,9 @@ static int main_backfill(void)
 
 /* On start, the seconds between where each symbol stopped and now are fetched at
  * once (not only when its first live kline shows the gap), up to the last second that
- * surely closed; live data takes over from there. */
+ * surely closed by our clock; live data takes over from there. That end is only a
+ * guess (seq_request marks it so): seconds past the newest row REST returns are not
+ * skipped, because the exchange's clock may be behind ours. */
 static void main_catch_up(void)
 {
     int64_t iv = prod_cfg.interval_ms, now = cfg_now_ms();

@@ -8,3 +8,9 @@ ALL_OBJS += $(PRODUCER_OBJS)
 $(TBIN)/test_producer_fastjson: $(BUILD)/producer/test/test_producer_fastjson.o $(BUILD)/producer/fastjson.o $(LIBKP)
 TESTBINS += $(TBIN)/test_producer_fastjson
 ALL_OBJS += $(BUILD)/producer/test/test_producer_fastjson.o
+
+# REST answer parsing (pure) and the connection-attempt limiter (injected clock).
+$(TBIN)/test_producer_restparse: $(BUILD)/producer/test/test_producer_restparse.o $(BUILD)/producer/restparse.o $(LIBKP)
+$(TBIN)/test_producer_attempts: $(BUILD)/producer/test/test_producer_attempts.o $(BUILD)/producer/attempts.o
+TESTBINS += $(TBIN)/test_producer_restparse $(TBIN)/test_producer_attempts
+ALL_OBJS += $(BUILD)/producer/test/test_producer_restparse.o $(BUILD)/producer/test/test_producer_attempts.o

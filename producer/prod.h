@@ -77,6 +77,11 @@ typedef struct prod_sym {
     bool last_closed;                 /* was that kline closed (x=true)? */
     bool backfilling;                 /* a REST job owns the gap; live klines are held */
     int64_t pending_max;              /* newest live open_time not held (buffer full) */
+    bool pending_guess;               /* pending_max is our clock's guess (start-up catch-up,
+                                       * stale scan), not a kline the exchange sent: never skip
+                                       * past what REST returned for it */
+    int64_t stale_mark;               /* newest kline of any symbol when the silent-symbol
+                                       * scan last fetched this one (PROD_NONE: never) */
     prod_held_t *held;                /* malloc'd while backfilling, freed when done */
     int nheld, capheld;
 } prod_sym_t;
@@ -116,10 +121,17 @@ void seq_live(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t recv_us)
 void seq_rest(prod_sym_t *s, const kline_t *ks, int n);
 /* Called by a backfill worker when a fetch is done: publishes held klines that now
  * follow on, and returns 1 with the next gap [*from, *to] to fetch, or 0 when the
- * symbol is live again. */
-int  seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to);
+ * symbol is live again. *proven: the exchange showed data at or after *to (a live
+ * kline), so seconds REST lacks in the gap are truly missing; false when *to is only a
+ * guess from a clock. */
+int  seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to, bool *proven);
 /* Skip a gap REST could not fill (the exchange has no klines there). */
 void seq_skip_to(prod_sym_t *s, int64_t open_time);
+/* A fetch of [.., to] is done; newest = newest open_time REST returned (PROD_NONE if
+ * none). A proven gap is skipped up to `to`; a guessed one only up to newest (the
+ * exchange may simply not be there yet: live klines will show the rest), and the
+ * guess is dropped so the job ends or moves on to held live klines. */
+void seq_gap_done(prod_sym_t *s, int64_t to, bool proven, int64_t newest);
 /* Seeds last_pub (start-up resume). Keeps the later of the two. */
 void seq_seed(prod_sym_t *s, int64_t open_time, bool closed);
 /* Starts a backfill job for s from last_pub + 1 interval up to `to` (start-up, --since). */

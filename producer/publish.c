@@ -74,7 +74,9 @@ static int pub_kafka_init(char *errbuf, size_t errlen)
         return -1;
     if (kq_conf_set(conf, "enable.idempotence", "true", errbuf, errlen) < 0 ||
         kq_conf_set(conf, "acks", "all", errbuf, errlen) < 0 ||
-        kq_conf_set(conf, "linger.ms", "5", errbuf, errlen) < 0 ||
+        /* 1 ms, not 5: bench_producer.sh measured p99 receive→ack 20 ms vs 49 ms at 2,000
+         * symbols and no throughput loss (batches still fill at --speed max) */
+        kq_conf_set(conf, "linger.ms", "1", errbuf, errlen) < 0 ||
         /* never give up on a message: an outage holds them in the queue */
         kq_conf_set(conf, "message.timeout.ms", "0", errbuf, errlen) < 0 ||
         kq_conf_set(conf, "queue.buffering.max.messages", "1000000", errbuf, errlen) < 0 ||

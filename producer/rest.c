@@ -1,5 +1,6 @@
 /* rest.c — HTTP GET for REST klines and exchangeInfo. */
 #include "rest.h"
+#include "restparse.h"
 #include "cfg.h"
 
 #include <stdio.h>
@@ -27,29 +28,11 @@ static size_t rest_on_body(char *p, size_t sz, size_t n, void *ud)
     return add;
 }
 
-static long rest_header_num(const char *p, size_t n, const char *name)
-{
-    size_t nl = strlen(name);
-    if (n <= nl + 1 || strncasecmp(p, name, nl) != 0 || p[nl] != ':')
-        return -2;
-    char tmp[32];
-    size_t vl = n - nl - 1;
-    if (vl >= sizeof tmp)
-        vl = sizeof tmp - 1;
-    memcpy(tmp, p + nl + 1, vl);
-    tmp[vl] = '\0';
-    return strtol(tmp, NULL, 10);
-}
-
 static size_t rest_on_header(char *p, size_t sz, size_t n, void *ud)
 {
     rest_resp_t *r = ud;
     size_t len = sz * n;
-    long v;
-    if ((v = rest_header_num(p, len, "Retry-After")) != -2)
-        r->retry_after_s = v;
-    else if ((v = rest_header_num(p, len, "X-MBX-USED-WEIGHT-1M")) != -2)
-        r->used_weight = v;
+    rest_parse_header(p, len, &r->retry_after_s, &r->used_weight);
     return len;
 }
 

@@ -65,8 +65,12 @@ static void seq_hold(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t r
         prod_held_t *nh = s->nheld < cap && seq_held_total < SEQ_HELD_TOTAL_MAX
                         ? realloc(s->held, sizeof *nh * (size_t)cap) : NULL;
         if (!nh) {
-            if (s->pending_max == PROD_NONE || k->open_time > s->pending_max)
+            /* a real kline replaces a clock's guess: the exchange is provably there, and
+             * anything newer live klines will show */
+            if (s->pending_max == PROD_NONE || s->pending_guess || k->open_time > s->pending_max) {
                 s->pending_max = k->open_time;
+                s->pending_guess = false;
+            }
             atomic_fetch_add_explicit(&prod_stats.held_overflow, 1, memory_order_relaxed);
             return;
         }
@@ -97,6 +101,7 @@ void seq_live(prod_sym_t *s, const kline_t *k, int64_t recv_ms, int64_t recv_us)
         /* seconds missing between last_pub and k: REST first, k after */
         s->backfilling = true;
         s->pending_max = PROD_NONE;
+        s->pending_guess = false;
         seq_hold(s, k, recv_ms, recv_us);
         pthread_mutex_unlock(&seq_mu);
         log_debug("%s: gap after %lld, live %lld: backfilling", s->name, (long long)s->last_pub,
@@ -131,7 +136,7 @@ static void seq_sort_held(prod_sym_t *s)
     }
 }
 
-int seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to)
+int seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to, bool *proven)
 {
     int64_t iv = prod_cfg.interval_ms;
     int rc;
@@ -158,16 +163,19 @@ int seq_next_gap(prod_sym_t *s, int64_t *from, int64_t *to)
         *to = s->held[0].k.open_time - iv;
         if (*to < *from)
             *to = *from; /* the lost closed kline of the last (provisional) second */
+        *proven = true; /* held[0] came from the exchange */
         rc = 1;
     } else if (s->pending_max != PROD_NONE &&
                (s->last_pub == PROD_NONE || s->pending_max > s->last_pub ||
                 (s->pending_max == s->last_pub && !s->last_closed))) {
         *from = s->last_pub == PROD_NONE ? s->pending_max : seq_hole_from(s);
         *to = s->pending_max;
+        *proven = !s->pending_guess;
         rc = 1;
     } else {
         s->backfilling = false;
         s->pending_max = PROD_NONE;
+        s->pending_guess = false;
         free(s->held); /* the symbol is live again; it owns no buffer until the next gap */
         s->held = NULL;
         s->capheld = 0;
@@ -191,6 +199,26 @@ void seq_skip_to(prod_sym_t *s, int64_t open_time)
     pthread_mutex_unlock(&seq_mu);
 }
 
+void seq_gap_done(prod_sym_t *s, int64_t to, bool proven, int64_t newest)
+{
+    if (proven) {
+        seq_skip_to(s, to);
+        return;
+    }
+    /* Seconds missing inside what REST covered are the exchange's own holes (maintenance):
+     * skip them. Beyond its newest row the exchange may just be behind our clock (NTP
+     * skew, REST lagging the stream); skipping there would turn every live kline up to
+     * `to` into a "duplicate" and lose it. */
+    if (newest != PROD_NONE)
+        seq_skip_to(s, newest < to ? newest : to);
+    pthread_mutex_lock(&seq_mu);
+    if (s->pending_guess && s->pending_max != PROD_NONE && s->pending_max <= to) {
+        s->pending_max = PROD_NONE;
+        s->pending_guess = false;
+    }
+    pthread_mutex_unlock(&seq_mu);
+}
+
 void seq_seed(prod_sym_t *s, int64_t open_time, bool closed)
 {
     pthread_mutex_lock(&seq_mu);
@@ -206,8 +234,10 @@ void seq_request(prod_sym_t *s, int64_t to)
     pthread_mutex_lock(&seq_mu);
     bool start = !s->backfilling;
     s->backfilling = true;
-    if (s->pending_max == PROD_NONE || to > s->pending_max)
+    if (s->pending_max == PROD_NONE || to > s->pending_max) {
         s->pending_max = to;
+        s->pending_guess = true; /* our clock's idea of the exchange's last closed second */
+    }
     pthread_mutex_unlock(&seq_mu);
     if (start)
         bf_enqueue(s);
@@ -226,6 +256,11 @@ int seq_stale_scan(int64_t lag_ms, int64_t none_from)
         if (s->backfilling || (s->last_pub != PROD_NONE && s->last_pub >= newest - lag_ms) ||
             (s->last_pub == PROD_NONE && (none_from == PROD_NONE || none_from >= newest)))
             continue;
+        /* REST may have had nothing (a halted symbol): since only what REST returned is
+         * skipped, ask again only once the others moved on by another lag, not every scan */
+        if (s->stale_mark != PROD_NONE && newest < s->stale_mark + lag_ms)
+            continue;
+        s->stale_mark = newest;
         log_warn("%s: no kline since %lld while others reached %lld: fetching from REST", s->name,
                  (long long)s->last_pub, (long long)newest);
         if (s->last_pub == PROD_NONE) {
@@ -234,6 +269,8 @@ int seq_stale_scan(int64_t lag_ms, int64_t none_from)
         }
         s->backfilling = true;
         s->pending_max = newest;
+        /* newest is another symbol's kline: this symbol's REST may not be there yet */
+        s->pending_guess = true;
         bf_enqueue(s); /* takes only the queue's own lock */
         n++;
     }

@@ -1,6 +1,7 @@
 /* symbols.c — the symbol table (open addressing, FNV-1a) and exchangeInfo. */
 #include "prod.h"
 #include "rest.h"
+#include "restparse.h"
 #include "cfg.h"
 #include "log.h"
 
@@ -76,6 +77,7 @@ int sym_table_init(char **names, int n, char *errbuf, size_t errlen)
         memcpy(s->name, up, l + 1);
         s->last_pub = PROD_NONE;
         s->pending_max = PROD_NONE;
+        s->stale_mark = PROD_NONE;
         uint32_t h = sym_hash(up) & sym_mask;
         while (sym_slots[h] >= 0)
             h = (h + 1) & sym_mask;
@@ -95,46 +97,6 @@ void sym_table_free(void)
     prod_nsyms = 0;
 }
 
-static int sym_parse_info(const char *body, size_t len, const char *quote, char ***out,
-                          char *errbuf, size_t errlen)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    if (!root) {
-        snprintf(errbuf, errlen, "exchangeInfo: bad JSON: %s", jerr.text);
-        return -1;
-    }
-    json_t *arr = json_object_get(root, "symbols");
-    if (!json_is_array(arr)) {
-        json_decref(root);
-        snprintf(errbuf, errlen, "exchangeInfo: no \"symbols\" array");
-        return -1;
-    }
-    size_t cap = json_array_size(arr) + 1, n = 0;
-    char **list = calloc(cap, sizeof *list); /* caller frees with cfg_list_free */
-    if (!list) {
-        json_decref(root);
-        snprintf(errbuf, errlen, "out of memory");
-        return -1;
-    }
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) {
-        const char *name = json_string_value(json_object_get(e, "symbol"));
-        const char *status = json_string_value(json_object_get(e, "status"));
-        const char *qa = json_string_value(json_object_get(e, "quoteAsset"));
-        if (!name || !status || strcmp(status, "TRADING") != 0)
-            continue;
-        if (quote && *quote && (!qa || strcasecmp(qa, quote) != 0))
-            continue;
-        list[n++] = strdup(name);
-    }
-    list[n] = NULL;
-    json_decref(root);
-    *out = list;
-    return (int)n;
-}
-
 int sym_fetch_all(const char *rest_url, const char *quote_asset, char ***out,
                   char *errbuf, size_t errlen)
 {
@@ -149,7 +111,7 @@ int sym_fetch_all(const char *rest_url, const char *quote_asset, char ***out,
     }
     for (int attempt = 1; attempt <= 5; attempt++) {
         if (rest_get(h, url, &r, 30000, errbuf, errlen) == 0 && r.status == 200) {
-            rc = sym_parse_info(r.body, r.len, quote_asset, out, errbuf, errlen);
+            rc = rest_parse_exchange_info(r.body, r.len, quote_asset, out, errbuf, errlen);
             break;
         }
         if (r.status)

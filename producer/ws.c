@@ -17,6 +17,7 @@
  * Everything here runs on the lws service thread, except ws_wake().
  */
 #include "prod.h"
+#include "attempts.h"
 #include "cfg.h"
 #include "log.h"
 #include "sig.h"
@@ -33,8 +34,6 @@
 #define WS_BACKOFF_MIN_MS   250
 #define WS_BACKOFF_MAX_MS   30000
 #define WS_CONNECT_TIMEOUT  20000  /* ms from connect to first kline of a new connection */
-#define WS_BUCKET_CAP       300.0  /* Binance: 300 connection attempts per 5 minutes per IP */
-#define WS_BUCKET_RATE      1.0    /* tokens per second (300 per 300 s) */
 
 enum ws_state { WC_IDLE = 0, WC_CONNECTING, WC_OPEN };
 
@@ -79,8 +78,7 @@ static struct {
     char base_path[256];      /* URL path prefix without trailing '/' */
     int port;
     bool tls;
-    double tokens;
-    int64_t tokens_at;
+    att_window_t attempts;    /* Binance: 300 connection attempts per 5 minutes per IP */
     int serial;
     int64_t bucket_warned;
     bool closing;             /* ws_destroy: every close is ours */
@@ -136,14 +134,8 @@ static int64_t ws_jitter(int64_t ms)
 
 static bool ws_take_token(int64_t now)
 {
-    ws.tokens += (double)(now - ws.tokens_at) / 1000.0 * WS_BUCKET_RATE;
-    ws.tokens_at = now;
-    if (ws.tokens > WS_BUCKET_CAP)
-        ws.tokens = WS_BUCKET_CAP;
-    if (ws.tokens >= 1.0) {
-        ws.tokens -= 1.0;
+    if (att_take(&ws.attempts, now))
         return true;
-    }
     if (now - ws.bucket_warned > 10000) {
         ws.bucket_warned = now;
         log_warn("connection attempts limited: 300 per 5 minutes used up, waiting");
@@ -594,8 +586,8 @@ int ws_init(char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "lws_create_context failed");
         return -1;
     }
-    ws.tokens = WS_BUCKET_CAP;
-    ws.tokens_at = ws.started_mono = cfg_mono_ms();
+    att_init(&ws.attempts);
+    ws.started_mono = cfg_mono_ms();
     ws.started_wall = cfg_now_ms();
     atomic_store(&prod_stats.last_rx_mono_ms, cfg_mono_ms());
     log_info("%d symbols on %d connection group(s), %s://%s:%d%s", prod_nsyms, ws.ng,

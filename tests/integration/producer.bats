@@ -42,6 +42,23 @@ load producer_helpers
 	grep -q '"source":"ws"' "$out"
 }
 
+@test "producer: an exchange clock behind ours loses nothing — the start-up catch-up stops where REST's data ends" {
+	# Regression: the catch-up used to run to "now - 2 s" by our clock and then skip the
+	# seconds REST did not have, so every live kline of an exchange one day behind was
+	# dropped as a duplicate.
+	day_ago=$((($(date +%s) - 86400) * 1000 / 60000 * 60000))
+	kp_sim_start --symbols BTCUSDT,ETHUSDT --speed 10 --duration 120 --start-time "$day_ago"
+	start=$(p_sim_start_ms)
+	[ "$start" -eq "$day_ago" ]
+	out=$BATS_TEST_TMPDIR/out.ndjson
+	p_producer prod -s BTCUSDT,ETHUSDT -o - --since "$start" >"$out"
+	kp_wait_for 60 p_sim_done 120
+	kp_wait_for 30 bash -c "[ \$(wc -l <'$out') -ge 240 ]"
+	kp_stop "$PROD_PID"
+	p_check_values "$out"
+	grep -q '"source":"ws"' "$out"
+}
+
 @test "producer: -o - into a closed pipe exits 1 (EPIPE is an error, not silence)" {
 	kp_sim_start --symbols BTCUSDT --speed 20
 	run --separate-stderr bash -c "set -o pipefail; timeout 60 '$KP_BIN/kline-producer' -s BTCUSDT -o - \
@@ -226,4 +243,41 @@ load producer_helpers
 	[ "${#lines[@]}" -eq 41 ]
 	# 40 s of history at 10x: at least 4 s (an upper bound would be a timing assertion)
 	((t1 - t0 >= 4000))
+}
+
+@test "producer: --all-symbols --quote-asset keeps only TRADING symbols of that quote asset" {
+	# the sim lists each symbol with its quote asset, plus HALTAUSDT/HALTBBTC in BREAK
+	kp_sim_start --symbols BTCUSDT,ETHBTC,BNBBTC,SOLUSDT --speed 20 --duration 30
+	start=$(p_sim_start_ms)
+	curl -fsS "$SIM_URL/api/v3/exchangeInfo" | jq -e '[.symbols[] | select(.quoteAsset == "BTC" and .status == "BREAK")] | length == 1'
+	out=$BATS_TEST_TMPDIR/out.ndjson
+	p_producer prod --all-symbols --quote-asset btc -o - --since "$start" >"$out"
+	kp_wait_for 60 p_sim_done 30
+	kp_wait_for 30 bash -c "[ \$(wc -l <'$out') -ge 60 ]"
+	kp_stop "$PROD_PID"
+	grep -q "exchangeInfo: 2 trading symbols quoted in btc" "$KP_OUT/prod.log"
+	[ "$(jq -r .symbol <"$out" | sort -u | paste -sd,)" = BNBBTC,ETHBTC ]
+	# exactly the exchange's klines of those two
+	for s in BNBBTC ETHBTC; do
+		curl -fsS "$SIM_URL/truth?symbol=$s" | jq -c "$P_PROJ" | LC_ALL=C sort >"$BATS_TEST_TMPDIR/want_$s"
+		jq -c "select(.symbol == \"$s\") | $P_PROJ" <"$out" | LC_ALL=C sort >"$BATS_TEST_TMPDIR/got_$s"
+		diff -q "$BATS_TEST_TMPDIR/want_$s" "$BATS_TEST_TMPDIR/got_$s"
+	done
+}
+
+@test "producer: creates a missing topic with --retention-ms" {
+	[[ $KP_KAFKA_MODE != mock ]] || skip "the mock cluster has no topic configs"
+	[[ -r $KP_ROOT/build/kafka.classpath ]] || skip "no Kafka jars"
+	kp_sim_start --symbols BTCUSDT --speed 20 --duration 20
+	start=$(p_sim_start_ms)
+	topic=kp-ret-$$-$RANDOM
+	p_producer prod -s BTCUSDT -t "$topic" --since "$start" --retention-ms 3600000 --partitions 2
+	kp_wait_for 60 p_count_ge "$topic" 10
+	kp_stop "$PROD_PID"
+	run --separate-stderr java -cp "$(cat "$KP_ROOT/build/kafka.classpath")" kafka.admin.ConfigCommand \
+		--bootstrap-server "$KAFKA_BROKERS" --describe --entity-type topics --entity-name "$topic"
+	[ "$status" -eq 0 ]
+	echo "$output"
+	[[ $output == *"retention.ms=3600000"* ]]
+	[ "$(kcat -L -b "$KAFKA_BROKERS" -t "$topic" | grep -c 'partition [0-9]')" -eq 2 ]
 }
