@@ -11,9 +11,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RESUME_TIMEOUT_MS 60000
+
+/* A topic created a moment ago (by us, at start-up) may not have its partition leaders
+ * elected yet: those answers are transient, so ask again for a while before giving up. */
+static rd_kafka_resp_err_t resume_watermarks(rd_kafka_t *rk, const char *topic, int partition,
+                                             int64_t *lo, int64_t *hi)
+{
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0; attempt < 30; attempt++) {
+        err = rd_kafka_query_watermark_offsets(rk, topic, partition, lo, hi, 10000);
+        if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+            err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+            err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+            err != RD_KAFKA_RESP_ERR__TRANSPORT &&
+            err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+            return err;
+        if (sig_stop)
+            return err;
+        struct timespec ts = { 0, 500 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    return err;
+}
 
 static int resume_partitions(rd_kafka_t *rk, const char *topic, int *n, char *errbuf, size_t errlen)
 {
@@ -94,7 +117,7 @@ int resume_from_kafka(char *errbuf, size_t errlen)
     int open = 0;
     for (int p = 0; p < np; p++) {
         int64_t lo = 0, h = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, prod_cfg.topic, p, &lo, &h, 10000);
+        rd_kafka_resp_err_t err = resume_watermarks(rk, prod_cfg.topic, p, &lo, &h);
         if (err) {
             snprintf(errbuf, errlen, "watermarks of %s [%d]: %s", prod_cfg.topic, p, rd_kafka_err2str(err));
             goto out;

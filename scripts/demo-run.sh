@@ -26,10 +26,12 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 0' INT TERM
 
+names=()
 start() { # start NAME CMD... — background, log to $logs/NAME.log
     local name=$1; shift
     "$@" >"$logs/$name.log" 2>&1 &
     pids+=($!)
+    names+=("$name")
 }
 
 rest=${BINANCE_REST_URL:-https://api.binance.com}
@@ -61,9 +63,12 @@ echo
 
 # Exit (and stop everything) if any program dies.
 while :; do
-    for p in "${pids[@]}"; do
-        if ! kill -0 "$p" 2>/dev/null; then
-            echo "demo: a program exited unexpectedly; see $logs" >&2
+    for i in "${!pids[@]}"; do
+        if ! kill -0 "${pids[i]}" 2>/dev/null; then
+            rc=0
+            wait "${pids[i]}" || rc=$?
+            echo "demo: ${names[i]} exited unexpectedly (status $rc); the end of $logs/${names[i]}.log:" >&2
+            tail -n 20 "$logs/${names[i]}.log" >&2
             exit 1
         fi
     done

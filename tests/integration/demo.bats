@@ -14,6 +14,7 @@ setup() {
 teardown() {
     [[ -n ${demo_pid:-} ]] && kill -INT "$demo_pid" 2>/dev/null || true
     sleep 1
+    cp -r "$DEMO_DIR/logs" "$KP_OUT/demo-logs" 2>/dev/null || true
     rm -rf "$DEMO_DIR"
 }
 
