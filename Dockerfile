@@ -12,11 +12,13 @@ COPY . .
 RUN make -j"$(nproc)" programs web \
  && make install PREFIX=/opt/klinepipe
 
-# Runtime stage: only the shared libraries the programs link against.
+# Runtime stage: only the shared libraries the programs link against (lws loads its
+# libuv event-loop plugin, libwebsockets-evlib-uv, at run time: the streamer's default loop).
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libwebsockets17 libpq5 libjansson4 libcurl4 ca-certificates curl \
+      librdkafka1 libwebsockets17 libwebsockets-evlib-uv libuv1 libpq5 libjansson4 libcurl4 \
+      ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin klinepipe
 COPY --from=build /opt/klinepipe /opt/klinepipe

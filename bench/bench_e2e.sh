@@ -20,7 +20,7 @@
 # Needs DATABASE_URL and KAFKA_BROKERS of a running harness (bench/run.sh starts one).
 # Prints a markdown table (appended to $KP_BENCH_OUT if set) and writes
 # bench/results/latency.svg (bench/plot_latency.py).
-set -euo pipefail
+set -Eeuo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 BIN=${KP_BIN:-$root/bin}
 TBIN=${KP_TBIN:-$root/build/release/tbin}
@@ -57,6 +57,8 @@ cleanup() {
 	[[ -n ${KEEP_TMP:-} ]] || rm -rf "$tmp"
 }
 trap cleanup EXIT
+# set -e would otherwise end the run without saying where
+trap 'log "failed at line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -130,7 +132,7 @@ run() {
 	"$TBIN/kp-e2e-probe" -d "$db" --secs "$secs" -o "$tmp/$name.ac" 2>>"$tmp/$name.probe.log" &
 	local probe_pid=$!
 	local sample_syms
-	sample_syms=$(tr ',' '\n' <<<"$syms" | head -200 | paste -sd, -)
+	sample_syms=$(cut -d, -f1-200 <<<"$syms") # not head: SIGPIPE under pipefail
 	python3 "$root/bench/e2e_ws.py" --port "$stport" --symbols "$sample_syms" --secs "$secs" \
 		>"$tmp/$name.b" 2>>"$tmp/$name.ws.log" &
 	local ws_pid=$!
@@ -142,6 +144,11 @@ run() {
 	local -A c0 rmax
 	local p
 	local progs="producer:$prod_pid inserter:$ins_pid aggregator:$agg_pid streamer:$st_pid sim:$sim_pid"
+	# the broker shares the 2 cores: its CPU, spent when every symbol's second closes at once,
+	# is part of the latency story
+	local kpid
+	kpid=$(cat "${KP_HARNESS_DIR:-/nonexistent}/kafka/pid" 2>/dev/null || true)
+	[[ -n $kpid ]] && progs+=" kafka-broker:$kpid"
 	for pp in $progs; do c0[${pp%%:*}]=$(cpu_ticks "${pp#*:}"); rmax[${pp%%:*}]=0; done
 	local t0 t1
 	t0=$(date +%s%N)
@@ -212,7 +219,8 @@ ratio() { awk -v b="$1" -v v="$2" 'BEGIN { if (v + 0 > 0 && b + 0 > 0) printf "%
 		echo "| ($local_n sym) (b) split: E → producer receive / producer → client, p50 / p99 ms | $(pct "$f" bk 50) / $(pct "$f" bk 99) and $(pct "$f" bw 50) / $(pct "$f" bw 99) | - | - | - |"
 		echo "| ($local_n sym) (c) minute end → 1m bar committed p50 / p99 / max ms | $(pct "$f" c 50) / $(pct "$f" c 99) / $(maxv "$f" c) ($(count "$f" c) bars) | ≤ 1500 | ~7000 | $(ratio 7000 "$(pct "$f" c 99)") |"
 	done
-	for p in producer inserter aggregator streamer sim; do
+	for p in producer inserter aggregator streamer sim kafka-broker; do
+		[[ -n $(res big "$p") ]] || continue
 		echo "| ($BIG sym, $CLIENTS clients) $p CPU % / max RSS MB | $(res big "$p") / $(res big "$p" 3) | - | - | - |"
 	done
 	echo "| ($BIG sym) consumer lag after the run (messages) | $(res big lag) | 0 | - | - |"

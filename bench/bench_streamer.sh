@@ -11,13 +11,13 @@
 #   3. 500 clients x all 200 symbols (100,000 msgs/s): delivered msgs/s and p99;
 #      baseline: 1 client x all 200 symbols.
 #
-#   1b. scenario 1 with --event-loop uv (libuv/epoll) against the default poll() loop.
+#   1b. scenario 1 with --event-loop poll (lws's own poll() loop) against the default libuv/epoll loop.
 #
 # Environment: KP_BENCH_STREAMER_SECS (window, default 20), KP_BENCH_STREAMER_SCENARIOS
 # (subset of "1 1b 2 3"), KP_BENCH_STREAMER_BIN (the streamer to measure),
 # KP_BENCH_STREAMER_OLD (an older streamer binary: scenario 1 is run with it too and shown
 # as the baseline, for before/after numbers from one run), KP_BENCH_STREAMER_ALT_LOOP
-# (the loop of scenario 1b, default uv).
+# (the loop of scenario 1b, default poll).
 # kp-wsload runs its raw engine (epoll + a minimal RFC 6455 client): the lws 4.1 client
 # parses byte by byte and polls every socket per pass, which made the client, not the
 # server, the bottleneck at these rates.
@@ -35,7 +35,7 @@ OLD=${KP_BENCH_STREAMER_OLD:-}
 SCEN=" ${KP_BENCH_STREAMER_SCENARIOS:-1 1b 2 3} "
 want() { [[ $SCEN == *" $1 "* ]]; }
 # scenario 1b runs the event loop that is not the default
-ALT_LOOP=${KP_BENCH_STREAMER_ALT_LOOP:-uv}
+ALT_LOOP=${KP_BENCH_STREAMER_ALT_LOOP:-poll}
 GEN=$TBIN/kp-klinegen
 LOAD=$TBIN/kp-wsload
 [[ -x $ST && -x $GEN && -x $LOAD ]] || { echo "bench_streamer: build first (make programs testbins)" >&2; exit 2; }
@@ -176,10 +176,14 @@ if want 3; then
 	log "baseline (1 client): $base3"
 	r3=$(load -n 500 --all --concurrency 250)
 	log "500 clients: $r3"
+	# delivered = offered only if the streamer neither conflated nor dropped an update
+	lost3=$(curl -fsS "http://127.0.0.1:$PORT/metrics" |
+		awk '/^kline_streamer_(conflated|dropped|slow_clients_closed)_total /{n += $2} END{print n + 0}')
 	stop_streamer
 	row "500 x 200 symbols: delivered msgs/s" "$(v "$r3" msgs_per_sec)" "≥ 100000" "$(v "$base3" msgs_per_sec)" "$(ratio "$(v "$r3" msgs_per_sec)" "$(v "$base3" msgs_per_sec)")"
 	row "500 x 200: latency p50 (ms)" "$(v "$r3" p50_ms)" "-" "$(v "$base3" p50_ms)" "$(ratio "$(v "$r3" p50_ms)" "$(v "$base3" p50_ms)")"
 	row "500 x 200: latency p99 (ms)" "$(v "$r3" p99_ms)" "-" "$(v "$base3" p99_ms)" "$(ratio "$(v "$r3" p99_ms)" "$(v "$base3" p99_ms)")"
+	row "500 x 200: updates conflated, dropped or cut off" "$lost3" "0" "-" "-"
 	row "500 x 200: streamer CPU (% of one core)" "$(v "$r3" cpu_pct)" "-" "$(v "$base3" cpu_pct)" "$(ratio "$(v "$r3" cpu_pct)" "$(v "$base3" cpu_pct)")"
 fi
 

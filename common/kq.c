@@ -42,7 +42,10 @@ rd_kafka_conf_t *kq_conf_new(const char *brokers, char *errbuf, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, kq_log_cb);
-    if (kq_conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) < 0) {
+    /* Nagle holds back small produce/fetch requests until the previous one is acked,
+     * which on a quiet link costs up to a delayed-ACK period per hop; -X can override */
+    if (kq_conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) < 0 ||
+        kq_conf_set(conf, "socket.nagle.disable", "true", errbuf, errlen) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

@@ -73,7 +73,7 @@ static void st_feed_push(const kline_t *k, int64_t ingest_ms)
         lws_cancel_service(fd_.ctx);
 }
 
-int st_feed_drain(struct st_feed_item *out, int max)
+int st_feed_drain(struct st_feed_item *out, int max, bool *more_out)
 {
     pthread_mutex_lock(&fd_.mu);
     int n = 0;
@@ -90,6 +90,7 @@ int st_feed_drain(struct st_feed_item *out, int max)
     /* The caller stops at max: make sure it is woken again for the rest. */
     if (more)
         lws_cancel_service(fd_.ctx);
+    *more_out = more;
     return n;
 }
 

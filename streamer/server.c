@@ -29,6 +29,7 @@ static int64_t st_next_stats;
 static lws_sorted_usec_list_t st_drain_sul;
 static bool st_drain_scheduled;
 static int64_t st_last_drain_us;
+static bool st_drain_backlog; /* the last drain stopped at its bound: items are waiting */
 
 static void st_drain_feed(void)
 {
@@ -36,7 +37,7 @@ static void st_drain_feed(void)
     /* Bounded per wake-up so writes interleave with a fast feed; st_feed_drain
      * re-arms the wake-up when it leaves items behind. */
     st_last_drain_us = cfg_mono_us();
-    int n = st_feed_drain(items, (int)(sizeof items / sizeof items[0]));
+    int n = st_feed_drain(items, (int)(sizeof items / sizeof items[0]), &st_drain_backlog);
     for (int i = 0; i < n; i++)
         st_hub_ingest(&items[i].k, items[i].ingest_ms);
 }
@@ -50,9 +51,12 @@ static void st_drain_timer(lws_sorted_usec_list_t *sul)
 static void st_drain(void)
 {
     /* Feed: at most one drain per --coalesce-ms; a wake-up inside the window is deferred
-     * to its end (the feed sends no further wake-up meanwhile). */
+     * to its end (the feed sends no further wake-up meanwhile). A backlog left by the
+     * previous drain is not a new trickle: it is taken on the next pass, after the writes
+     * the last chunk queued, so a burst (every symbol closes its second at once) is not
+     * stretched over several windows. */
     int64_t now = cfg_mono_us(), win = (int64_t)st_cfg->coalesce_ms * 1000;
-    if (now - st_last_drain_us >= win) {
+    if (st_drain_backlog || now - st_last_drain_us >= win) {
         st_drain_feed();
     } else if (!st_drain_scheduled) {
         st_drain_scheduled = true;

@@ -236,8 +236,9 @@ struct st_feed_item {
 
 int  st_feed_start(const struct st_config *cfg, struct lws_context *ctx, char *errbuf, size_t errlen);
 void st_feed_stop(void);
-/* lws thread: takes up to max items out of the queue; returns the count. */
-int  st_feed_drain(struct st_feed_item *out, int max);
+/* lws thread: takes up to max items out of the queue; returns the count and sets *more
+ * when items were left behind (a wake-up for them is already on its way). */
+int  st_feed_drain(struct st_feed_item *out, int max, bool *more);
 const char *st_feed_kind(void);  /* "kafka" or "stdin" */
 extern _Atomic int64_t st_feed_lag;        /* Kafka messages behind high watermark; -1 n/a */
 extern _Atomic uint64_t st_feed_rejected;  /* records that did not parse */

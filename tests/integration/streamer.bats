@@ -233,9 +233,9 @@ setup() {
 	run -0 st_ws --origin http://good.example --send '{"op":"ping"}' --until pong --duration 3
 }
 
-@test "streamer: --event-loop uv (libuv) serves the same protocol and stops cleanly" {
+@test "streamer: --event-loop poll (lws's own loop) serves the same protocol and stops cleanly" {
 	fifo=$(st_fifo)
-	st_start -i "$fifo" --event-loop uv
+	st_start -i "$fifo" --event-loop poll
 	st_feed "$fifo" "'$GEN' --realtime --symbols 3 --duration 30"
 	kp_wait_for 10 bash -c "curl -fsS '$ST_URL/api/info' | jq -e '.symbols | length == 3'"
 	out=$BATS_TEST_TMPDIR/ws.out

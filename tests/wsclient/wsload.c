@@ -75,7 +75,8 @@ static void wl_record(const char *p, size_t len)
     const char *end = p + len;
     for (const char *e = p; (e = memmem(e, (size_t)(end - e), "\"event_time\":", 13)); e += 13) {
         wl.klines++;
-        if (now_us / 1000 < wl.t_measure)
+        /* t_measure is 0 until every client is connected: the connect storm is warm-up */
+        if (!wl.t_measure || now_us / 1000 < wl.t_measure)
             continue;
         long long ev = atoll(e + 13);
         if (ev <= 0)
