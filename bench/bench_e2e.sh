@@ -17,6 +17,12 @@
 # Reference (not this run): the original Python design shows a 1m bar ~7 s after the
 # minute ends and pushes prices once a second.
 #
+# KP_BENCH_SETTLE (default 20 s): once every symbol flows, time left uncounted. The broker
+# (a JVM started seconds earlier) and a fresh topic still warm up then: a stall of one
+# second there is 20 samples, which alone decides the p99 of a 65 s window at 20 symbols.
+# KP_BENCH_PRODUCER_ARGS, _INSERTER_ARGS, _AGGREGATOR_ARGS, _STREAMER_ARGS: extra options
+# for that program (word-split), to compare settings, e.g. KP_BENCH_STREAMER_ARGS="-X
+# fetch.wait.max.ms=100".
 # Needs DATABASE_URL and KAFKA_BROKERS of a running harness (bench/run.sh starts one).
 # Prints a markdown table (appended to $KP_BENCH_OUT if set) and writes
 # bench/results/latency.svg (bench/plot_latency.py).
@@ -27,6 +33,11 @@ TBIN=${KP_TBIN:-$root/build/release/tbin}
 MINUTES=${KP_BENCH_MINUTES:-2}
 CLIENTS=${KP_BENCH_CLIENTS:-1000}
 BIG=${KP_BENCH_SYMBOLS:-2000}
+SETTLE=${KP_BENCH_SETTLE:-20}
+read -ra producer_args <<<"${KP_BENCH_PRODUCER_ARGS:-}"
+read -ra inserter_args <<<"${KP_BENCH_INSERTER_ARGS:-}"
+read -ra aggregator_args <<<"${KP_BENCH_AGGREGATOR_ARGS:-}"
+read -ra streamer_args <<<"${KP_BENCH_STREAMER_ARGS:-}"
 : "${DATABASE_URL:?bench_e2e: DATABASE_URL of a running harness (bench/run.sh)}"
 : "${KAFKA_BROKERS:?bench_e2e: KAFKA_BROKERS of a running harness}"
 for b in "$BIN/kline-producer" "$BIN/kline-inserter" "$BIN/kline-aggregator" "$BIN/kline-streamer" \
@@ -101,20 +112,22 @@ run() {
 	syms=$(curl -fs "http://127.0.0.1:$sport/api/v3/exchangeInfo" |
 		jq -r '[.symbols[] | select(.status == "TRADING") | .symbol] | join(",")')
 	"$BIN/kline-inserter" -b "$KAFKA_BROKERS" -t "$topic" -g "bench-e2e-$$" -d "$db" --stats-interval 0 \
-		--log-level warn 2>>"$tmp/$name.inserter.log" &
+		--log-level warn ${inserter_args[@]+"${inserter_args[@]}"} 2>>"$tmp/$name.inserter.log" &
 	pids+=($!)
 	local ins_pid=$!
 	for _ in $(seq 100); do psql "$db" -XAtqc 'select 1 from checkpoint limit 0' >/dev/null 2>&1 && break; sleep 0.2; done
-	"$BIN/kline-aggregator" --every 60 -d "$db" --stats-interval 0 --log-level warn 2>>"$tmp/$name.aggregator.log" &
+	"$BIN/kline-aggregator" --every 60 -d "$db" --stats-interval 0 --log-level warn \
+		${aggregator_args[@]+"${aggregator_args[@]}"} 2>>"$tmp/$name.aggregator.log" &
 	pids+=($!)
 	local agg_pid=$!
 	"$BIN/kline-streamer" -b "$KAFKA_BROKERS" -t "$topic" -d "$db" --listen "127.0.0.1:$stport" \
-		--max-clients 20000 --stats-interval 0 --log-level warn 2>>"$tmp/$name.streamer.log" &
+		--max-clients 20000 --stats-interval 0 --log-level warn ${streamer_args[@]+"${streamer_args[@]}"} \
+		2>>"$tmp/$name.streamer.log" &
 	pids+=($!)
 	local st_pid=$!
 	"$BIN/kline-producer" -s "$syms" -b "$KAFKA_BROKERS" -t "$topic" --ws-url "ws://127.0.0.1:$sport" \
 		--rest-url "http://127.0.0.1:$sport" --partitions $parts --stats-interval 0 --log-level warn \
-		2>>"$tmp/$name.producer.log" &
+		${producer_args[@]+"${producer_args[@]}"} 2>>"$tmp/$name.producer.log" &
 	pids+=($!)
 	local prod_pid=$!
 	# warm-up: every symbol has a row from the last 5 seconds
@@ -126,7 +139,8 @@ run() {
 		sleep 1
 	done
 	for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$stport/healthz" && break; sleep 0.2; done
-	log "$name: flowing after $((SECONDS - t_w)) s; measuring for $secs s with $nclients clients"
+	log "$name: flowing after $((SECONDS - t_w)) s; measuring after $SETTLE s for $secs s with $nclients clients"
+	sleep "$SETTLE"
 	local w0_ms
 	w0_ms=$(($(date +%s) * 1000 + 2000))
 	"$TBIN/kp-e2e-probe" -d "$db" --secs "$secs" -o "$tmp/$name.ac" 2>>"$tmp/$name.probe.log" &
@@ -141,7 +155,7 @@ run() {
 		--warmup 2 --duration "$((secs - 8))" >"$tmp/$name.load.json" 2>>"$tmp/$name.load.log" &
 	local load_pid=$!
 	# CPU over the window, RSS max over the window
-	local -A c0 rmax
+	local -A c0 clast rmax
 	local p
 	local progs="producer:$prod_pid inserter:$ins_pid aggregator:$agg_pid streamer:$st_pid sim:$sim_pid"
 	# the broker shares the 2 cores: its CPU, spent when every symbol's second closes at once,
@@ -149,6 +163,8 @@ run() {
 	local kpid
 	kpid=$(cat "${KP_HARNESS_DIR:-/nonexistent}/kafka/pid" 2>/dev/null || true)
 	[[ -n $kpid ]] && progs+=" kafka-broker:$kpid"
+	# the load clients share the cores too (real browsers would not)
+	progs+=" load-clients:$load_pid"
 	for pp in $progs; do c0[${pp%%:*}]=$(cpu_ticks "${pp#*:}"); rmax[${pp%%:*}]=0; done
 	local t0 t1
 	t0=$(date +%s%N)
@@ -157,6 +173,9 @@ run() {
 			p=$(rss_kb "${pp#*:}")
 			p=${p:-0}
 			((p > rmax[${pp%%:*}])) && rmax[${pp%%:*}]=$p
+			# the load clients end before the window: keep their last reading
+			p=$(cpu_ticks "${pp#*:}")
+			((p > 0)) && clast[${pp%%:*}]=$p
 		done
 		sleep 1
 	done
@@ -166,7 +185,10 @@ run() {
 	: >"$tmp/$name.res"
 	for pp in $progs; do
 		local n=${pp%%:*}
-		awk -v c=$(($(cpu_ticks "${pp#*:}") - c0[$n])) -v hz="$hz" -v ns=$((t1 - t0)) -v n="$n" -v r="${rmax[$n]}" \
+		local c1
+		c1=$(cpu_ticks "${pp#*:}")
+		((c1 > 0)) || c1=${clast[$n]:-${c0[$n]}}
+		awk -v c=$((c1 - c0[$n])) -v hz="$hz" -v ns=$((t1 - t0)) -v n="$n" -v r="${rmax[$n]}" \
 			'BEGIN { printf "%s %.1f %.1f\n", n, c / hz / (ns / 1e9) * 100, r / 1024 }' >>"$tmp/$name.res"
 	done
 	wait "$load_pid" || true
@@ -219,7 +241,7 @@ ratio() { awk -v b="$1" -v v="$2" 'BEGIN { if (v + 0 > 0 && b + 0 > 0) printf "%
 		echo "| ($local_n sym) (b) split: E → producer receive / producer → client, p50 / p99 ms | $(pct "$f" bk 50) / $(pct "$f" bk 99) and $(pct "$f" bw 50) / $(pct "$f" bw 99) | - | - | - |"
 		echo "| ($local_n sym) (c) minute end → 1m bar committed p50 / p99 / max ms | $(pct "$f" c 50) / $(pct "$f" c 99) / $(maxv "$f" c) ($(count "$f" c) bars) | ≤ 1500 | ~7000 | $(ratio 7000 "$(pct "$f" c 99)") |"
 	done
-	for p in producer inserter aggregator streamer sim kafka-broker; do
+	for p in producer inserter aggregator streamer sim kafka-broker load-clients; do
 		[[ -n $(res big "$p") ]] || continue
 		echo "| ($BIG sym, $CLIENTS clients) $p CPU % / max RSS MB | $(res big "$p") / $(res big "$p" 3) | - | - | - |"
 	done

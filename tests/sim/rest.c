@@ -187,8 +187,13 @@ static int respond(struct lws *wsi, http_sess_t *h, unsigned status, const char 
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     h->remaining = len;
-    if (len == 0)
+    if (len == 0) {
+        /* no WRITEABLE will come to free them (an empty truth range still has a chunk) */
+        free(h->body);
+        free(h->chunk);
+        h->body = h->chunk = NULL;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
     lws_callback_on_writable(wsi);
     return 0;
 }
@@ -652,6 +657,7 @@ int sim_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
             return 0;
         return http_writeable(wsi, h);
     case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* lws may free the session without CLOSED_HTTP */
         if (h && h->kind == 1) {
             free(h->body);
             free(h->chunk);
