@@ -148,10 +148,17 @@ static void sb_printf(sbuf_t *b, const char *fmt, ...)
 
 /* ---- responses ---- */
 
-static void sess_reset(http_sess_t *h)
+/* Frees the response being sent (a body, or a truth chunk buffer); the session stays. */
+static void sess_free_response(http_sess_t *h)
 {
     free(h->body);
     free(h->chunk);
+    h->body = h->chunk = NULL;
+}
+
+static void sess_reset(http_sess_t *h)
+{
+    sess_free_response(h);
     memset(h, 0, sizeof *h);
     h->kind = 1;
 }
@@ -188,10 +195,8 @@ static int respond(struct lws *wsi, http_sess_t *h, unsigned status, const char 
         return -1;
     h->remaining = len;
     if (len == 0) {
-        /* no WRITEABLE will come to free them (an empty truth range still has a chunk) */
-        free(h->body);
-        free(h->chunk);
-        h->body = h->chunk = NULL;
+        /* no WRITEABLE will come to free it (an empty truth range still has a chunk) */
+        sess_free_response(h);
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     lws_callback_on_writable(wsi);
@@ -625,9 +630,7 @@ static int http_writeable(struct lws *wsi, http_sess_t *h)
     else
         h->off += n;
     if (last) {
-        free(h->body);
-        free(h->chunk);
-        h->body = h->chunk = NULL;
+        sess_free_response(h);
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     lws_callback_on_writable(wsi);
@@ -657,10 +660,9 @@ int sim_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
             return 0;
         return http_writeable(wsi, h);
     case LWS_CALLBACK_CLOSED_HTTP:
-    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* lws may free the session without CLOSED_HTTP */
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* end of a transaction: lws says free its allocations here */
         if (h && h->kind == 1) {
-            free(h->body);
-            free(h->chunk);
+            sess_free_response(h);
             memset(h, 0, sizeof *h);
         }
         return 0;
