@@ -233,6 +233,27 @@ setup() {
 	run -0 st_ws --origin http://good.example --send '{"op":"ping"}' --until pong --duration 3
 }
 
+# st_last_log → this test's last kline-streamer start in its log (kp_bg heads each with ===)
+st_last_log() {
+	tac "$KP_OUT/kline-streamer.log" | sed '/^=== /q'
+}
+
+@test "streamer: the uv loop by default with records applied at once; poll batches them every 5 ms" {
+	fifo=$(st_fifo)
+	st_start -i "$fifo"
+	st_last_log | grep -q "event loop: uv, --coalesce-ms 0"
+	kp_stop "$ST_PID"
+	st_start -i "$fifo" --event-loop poll
+	st_last_log | grep -q "event loop: poll, --coalesce-ms 5"
+	kp_stop "$ST_PID"
+	STREAMER_EVENT_LOOP=poll STREAMER_COALESCE_MS=0 st_start -i "$fifo"
+	st_last_log | grep -q "event loop: poll, --coalesce-ms 0"
+	kp_stop "$ST_PID"
+	st_start -i "$fifo" --coalesce-ms 20
+	st_last_log | grep -q "event loop: uv, --coalesce-ms 20"
+	kp_stop "$ST_PID"
+}
+
 @test "streamer: --event-loop poll (lws's own loop) serves the same protocol and stops cleanly" {
 	fifo=$(st_fifo)
 	st_start -i "$fifo" --event-loop poll
