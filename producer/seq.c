@@ -277,3 +277,55 @@ int seq_stale_scan(int64_t lag_ms, int64_t none_from)
     pthread_mutex_unlock(&seq_mu);
     return n;
 }
+
+/* The start-up catch-up: every symbol still behind our clock's last closed second gets
+ * a job up to there. Run a few seconds after the streams opened, so that a symbol whose
+ * live klines already arrived has its gap exactly (one REST request from its last kline
+ * to its first live one) instead of a guessed catch-up plus a second request for the
+ * seconds between the guess and the stream. That end is only a guess (seq_request marks
+ * it so): seconds past the newest row REST returns are not skipped, because the
+ * exchange's clock may be behind ours. */
+int seq_catch_up(int64_t now_ms)
+{
+    int64_t iv = prod_cfg.interval_ms;
+    int64_t to = now_ms - now_ms % iv - 2 * iv;
+    int n = 0;
+    for (int i = 0; i < prod_nsyms; i++) {
+        prod_sym_t *s = &prod_syms[i];
+        pthread_mutex_lock(&seq_mu);
+        bool behind = !s->backfilling && s->last_pub != PROD_NONE && s->last_pub < to;
+        pthread_mutex_unlock(&seq_mu);
+        if (behind) {
+            seq_request(s, to);
+            n++;
+        }
+    }
+    if (n)
+        log_info("catching up %d symbols from REST up to %lld", n, (long long)to);
+    return n;
+}
+
+void seq_backlog(int64_t now_ms)
+{
+    int64_t iv = prod_cfg.interval_ms, last_closed = now_ms - now_ms % iv - iv;
+    long long nsym = 0, owed = 0;
+    int64_t oldest = 0;
+    pthread_mutex_lock(&seq_mu);
+    for (int i = 0; i < prod_nsyms; i++) {
+        const prod_sym_t *s = &prod_syms[i];
+        if (!s->backfilling || s->last_pub == PROD_NONE)
+            continue;
+        int64_t from = seq_hole_from(s);
+        nsym++;
+        if (from <= last_closed)
+            owed += (last_closed - from) / iv + 1;
+        if (!oldest || from < oldest)
+            oldest = from;
+    }
+    pthread_mutex_unlock(&seq_mu);
+    atomic_store(&prod_stats.backlog_symbols, nsym);
+    atomic_store(&prod_stats.backlog_klines, owed);
+    atomic_store(&prod_stats.backlog_oldest_ms, oldest);
+    if (owed > atomic_load(&prod_stats.backlog_peak))
+        atomic_store(&prod_stats.backlog_peak, owed);
+}
