@@ -189,7 +189,7 @@ typedef struct prod_stats {
     atomic_llong  last_rx_mono_ms;            /* any connection */
     atomic_llong  backlog_symbols;            /* symbols with a gap not filled yet (gauge) */
     atomic_llong  backlog_klines;             /* seconds owed: their gaps up to our clock (gauge) */
-    atomic_llong  backlog_oldest_ms;          /* first owed open_time, 0 = none (gauge) */
+    atomic_llong  backlog_oldest_ms;          /* oldest owed second, ms behind the exchange (gauge) */
     atomic_llong  backlog_peak;               /* highest backlog_klines seen */
     atomic_ullong lat_hist[128];              /* receive → ack, log-linear µs buckets (stats.c) */
 } prod_stats_t;

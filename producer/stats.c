@@ -82,9 +82,9 @@ static size_t stats_render(char *b, size_t len, void *ud)
     o = metrics_put(b, len, o, "kline_producer_backlog_symbols", "gauge", "symbols with a gap not yet filled", C(backlog_symbols));
     o = metrics_put(b, len, o, "kline_producer_backlog_klines", "gauge", "seconds still owed to the topic (gaps up to now)", C(backlog_klines));
     o = metrics_put(b, len, o, "kline_producer_backlog_peak_klines", "gauge", "highest backlog since start", C(backlog_peak));
-    int64_t oldest = atomic_load(&prod_stats.backlog_oldest_ms);
-    o = metrics_put(b, len, o, "kline_producer_backlog_oldest_seconds", "gauge", "age of the oldest second still owed (0 = none)",
-                    oldest ? (double)(cfg_now_ms() - oldest) / 1000.0 : 0.0);
+    o = metrics_put(b, len, o, "kline_producer_backlog_oldest_seconds", "gauge",
+                    "how far the oldest second still owed lies behind the exchange (0 = none)",
+                    (double)atomic_load(&prod_stats.backlog_oldest_ms) / 1000.0);
     o = metrics_put(b, len, o, "kline_producer_latency_p50_us", "gauge", "receive to Kafka ack, p50 (bucket bound)", (double)stats_latency_quantile(0.5));
     o = metrics_put(b, len, o, "kline_producer_latency_p99_us", "gauge", "receive to Kafka ack, p99 (bucket bound)", (double)stats_latency_quantile(0.99));
     int64_t now = cfg_mono_ms();
@@ -126,12 +126,11 @@ void stats_log_line(void)
 /* A producer that cannot keep up says so: the backlog, how old its oldest second is. */
 static void stats_backlog_warn(int64_t now)
 {
-    int64_t oldest = atomic_load(&prod_stats.backlog_oldest_ms);
-    int64_t age = oldest ? cfg_now_ms() - oldest : 0;
+    int64_t age = atomic_load(&prod_stats.backlog_oldest_ms);
     if (now < stats_next_backlog_ms || age < STATS_BACKLOG_WARN_MS)
         return;
     stats_next_backlog_ms = now + STATS_BACKLOG_WARN_MS;
-    log_warn("behind: %lld symbols backfilling, %lld seconds owed (peak %lld), oldest owed second %lld s ago, "
+    log_warn("behind: %lld symbols backfilling, %lld seconds owed (peak %lld), oldest owed second %lld s behind the exchange, "
              "%.0f REST requests so far", (long long)atomic_load(&prod_stats.backlog_symbols),
              (long long)atomic_load(&prod_stats.backlog_klines), (long long)atomic_load(&prod_stats.backlog_peak),
              (long long)(age / 1000), C(rest_requests));
