@@ -24,18 +24,18 @@ p_sim_at() { p_sim_done "$1"; }
 	start=$(p_sim_start_ms)
 	topic=$(kp_topic_new 1)
 	all=$(p_syms 200)
-	p_producer prod1 -s "$all" -t "$topic" --since "$start"
+	p_producer resume-a1 -s "$all" -t "$topic" --since "$start"
 	kp_wait_for 60 p_sim_at 15
 	kp_stop "$PROD_PID"
 	# 40 exchange seconds without SYM0001USDT: 8,000 klines of the others go on top of its last one
-	p_producer prod2 -s "$(p_syms 200 SYM0001USDT)" -t "$topic"
+	p_producer resume-a2 -s "$(p_syms 200 SYM0001USDT)" -t "$topic"
 	kp_wait_for 60 p_sim_at 60
 	kp_stop "$PROD_PID"
-	p_producer prod3 -s "$all" -t "$topic"
+	p_producer resume-a3 -s "$all" -t "$topic"
 	kp_wait_for 60 p_sim_done 100
 	kp_wait_for 60 p_count_ge "$topic" 20000
 	kp_stop "$PROD_PID"
-	grep -q "resuming 200 of 200 symbols" "$KP_OUT/prod3.log"
+	grep -q "resuming 200 of 200 symbols" "$KP_OUT/resume-a3.log"
 	p_check_topic "$topic"
 	p_order_ok "$topic"
 }
@@ -47,7 +47,7 @@ p_sim_at() { p_sim_done "$1"; }
 	all=$(p_syms 2000)
 	# 40 exchange seconds of history before the producer starts: 80,000 klines from REST
 	kp_wait_for 60 p_sim_at 40
-	p_producer prod1 -s "$all" -t "$topic" --since "$start" --rest-workers 2
+	p_producer resume-k1 -s "$all" -t "$topic" --since "$start" --rest-workers 2
 	# killed while the backfill is under way: many symbols still far behind
 	kp_wait_for 90 p_count_ge "$topic" 30000
 	kill -9 "$PROD_PID"
@@ -57,12 +57,12 @@ p_sim_at() { p_sim_done "$1"; }
 	echo "killed with $n1 klines in the topic"
 	[ "$n1" -lt $((2000 * 40)) ]
 	t0=$(date +%s%N)
-	p_producer prod2 -s "$all" -t "$topic"
-	kp_wait_for 60 grep -q "resuming .* symbols" "$KP_OUT/prod2.log"
-	echo "# resume took $((($(date +%s%N) - t0) / 1000000)) ms: $(grep -o 'resume: read .*' "$KP_OUT/prod2.log")" >&3
+	p_producer resume-k2 -s "$all" -t "$topic"
+	kp_wait_for 60 grep -q "resuming .* symbols" "$KP_OUT/resume-k2.log"
+	echo "# resume took $((($(date +%s%N) - t0) / 1000000)) ms: $(grep -o 'resume: read .*' "$KP_OUT/resume-k2.log" | tail -1)" >&3
 	kp_wait_for 120 p_sim_done 120
 	kp_wait_for 180 p_count_ge "$topic" 240000
 	kp_stop "$PROD_PID"
-	grep -q "resuming 2000 of 2000 symbols" "$KP_OUT/prod2.log"
+	grep -q "resuming 2000 of 2000 symbols" "$KP_OUT/resume-k2.log"
 	p_check_topic "$topic"
 }
