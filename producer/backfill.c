@@ -214,6 +214,10 @@ static void *bf_worker(void *arg)
             curl_easy_cleanup(h);
         return NULL;
     }
+    /* nothing is published from REST before the resume points that describe it are
+     * durable (a kill -9 in between would otherwise forget where a symbol starts) */
+    while (!prod_stopping && !pub_resume_points_durable())
+        bf_nap(20);
     pthread_mutex_lock(&bf.mu);
     while (!prod_stopping) {
         if (bf.qlen == 0) {

@@ -115,9 +115,11 @@ int  pub_flush(int timeout_ms);
 void pub_close(void);
 bool pub_is_kafka(void);
 /* Records, per symbol, that everything from `from` on is owed (start with --since), in
- * the compacted <topic>.resume, and waits until Kafka has them: a producer that dies
- * before a symbol's first kline is out still knows where that symbol starts. */
+ * the compacted <topic>.resume: a producer that dies before a symbol's first kline is
+ * out still hands that symbol's start to the next one. Asynchronous: the streams open
+ * at once, and the backfill waits until Kafka acknowledged every record. */
 int  pub_resume_points(int64_t from, char *errbuf, size_t errlen);
+bool pub_resume_points_durable(void);
 
 /* ---- seq.c: per-symbol order, dedupe, gap detection ---- */
 void seq_init(void);

@@ -22,6 +22,12 @@ static bool pub_out_owned;
 
 bool pub_is_kafka(void) { return pub_rk != NULL; }
 
+/* Resume points not yet acknowledged: the backfill waits for them (pub_resume_points). */
+static atomic_int pub_points_left;
+static const char pub_point_tag; /* its address marks a resume point's delivery report */
+
+bool pub_resume_points_durable(void) { return atomic_load(&pub_points_left) == 0; }
+
 /* Delivery reports run on whichever thread calls rd_kafka_poll. A failure is counted
  * and logged: with message.timeout.ms=0 librdkafka retries until delivered, so a
  * failure here means a permanent error (e.g. topic deleted, message too large). */
@@ -34,6 +40,10 @@ static void pub_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
         if (n <= 10 || n % 1000 == 0)
             log_error("kafka delivery to %s failed (%llu so far): %s", rd_kafka_topic_name(m->rkt), n,
                       rd_kafka_err2str(m->err));
+        return;
+    }
+    if (m->_private == &pub_point_tag) {
+        atomic_fetch_sub(&pub_points_left, 1);
         return;
     }
     atomic_fetch_add_explicit(&prod_stats.delivered, 1, memory_order_relaxed);
@@ -258,20 +268,16 @@ int pub_resume_points(int64_t from, char *errbuf, size_t errlen)
     }
     int rc = 0;
     char v[160];
+    atomic_store(&pub_points_left, prod_nsyms);
     for (int i = 0; i < prod_nsyms && rc == 0; i++) {
         const char *name = prod_syms[i].name;
         int n = snprintf(v, sizeof v, "{\"symbol\":\"%s\",\"interval\":\"%s\",\"from\":%lld}", name,
                          prod_cfg.interval, (long long)from);
-        rc = pub_produce(rkt, name, strlen(name), v, (size_t)n, cfg_now_ms(), NULL, NULL);
+        rc = pub_produce(rkt, name, strlen(name), v, (size_t)n, cfg_now_ms(), (void *)&pub_point_tag, NULL);
     }
-    /* durable before any kline of the backfill they describe is published */
-    if (rc == 0 && rd_kafka_flush(pub_rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(errbuf, errlen, "resume points not acknowledged by Kafka within 30 s");
-        rc = -1;
-    } else if (rc < 0) {
+    if (rc < 0)
         snprintf(errbuf, errlen, "resume points: cannot produce to %s", prod_cfg.resume_topic);
-    }
-    rd_kafka_topic_destroy(rkt);
+    rd_kafka_topic_destroy(rkt); /* the queued messages keep their own reference */
     return rc;
 }
 

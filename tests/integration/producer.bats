@@ -268,7 +268,9 @@ load producer_helpers
 @test "producer: creates a missing topic with --retention-ms" {
 	[[ $KP_KAFKA_MODE != mock ]] || skip "the mock cluster has no topic configs"
 	[[ -r $KP_ROOT/build/kafka.classpath ]] || skip "no Kafka jars"
-	kp_sim_start --symbols BTCUSDT --speed 20 --duration 20
+	# the exchange keeps streaming while the producer creates its three topics (a 1-second
+	# stream could end before the first connection, leaving only a clock-bounded catch-up)
+	kp_sim_start --symbols BTCUSDT --speed 4 --duration 120
 	start=$(p_sim_start_ms)
 	topic=kp-ret-$$-$RANDOM
 	p_producer prod -s BTCUSDT -t "$topic" --since "$start" --retention-ms 3600000 --partitions 2
