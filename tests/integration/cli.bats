@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# ARCHITECTURE.md §6 conventions, for every program: --help, --version, usage errors.
+# docs/ARCHITECTURE.md §6 conventions, for every program: --help, --version, usage errors.
 
 bats_require_minimum_version 1.5.0
 load helpers

@@ -274,8 +274,8 @@ START=1700000000000
 }
 
 @test "kline-sim: --replay of a data.binance.vision CSV serves exactly those rows over REST" {
-    csv=$KP_ROOT/../shared/data/binance/ADABTC-1m-2021-11-27.csv
-    [ -r "$csv" ] || skip "sample data not present"
+    csv=$KP_ROOT/tests/data/binance/ADABTC-1m-2021-11-27.csv
+    [ -r "$csv" ]
     # 1m rows 60 s apart: replayed as 1s klines at their own open times
     kp_sim_start --replay "$csv" --symbols ADABTC --speed 1000
     kp_wait_for 10 bash -c "curl -fsS '$SIM_URL/control/stats' | jq -e '.generated_seconds == 541'"
