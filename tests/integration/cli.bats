@@ -129,3 +129,69 @@ programs=(kline-producer kline-inserter kline-aggregator kline-streamer)
         [ "$status" -eq 2 ] || { echo "AGG_EVERY=$v: exit $status"; false; }
     done
 }
+
+# ---- signals (docs/ARCHITECTURE.md §6): only the main thread takes SIGINT/SIGTERM
+
+# Lists each thread of PID other than the main one whose mask lets SIGINT (bit 1) or
+# SIGTERM (bit 14) through; fails if there is one, or no other thread at all.
+cli_threads_block_stop() {
+    local pid=$1 t blk n=0 bad=0
+    for t in /proc/"$pid"/task/*; do
+        t=${t##*/}
+        [[ $t == "$pid" ]] && continue
+        blk=$(awk '/^SigBlk:/ { print $2 }' "/proc/$pid/task/$t/status" 2>/dev/null)
+        [[ -n $blk ]] || continue # the thread just ended
+        n=$((n + 1))
+        if (((0x$blk & 0x4002) != 0x4002)); then
+            echo "$(cat "/proc/$pid/task/$t/comm" 2>/dev/null) (tid $t): SigBlk $blk"
+            bad=1
+        fi
+    done
+    ((n > 0)) || { echo "pid $pid has no thread but the main one"; return 1; }
+    return "$bad"
+}
+
+@test "every program's threads but the main one block SIGINT/SIGTERM; SIGTERM still stops each with exit 0" {
+    db=$(kp_db_new)
+    topic=$(kp_topic_new 1)
+    kp_sim_start --symbols BTCUSDT,ETHUSDT --speed 1
+    mport=$(kp_free_port)
+    # Kafka mode: the delivery-report poller, REST backfill workers and the metrics thread
+    kp_bg prod "$KP_BIN/kline-producer" -s BTCUSDT,ETHUSDT -t "$topic" --ws-url "$SIM_WS_URL" \
+        --rest-url "$SIM_URL" --rest-workers 2 --metrics-port "$mport"
+    prod=$BG_PID
+    kp_wait_for 30 bash -c "[ \"\$('$KP_TBIN/kp-topic' -b '$KAFKA_BROKERS' count '$topic')\" -gt 0 ]"
+    run cli_threads_block_stop "$prod"
+    echo "producer: $output"
+    [ "$status" -eq 0 ]
+
+    iport=$(kp_free_port)
+    kp_bg ins "$KP_BIN/kline-inserter" -t "$topic" -d "$db" -g "g$topic" --metrics-port "$iport"
+    ins=$BG_PID
+    kp_wait_for 30 bash -c "[ \"\$(psql '$db' -XAtc 'select count(*) from kline_1s')\" -gt 0 ]"
+    run cli_threads_block_stop "$ins"
+    echo "inserter: $output"
+    [ "$status" -eq 0 ]
+
+    aport=$(kp_free_port)
+    kp_bg agg "$KP_BIN/kline-aggregator" --every 60 -d "$db" --metrics-port "$aport" --metrics-host 127.0.0.1
+    agg=$BG_PID
+    kp_wait_for 20 curl -fsS -o /dev/null "http://127.0.0.1:$aport/metrics"
+    run cli_threads_block_stop "$agg"
+    echo "aggregator: $output"
+    [ "$status" -eq 0 ]
+
+    sport=$(kp_free_port)
+    kp_bg str "$KP_BIN/kline-streamer" --listen "127.0.0.1:$sport" -t "$topic" -d "$db"
+    str=$BG_PID
+    kp_wait_for 20 curl -fsS -o /dev/null "http://127.0.0.1:$sport/healthz"
+    run cli_threads_block_stop "$str"
+    echo "streamer: $output"
+    [ "$status" -eq 0 ]
+
+    for p in "$str" "$agg" "$ins" "$prod"; do
+        rc=0
+        kp_stop "$p" || rc=$?
+        [ "$rc" -eq 0 ] || { echo "pid $p: exit $rc after SIGTERM"; false; }
+    done
+}
