@@ -71,7 +71,8 @@ int kq_conf_apply_xopts(rd_kafka_conf_t *conf, const kq_xopts_t *x, char *errbuf
 }
 
 int kq_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int replication,
-                    long long retention_ms, int timeout_ms, char *errbuf, size_t errlen)
+                    long long retention_ms, const char *cleanup_policy, int timeout_ms, char *errbuf,
+                    size_t errlen)
 {
     char rerr[256];
     int rc = -1;
@@ -85,6 +86,8 @@ int kq_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int repli
         snprintf(v, sizeof v, "%lld", retention_ms);
         rd_kafka_NewTopic_set_config(nt, "retention.ms", v);
     }
+    if (cleanup_policy)
+        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", cleanup_policy);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, rerr, sizeof rerr);

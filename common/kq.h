@@ -21,9 +21,10 @@ rd_kafka_conf_t *kq_conf_new(const char *brokers, char *errbuf, size_t errlen);
 int kq_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, char *errbuf, size_t errlen);
 int kq_conf_apply_xopts(rd_kafka_conf_t *conf, const kq_xopts_t *x, char *errbuf, size_t errlen);
 
-/* Creates the topic if it does not exist (Admin API). retention_ms <= 0 leaves the broker
- * default. Exists already → 0. */
+/* Creates the topic if it does not exist (Admin API). retention_ms <= 0 and a NULL
+ * cleanup_policy leave the broker defaults. Exists already → 0. */
 int kq_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int replication,
-                    long long retention_ms, int timeout_ms, char *errbuf, size_t errlen);
+                    long long retention_ms, const char *cleanup_policy, int timeout_ms, char *errbuf,
+                    size_t errlen);
 
 #endif

@@ -59,27 +59,6 @@ static int main_backfill(void)
     return prod_failed ? -1 : 0;
 }
 
-/* On start, the seconds between where each symbol stopped and now are fetched at
- * once (not only when its first live kline shows the gap), up to the last second that
- * surely closed by our clock; live data takes over from there. That end is only a
- * guess (seq_request marks it so): seconds past the newest row REST returns are not
- * skipped, because the exchange's clock may be behind ours. */
-static void main_catch_up(void)
-{
-    int64_t iv = prod_cfg.interval_ms, now = cfg_now_ms();
-    int64_t to = now - now % iv - 2 * iv;
-    int n = 0;
-    for (int i = 0; i < prod_nsyms; i++) {
-        prod_sym_t *s = &prod_syms[i];
-        if (s->last_pub != PROD_NONE && s->last_pub < to) {
-            seq_request(s, to);
-            n++;
-        }
-    }
-    if (n)
-        log_info("catching up %d symbols from REST up to %lld", n, (long long)to);
-}
-
 static void main_seed_since(void)
 {
     for (int i = 0; i < prod_nsyms; i++)
@@ -123,11 +102,13 @@ int main(int argc, char **argv)
             if (main_backfill() < 0)
                 rc = 1;
         } else {
-            if (prod_cfg.since_ms != PROD_NONE)
+            if (prod_cfg.since_ms != PROD_NONE) {
                 main_seed_since();
+                if (pub_resume_points(prod_cfg.since_ms, err, sizeof err) < 0)
+                    fatal("%s", err);
+            }
             else if (pub_is_kafka() && resume_from_kafka(err, sizeof err) < 0)
                 fatal("resume: %s", err);
-            main_catch_up();
             if (ws_init(err, sizeof err) < 0)
                 fatal("%s", err);
             ws_run();

@@ -54,6 +54,8 @@ static const char opts_help[] =
     "      --since TIME          on start, backfill from TIME instead of the topic's last kline\n"
     "                            TIME: ISO 8601, now, epoch ms (1789499996000) or seconds with 's' (1789499996s);\n"
     "                            a bare number below 1e11 looks like seconds and is refused\n"
+    "      --resume-horizon DUR  on start, look this far back in the topic for each symbol's last kline\n"
+    "                            (default 6h, 0 = the whole topic); a symbol not found starts live\n"
     "      --rest-weight-limit N pause REST when X-MBX-USED-WEIGHT-1M nears N (default 5000)\n"
     "      --rest-workers N      parallel REST backfill workers (default 4)\n"
     "      --hold-max N          live klines held per symbol during its backfill (default 600)\n"
@@ -70,7 +72,7 @@ static const char opts_help[] =
 enum {
     O_ALL = 256, O_QUOTE, O_BACKFILL, O_REPLAY, O_REPLAY_SPEED, O_DLQ, O_PARTITIONS, O_REPLICATION,
     O_RETENTION, O_FLUSH, O_WS_URL, O_REST_URL, O_SPC, O_MAX_AGE, O_WATCHDOG, O_DEAD, O_MAX_FRAME,
-    O_PROVISIONAL, O_SINCE, O_WEIGHT, O_WORKERS, O_HOLD, O_METRICS, O_STATS, O_LOGLEVEL,
+    O_PROVISIONAL, O_SINCE, O_HORIZON, O_WEIGHT, O_WORKERS, O_HOLD, O_METRICS, O_STATS, O_LOGLEVEL,
 };
 
 static const struct option opts_long[] = {
@@ -98,6 +100,7 @@ static const struct option opts_long[] = {
     { "max-frame", required_argument, NULL, O_MAX_FRAME },
     { "provisional", no_argument, NULL, O_PROVISIONAL },
     { "since", required_argument, NULL, O_SINCE },
+    { "resume-horizon", required_argument, NULL, O_HORIZON },
     { "rest-weight-limit", required_argument, NULL, O_WEIGHT },
     { "rest-workers", required_argument, NULL, O_WORKERS },
     { "hold-max", required_argument, NULL, O_HOLD },
@@ -141,6 +144,7 @@ static void opts_defaults(void)
     prod_cfg.metrics_port = (int)cfg_env_ll("METRICS_PORT", 0, 0, 65535);
     prod_cfg.stats_interval = 60;
     prod_cfg.since_ms = PROD_NONE;
+    prod_cfg.resume_horizon_ms = 6LL * 3600 * 1000;
     prod_cfg.replay_speed = 0;
     prod_cfg.buffer_per_symbol = 600;
 }
@@ -193,6 +197,12 @@ int opts_parse(int argc, char **argv, int *log_level)
         case O_MAX_FRAME: prod_cfg.max_frame = (size_t)opts_ll("--max-frame", optarg, 1024, 64 << 20); break;
         case O_PROVISIONAL: prod_cfg.provisional = true; break;
         case O_SINCE: since = optarg; break;
+        case O_HORIZON:
+            /* bare number = seconds, as --max-conn-age */
+            if (cfg_parse_duration_ms(optarg, "ms s m h d", 1000, 3660LL * 86400000, &prod_cfg.resume_horizon_ms,
+                                      err, sizeof err) < 0)
+                USAGE("--resume-horizon %s: %s (e.g. 6h, 2d, 0 = the whole topic)", optarg, err);
+            break;
         case O_WEIGHT: prod_cfg.rest_weight_limit = (int)opts_ll("--rest-weight-limit", optarg, 10, 1000000); break;
         case O_WORKERS: prod_cfg.rest_workers = (int)opts_ll("--rest-workers", optarg, 1, 16); break;
         case O_HOLD: prod_cfg.buffer_per_symbol = (int)opts_ll("--hold-max", optarg, 1, 100000); break;
@@ -246,6 +256,9 @@ int opts_parse(int argc, char **argv, int *log_level)
         snprintf(dlqbuf, sizeof dlqbuf, "%s.rejected", prod_cfg.topic);
         prod_cfg.dlq_topic = dlqbuf;
     }
+    static char resumebuf[512];
+    snprintf(resumebuf, sizeof resumebuf, "%s.resume", prod_cfg.topic);
+    prod_cfg.resume_topic = resumebuf;
     if (since && cfg_parse_time_ms(since, &prod_cfg.since_ms, err, sizeof err) < 0)
         USAGE("--since %s: %s", since, err);
     if (backfill) {

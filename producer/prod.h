@@ -25,6 +25,7 @@ typedef struct prod_cfg {
     const char *brokers;
     const char *topic;
     const char *dlq_topic;            /* NULL or "" = dead letters off */
+    const char *resume_topic;         /* <topic>.resume: where --since told us to start */
     const char *output;               /* NULL = Kafka; "-" = stdout; else a file path */
     char **symbols;                   /* upper case, NULL-terminated (cfg_split_list) */
     int nsymbols;
@@ -46,6 +47,7 @@ typedef struct prod_cfg {
     int metrics_port;
     int stats_interval;
     int64_t since_ms;                 /* PROD_NONE = not given */
+    int64_t resume_horizon_ms;        /* how far back resume looks; 0 = the whole topic */
     bool backfill_mode;
     int64_t bf_from, bf_to;           /* --backfill, open_time range, both inclusive */
     bool bf_to_now;                   /* TO was "now" or omitted */
@@ -112,6 +114,10 @@ void pub_poll(void);
 int  pub_flush(int timeout_ms);
 void pub_close(void);
 bool pub_is_kafka(void);
+/* Records, per symbol, that everything from `from` on is owed (start with --since), in
+ * the compacted <topic>.resume, and waits until Kafka has them: a producer that dies
+ * before a symbol's first kline is out still knows where that symbol starts. */
+int  pub_resume_points(int64_t from, char *errbuf, size_t errlen);
 
 /* ---- seq.c: per-symbol order, dedupe, gap detection ---- */
 void seq_init(void);
@@ -136,6 +142,11 @@ void seq_gap_done(prod_sym_t *s, int64_t to, bool proven, int64_t newest);
 void seq_seed(prod_sym_t *s, int64_t open_time, bool closed);
 /* Starts a backfill job for s from last_pub + 1 interval up to `to` (start-up, --since). */
 void seq_request(prod_sym_t *s, int64_t to);
+/* Start-up catch-up of every symbol behind our clock (ws.c calls it once, shortly after
+ * the streams opened). Returns how many. */
+int  seq_catch_up(int64_t now_ms);
+/* Fills the backlog gauges of prod_stats: what is still owed, by our clock. */
+void seq_backlog(int64_t now_ms);
 /* A symbol whose stream went silent while others kept publishing shows no gap by
  * itself: backfill every symbol more than lag_ms behind the newest. A symbol that
  * never delivered is fetched from none_from (aligned open_time; PROD_NONE = leave it).
@@ -176,6 +187,10 @@ typedef struct prod_stats {
     atomic_ullong delivered, delivery_errors, queue_full_waits;
     atomic_ullong held, held_overflow;
     atomic_llong  last_rx_mono_ms;            /* any connection */
+    atomic_llong  backlog_symbols;            /* symbols with a gap not filled yet (gauge) */
+    atomic_llong  backlog_klines;             /* seconds owed: their gaps up to our clock (gauge) */
+    atomic_llong  backlog_oldest_ms;          /* oldest owed second, ms behind the exchange (gauge) */
+    atomic_llong  backlog_peak;               /* highest backlog_klines seen */
     atomic_ullong lat_hist[128];              /* receive → ack, log-linear µs buckets (stats.c) */
 } prod_stats_t;
 extern prod_stats_t prod_stats;
@@ -184,7 +199,7 @@ void stats_latency(int64_t us);
 /* p in (0,1): upper bound in µs of the bucket holding that quantile; 0 if none. */
 int64_t stats_latency_quantile(double p);
 int  stats_start(char *errbuf, size_t errlen); /* metrics endpoint, if configured */
-void stats_tick(int64_t now_mono_ms);          /* periodic stats line */
+void stats_tick(int64_t now_mono_ms);          /* periodic stats line, backlog warning */
 void stats_stop(void);
 void stats_log_line(void);
 /* Per-connection gauges, filled by ws.c (read by the metrics thread). */

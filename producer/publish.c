@@ -68,6 +68,30 @@ static void *pub_poll_thread(void *arg)
     return NULL;
 }
 
+/* The topic, its dead letters, and its resume points (compacted: one record per symbol
+ * is all that matters, and it must outlive any retention). */
+static int pub_ensure_topics(char *errbuf, size_t errlen)
+{
+    const struct { const char *name; int partitions; long long retention_ms; const char *policy; } t[3] = {
+        { prod_cfg.topic, prod_cfg.partitions, prod_cfg.retention_ms, NULL },
+        { prod_cfg.dlq_topic, prod_cfg.partitions, prod_cfg.retention_ms, NULL },
+        { prod_cfg.resume_topic, 1, -1, "compact" },
+    };
+    for (int i = 0; i < 3; i++) {
+        if (!t[i].name || !*t[i].name)
+            continue;
+        int64_t give_up = cfg_mono_ms() + 60000;
+        while (kq_topic_ensure(pub_rk, t[i].name, t[i].partitions, prod_cfg.replication, t[i].retention_ms,
+                               t[i].policy, 10000, errbuf, errlen) < 0) {
+            if (cfg_mono_ms() > give_up || prod_stopping)
+                return -1;
+            log_warn("%s; retrying", errbuf);
+            sleep(1);
+        }
+    }
+    return 0;
+}
+
 static int pub_kafka_init(char *errbuf, size_t errlen)
 {
     rd_kafka_conf_t *conf = kq_conf_new(prod_cfg.brokers, errbuf, errlen);
@@ -96,19 +120,8 @@ static int pub_kafka_init(char *errbuf, size_t errlen)
         return -1;
     }
     /* conf is owned by pub_rk from here on */
-    const char *topics[2] = { prod_cfg.topic, prod_cfg.dlq_topic };
-    for (int t = 0; t < 2; t++) {
-        if (!topics[t] || !*topics[t])
-            continue;
-        int64_t give_up = cfg_mono_ms() + 60000;
-        while (kq_topic_ensure(pub_rk, topics[t], prod_cfg.partitions, prod_cfg.replication,
-                               prod_cfg.retention_ms, 10000, errbuf, errlen) < 0) {
-            if (cfg_mono_ms() > give_up || prod_stopping)
-                return -1;
-            log_warn("%s; retrying", errbuf);
-            sleep(1);
-        }
-    }
+    if (pub_ensure_topics(errbuf, errlen) < 0)
+        return -1;
     pub_rkt = rd_kafka_topic_new(pub_rk, prod_cfg.topic, NULL);
     if (prod_cfg.dlq_topic && *prod_cfg.dlq_topic)
         pub_dlq_rkt = rd_kafka_topic_new(pub_rk, prod_cfg.dlq_topic, NULL);
@@ -233,6 +246,34 @@ void pub_reject(const void *raw, size_t len, const char *origin, const char *rea
     rd_kafka_header_add(h, "reason", -1, reason, -1);
     /* ownership of h passes to the message on success (pub_produce frees it on failure) */
     pub_produce(pub_dlq_rkt, origin, strlen(origin), raw, len, cfg_now_ms(), NULL, h);
+}
+
+int pub_resume_points(int64_t from, char *errbuf, size_t errlen)
+{
+    if (!pub_rk || !prod_cfg.resume_topic || !*prod_cfg.resume_topic)
+        return 0;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(pub_rk, prod_cfg.resume_topic, NULL);
+    if (!rkt) {
+        snprintf(errbuf, errlen, "topic %s: %s", prod_cfg.resume_topic, rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    int rc = 0;
+    char v[160];
+    for (int i = 0; i < prod_nsyms && rc == 0; i++) {
+        const char *name = prod_syms[i].name;
+        int n = snprintf(v, sizeof v, "{\"symbol\":\"%s\",\"interval\":\"%s\",\"from\":%lld}", name,
+                         prod_cfg.interval, (long long)from);
+        rc = pub_produce(rkt, name, strlen(name), v, (size_t)n, cfg_now_ms(), NULL, NULL);
+    }
+    /* durable before any kline of the backfill they describe is published */
+    if (rc == 0 && rd_kafka_flush(pub_rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errbuf, errlen, "resume points not acknowledged by Kafka within 30 s");
+        rc = -1;
+    } else if (rc < 0) {
+        snprintf(errbuf, errlen, "resume points: cannot produce to %s", prod_cfg.resume_topic);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return rc;
 }
 
 void pub_poll(void)

@@ -277,3 +277,75 @@ int seq_stale_scan(int64_t lag_ms, int64_t none_from)
     pthread_mutex_unlock(&seq_mu);
     return n;
 }
+
+/* The start-up catch-up: every symbol still behind our clock's last closed second gets
+ * a job up to there. Run a few seconds after the streams opened, so that a symbol whose
+ * live klines already arrived has its gap exactly (one REST request from its last kline
+ * to its first live one) instead of a guessed catch-up plus a second request for the
+ * seconds between the guess and the stream. That end is only a guess (seq_request marks
+ * it so): seconds past the newest row REST returns are not skipped, because the
+ * exchange's clock may be behind ours. */
+int seq_catch_up(int64_t now_ms)
+{
+    int64_t iv = prod_cfg.interval_ms;
+    int64_t to = now_ms - now_ms % iv - 2 * iv;
+    int n = 0;
+    for (int i = 0; i < prod_nsyms; i++) {
+        prod_sym_t *s = &prod_syms[i];
+        pthread_mutex_lock(&seq_mu);
+        bool behind = !s->backfilling && s->last_pub != PROD_NONE && s->last_pub < to;
+        pthread_mutex_unlock(&seq_mu);
+        if (behind) {
+            seq_request(s, to);
+            n++;
+        }
+    }
+    if (n)
+        log_info("catching up %d symbols from REST up to %lld", n, (long long)to);
+    return n;
+}
+
+/* Where the exchange is: our clock's last closed second, or the newest second any
+ * symbol reached or any held/pending kline shows, whichever is later (an exchange whose
+ * clock runs ahead of ours, such as an accelerated simulation, is still "now"). */
+static int64_t seq_exchange_now(int64_t now_ms)
+{
+    int64_t iv = prod_cfg.interval_ms, newest = now_ms - now_ms % iv - iv;
+    for (int i = 0; i < prod_nsyms; i++) {
+        const prod_sym_t *s = &prod_syms[i];
+        if (s->last_pub != PROD_NONE && s->last_pub > newest)
+            newest = s->last_pub;
+        if (s->nheld > 0 && s->held[s->nheld - 1].k.open_time > newest)
+            newest = s->held[s->nheld - 1].k.open_time;
+        if (s->pending_max != PROD_NONE && !s->pending_guess && s->pending_max > newest)
+            newest = s->pending_max;
+    }
+    return newest;
+}
+
+void seq_backlog(int64_t now_ms)
+{
+    int64_t iv = prod_cfg.interval_ms;
+    long long nsym = 0, owed = 0;
+    int64_t oldest = 0;
+    pthread_mutex_lock(&seq_mu);
+    int64_t upto = seq_exchange_now(now_ms);
+    for (int i = 0; i < prod_nsyms; i++) {
+        const prod_sym_t *s = &prod_syms[i];
+        if (!s->backfilling || s->last_pub == PROD_NONE)
+            continue;
+        int64_t from = seq_hole_from(s);
+        nsym++;
+        if (from <= upto)
+            owed += (upto - from) / iv + 1;
+        if (!oldest || from < oldest)
+            oldest = from;
+    }
+    pthread_mutex_unlock(&seq_mu);
+    atomic_store(&prod_stats.backlog_symbols, nsym);
+    atomic_store(&prod_stats.backlog_klines, owed);
+    /* as an age: how far the oldest owed second lies behind where the exchange is */
+    atomic_store(&prod_stats.backlog_oldest_ms, oldest ? upto - oldest : 0);
+    if (owed > atomic_load(&prod_stats.backlog_peak))
+        atomic_store(&prod_stats.backlog_peak, owed);
+}

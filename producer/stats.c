@@ -10,7 +10,9 @@ prod_stats_t prod_stats;
 atomic_llong stats_conn_last_rx[STATS_MAX_CONNS];
 atomic_int stats_nconns;
 
-static int64_t stats_next_line_ms;
+static int64_t stats_next_line_ms, stats_next_backlog_ms;
+
+#define STATS_BACKLOG_WARN_MS 10000   /* behind for longer than this: say so, every 10 s */
 
 /* Log-linear buckets: exact below 8 µs, then 4 per power of two (±12.5%). */
 static int stats_lat_bucket(int64_t us)
@@ -77,6 +79,12 @@ static size_t stats_render(char *b, size_t len, void *ud)
     o = metrics_put(b, len, o, "kline_producer_delivery_errors_total", "counter", "Kafka deliveries failed", C(delivery_errors));
     o = metrics_put(b, len, o, "kline_producer_queue_full_waits_total", "counter", "waits for room in the Kafka queue", C(queue_full_waits));
     o = metrics_put(b, len, o, "kline_producer_held_total", "counter", "live klines held during a backfill", C(held));
+    o = metrics_put(b, len, o, "kline_producer_backlog_symbols", "gauge", "symbols with a gap not yet filled", C(backlog_symbols));
+    o = metrics_put(b, len, o, "kline_producer_backlog_klines", "gauge", "seconds still owed to the topic (gaps up to now)", C(backlog_klines));
+    o = metrics_put(b, len, o, "kline_producer_backlog_peak_klines", "gauge", "highest backlog since start", C(backlog_peak));
+    o = metrics_put(b, len, o, "kline_producer_backlog_oldest_seconds", "gauge",
+                    "how far the oldest second still owed lies behind the exchange (0 = none)",
+                    (double)atomic_load(&prod_stats.backlog_oldest_ms) / 1000.0);
     o = metrics_put(b, len, o, "kline_producer_latency_p50_us", "gauge", "receive to Kafka ack, p50 (bucket bound)", (double)stats_latency_quantile(0.5));
     o = metrics_put(b, len, o, "kline_producer_latency_p99_us", "gauge", "receive to Kafka ack, p99 (bucket bound)", (double)stats_latency_quantile(0.99));
     int64_t now = cfg_mono_ms();
@@ -107,15 +115,30 @@ void stats_log_line(void)
 {
     log_info("stats: received=%.0f published=%.0f (ws=%.0f rest=%.0f replay=%.0f) rejected=%.0f dup=%.0f "
              "reconnects=%.0f backfill_jobs=%.0f rest_requests=%.0f rest_429=%.0f delivered=%.0f "
-             "delivery_errors=%.0f latency_p50<%lldus p99<%lldus",
+             "delivery_errors=%.0f backlog=%.0f backlog_peak=%.0f latency_p50<%lldus p99<%lldus",
              C(received), C(published), C(published_ws), C(published_rest), C(published_replay),
              C(rejected), C(duplicates), C(reconnects), C(backfill_jobs), C(rest_requests), C(rest_429),
-             C(delivered), C(delivery_errors), (long long)stats_latency_quantile(0.5),
+             C(delivered), C(delivery_errors), C(backlog_klines), C(backlog_peak),
+             (long long)stats_latency_quantile(0.5),
              (long long)stats_latency_quantile(0.99));
+}
+
+/* A producer that cannot keep up says so: the backlog, how old its oldest second is. */
+static void stats_backlog_warn(int64_t now)
+{
+    int64_t age = atomic_load(&prod_stats.backlog_oldest_ms);
+    if (now < stats_next_backlog_ms || age < STATS_BACKLOG_WARN_MS)
+        return;
+    stats_next_backlog_ms = now + STATS_BACKLOG_WARN_MS;
+    log_warn("behind: %lld symbols backfilling, %lld seconds owed (peak %lld), oldest owed second %lld s behind the exchange, "
+             "%.0f REST requests so far", (long long)atomic_load(&prod_stats.backlog_symbols),
+             (long long)atomic_load(&prod_stats.backlog_klines), (long long)atomic_load(&prod_stats.backlog_peak),
+             (long long)(age / 1000), C(rest_requests));
 }
 
 void stats_tick(int64_t now)
 {
+    stats_backlog_warn(now);
     if (prod_cfg.stats_interval <= 0 || now < stats_next_line_ms)
         return;
     stats_next_line_ms = now + (int64_t)prod_cfg.stats_interval * 1000;

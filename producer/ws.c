@@ -23,6 +23,7 @@
 #include "sig.h"
 
 #include <libwebsockets.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #define WS_BACKOFF_MIN_MS   250
 #define WS_BACKOFF_MAX_MS   30000
 #define WS_CONNECT_TIMEOUT  20000  /* ms from connect to first kline of a new connection */
+#define WS_CATCH_UP_DELAY   5000   /* ms after start: the streams had time to show each gap */
 
 enum ws_state { WC_IDLE = 0, WC_CONNECTING, WC_OPEN };
 
@@ -83,8 +85,14 @@ static struct {
     int64_t bucket_warned;
     bool closing;             /* ws_destroy: every close is ours */
     int64_t next_stale_scan;
+    bool caught_up;           /* the start-up catch-up ran */
+    int64_t next_backlog;     /* next refresh of the backlog gauges */
     int64_t started_mono, started_wall;
 } ws;
+
+/* The context as other threads see it (ws_wake): published only once it exists, and
+ * withdrawn before it is destroyed, so a backfill worker never touches a half-made one. */
+static _Atomic(struct lws_context *) ws_wake_ctx;
 
 static void ws_stream_name(const prod_sym_t *s, char *out, size_t len)
 {
@@ -465,12 +473,20 @@ static void ws_tick(lws_sorted_usec_list_t *sul)
         atomic_store(&prod_failed, 1);
         atomic_store(&prod_stopping, 1);
     }
+    if (!ws.caught_up && now - ws.started_mono >= WS_CATCH_UP_DELAY) {
+        ws.caught_up = true;
+        seq_catch_up(cfg_now_ms());
+    }
     if (now >= ws.next_stale_scan) {
         int64_t iv = prod_cfg.interval_ms;
         int64_t lag = iv * 5 > 60000 ? iv * 5 : 60000;
         ws.next_stale_scan = now + 5000;
         /* symbols silent since start count only once the others had time to begin */
         seq_stale_scan(lag, now - ws.started_mono > 2 * lag ? ws.started_wall - ws.started_wall % iv : PROD_NONE);
+    }
+    if (now >= ws.next_backlog) {
+        ws.next_backlog = now + 1000;
+        seq_backlog(cfg_now_ms());
     }
     pub_poll();
     stats_tick(now);
@@ -586,6 +602,7 @@ int ws_init(char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "lws_create_context failed");
         return -1;
     }
+    atomic_store(&ws_wake_ctx, ws.ctx);
     att_init(&ws.attempts);
     ws.started_mono = cfg_mono_ms();
     ws.started_wall = cfg_now_ms();
@@ -606,13 +623,15 @@ void ws_run(void)
 
 void ws_wake(void)
 {
-    if (ws.ctx)
-        lws_cancel_service(ws.ctx);
+    struct lws_context *ctx = atomic_load(&ws_wake_ctx);
+    if (ctx)
+        lws_cancel_service(ctx);
 }
 
 void ws_destroy(void)
 {
     ws.closing = true;
+    atomic_store(&ws_wake_ctx, NULL); /* the workers were joined before (bf_stop) */
     if (ws.ctx)
         lws_context_destroy(ws.ctx); /* closes the connections; callbacks free their buffers */
     ws.ctx = NULL;

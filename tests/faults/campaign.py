@@ -30,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
+from itertools import groupby
 from decimal import Decimal
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -125,8 +126,38 @@ class Proc:
         self.starts = 0
         self.crashes = []  # (time, exit code) of exits we did not cause
         self.stopping = False
+        self.cpu_done = 0.0   # CPU seconds of the instances that ended
+        self.cpu_cur = 0.0    # of the running one, at the last sample
+        self.rss_max = 0      # kB, any instance
+        self.rss_samples = []
+
+    def sample(self):
+        """CPU seconds and RSS of the running instance, from /proc (Linux)."""
+        if not self.alive():
+            return
+        try:
+            with open(f"/proc/{self.p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            self.cpu_cur = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            with open(f"/proc/{self.p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss = int(line.split()[1])
+                        self.rss_max = max(self.rss_max, rss)
+                        self.rss_samples.append(rss)
+        except (OSError, IndexError, ValueError):
+            pass
+
+    def cpu_total(self):
+        return self.cpu_done + self.cpu_cur
+
+    def _ended(self):
+        self.cpu_done += self.cpu_cur
+        self.cpu_cur = 0.0
 
     def start(self):
+        if self.cpu_cur:
+            self._ended()
         # Retried: the binary may be being rebuilt (ETXTBSY/EACCES for a moment) by a
         # concurrent `make` on a shared tree.
         for attempt in range(60):
@@ -151,8 +182,10 @@ class Proc:
     def kill9(self):
         """Leaves the program down (p = None) until start(): not a crash."""
         if self.alive():
+            self.sample()
             os.kill(self.p.pid, signal.SIGKILL)
             self.p.wait()
+        self._ended()
         self.p = None
 
     def stop(self, timeout=30):
@@ -162,6 +195,7 @@ class Proc:
         if self.p.poll() is not None:
             return self.p.returncode
         self.stopping = True
+        self.sample()
         os.kill(self.p.pid, signal.SIGTERM)
         try:
             return self.p.wait(timeout)
@@ -221,6 +255,11 @@ class Campaign:
         self.events = []
         self.procs = {}
         self.sim = None
+        self.next_sample = 0.0
+        self.backlog_peak = 0
+        self.backlog_series = []   # (t, klines owed by the producer)
+        self.t_last_fault = None
+        self.drain_secs = None
 
     # ------------------------------------------------------------ set-up
 
@@ -277,9 +316,11 @@ class Campaign:
                                           "-d", self.url, "--listen", f"127.0.0.1:{self.st_port}"]
                              + common, self.out),
         }
+        self.prod_metrics_port = int(subprocess.run([env.ctl, "free-port"], capture_output=True,
+                                                    text=True).stdout)
         prod = [f"{b}/kline-producer", "-s", ",".join(self.symbols), "-b", env.brokers, "-t", self.topic,
                 "--ws-url", f"ws://127.0.0.1:{self.sim_port}", "--rest-url", self.sim_url,
-                "--watchdog-secs", "3"] + common
+                "--watchdog-secs", "3", "--metrics-port", str(self.prod_metrics_port)] + common
         # First start from the sim's first second; restarts resume from the topic (what we test).
         self.procs["producer"] = Proc("producer", prod, self.out)
         self.prod_first_argv = prod + ["--since", str(self.t0)]
@@ -315,6 +356,23 @@ class Campaign:
     def watch(self):
         for p in self.procs.values():
             p.check_crash()
+        if time.monotonic() >= self.next_sample:
+            self.next_sample = time.monotonic() + 2
+            for p in list(self.procs.values()) + [self.sim]:
+                p.sample()
+            self.sample_backlog()
+
+    def sample_backlog(self):
+        """The producer's own account of what it still owes (kline_producer_backlog_klines)."""
+        try:
+            body = http_get(f"http://127.0.0.1:{self.prod_metrics_port}/metrics", 2).decode()
+        except (OSError, ValueError):
+            return
+        m = re.search(r"^kline_producer_backlog_klines (\S+)", body, re.M)
+        if m:
+            v = int(float(m.group(1)))
+            self.backlog_peak = max(self.backlog_peak, v)
+            self.backlog_series.append((round(time.monotonic() - T_START, 1), v))
 
     def inject(self, name):
         a, env, rng = self.a, self.env, self.rng
@@ -425,6 +483,7 @@ class Campaign:
                 self.skipped[name] += 1
                 log(f"fault {name} at +{t:.1f}s FAILED to inject: {e}")
             at = time.monotonic() - run0
+        self.t_last_fault = time.monotonic()
 
     # ------------------------------------------------------------ drain
 
@@ -473,7 +532,9 @@ class Campaign:
             if n != last:
                 last, last_change = n, time.monotonic()
             if n == expected and lag == 0:
-                log(f"drained: {n} rows in kline_1s, consumer lag 0 ({time.monotonic() - t0:.0f}s)")
+                self.drain_secs = time.monotonic() - (self.t_last_fault or t0)
+                log(f"drained: {n} rows in kline_1s, consumer lag 0 ({time.monotonic() - t0:.0f}s after the "
+                    f"exchange's end, {self.drain_secs:.0f}s after the last fault)")
                 break
             if time.monotonic() - last_change > a.settle_secs and lag == 0:
                 log(f"settled without reaching the expected count: {n} of {expected} rows, lag {lag}")
@@ -517,24 +578,27 @@ class Campaign:
 
     # ------------------------------------------------------------ truth
 
-    def truth(self, sym):
+    def truth_all(self):
+        """(symbol, [truth rows]) for every symbol, streamed: /truth is sorted by symbol, then
+        open_time, so one request serves the whole comparison at 2,000 symbols."""
         lo, hi = self.t0, self.t0 + (self.secs - 1) * 1000
-        rows = []
-        for line in http_get(f"{self.sim_url}/truth?symbol={sym}&from={lo}&to={hi}", 120).splitlines():
-            if line.strip():
-                rows.append(json.loads(line))
-        return rows
+        with urllib.request.urlopen(f"{self.sim_url}/truth?from={lo}&to={hi}", timeout=600) as r:
+            rows = (json.loads(line) for line in r if line.strip())
+            for sym, grp in groupby(rows, key=lambda t: t["symbol"]):
+                yield sym, list(grp)
 
-    def db_rows(self, table, sym, extra=""):
-        cols = ("(extract(epoch from open_time)*1000)::bigint, (extract(epoch from close_time)*1000)::bigint, "
+    def db_rows_all(self, table, extra=""):
+        """(symbol, [rows]) of a table, streamed through a psql cursor (FETCH_COUNT)."""
+        cols = ("symbol, (extract(epoch from open_time)*1000)::bigint, (extract(epoch from close_time)*1000)::bigint, "
                 "open, high, low, close, volume, quote_volume, trades, taker_buy_volume, "
                 "taker_buy_quote_volume, first_trade_id, last_trade_id, closed, source" + extra)
-        out = psql(self.url, f"select {cols} from {table} where symbol = '{sym}' order by open_time", 300)
-        rows = []
-        for line in out.split("\n"):
-            if not line:
-                continue
-            f = line.split("\t")
+        p = subprocess.Popen(["psql", self.url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-v", "FETCH_COUNT=20000",
+                              "-F", "\t", "-c", f"select {cols} from {table} order by symbol collate \"C\", open_time"],
+                             stdout=subprocess.PIPE, text=True)
+
+        def parse(line):
+            f = line.rstrip("\n").split("\t")
+            sym, f = f[0], f[1:]
             r = {"open_time": int(f[0]), "close_time": int(f[1])}
             for i, k in enumerate(DEC_FIELDS[:4]):
                 r[k] = f[2 + i]
@@ -544,8 +608,13 @@ class Campaign:
             r["closed"], r["source"] = f[13] == "t", f[14]
             if extra:
                 r["row_count"] = int(f[15])
-            rows.append(r)
-        return rows
+            return sym, r
+
+        rows = (parse(line) for line in p.stdout if line.strip())
+        for sym, grp in groupby(rows, key=lambda x: x[0]):
+            yield sym, [r for _, r in grp]
+        if p.wait() != 0:
+            raise RuntimeError(f"psql: reading {table} failed")
 
     def compare(self):
         res = Counter()
@@ -555,10 +624,19 @@ class Campaign:
         res["kafka_distinct"] = len(kafka)
         res["kafka_repeated"] = sum(c - 1 for c in kafka.values() if c > 1)
         stream_last = self.streamer_last
-        for sym in self.symbols:
-            truth = self.truth(sym)
+        db_1s = self.db_rows_all("kline_1s")
+        db_1m = self.db_rows_all("kline_1m", ", row_count")
+        next_1s, next_1m = next(db_1s, (None, [])), next(db_1m, (None, []))
+        ours = set(self.symbols)
+        # one symbol at a time, the three sorted streams side by side: memory stays flat
+        for sym, truth in self.truth_all():
+            if sym not in ours:
+                continue
             res["expected"] += len(truth)
-            db = self.db_rows("kline_1s", sym)
+            # both streams are sorted by symbol: take this symbol's rows if they come next
+            while next_1s[0] is not None and next_1s[0] < sym:
+                next_1s = next(db_1s, (None, []))
+            db = next_1s[1] if next_1s[0] == sym else []
             res["in_db"] += len(db)
             by_t = {}
             for r in db:
@@ -600,7 +678,9 @@ class Campaign:
             # 1m bars
             exp_bars = expected_bars(truth, rest_rows)
             res["bars_expected"] += len(exp_bars)
-            bars = self.db_rows("kline_1m", sym, ", row_count")
+            while next_1m[0] is not None and next_1m[0] < sym:
+                next_1m = next(db_1m, (None, []))
+            bars = next_1m[1] if next_1m[0] == sym else []
             res["bars_written"] += len(bars)
             got = {b["open_time"]: b for b in bars}
             for m, e in exp_bars.items():
@@ -620,6 +700,8 @@ class Campaign:
             res["bars_extra"] += len([m for m in got if m not in exp_bars])
             # streamer: latest-wins must end at the last second
             k = stream_last.get(sym)
+            if not truth:
+                continue
             if k is None or k.get("open_time") != truth[-1]["open_time"] or \
                     Decimal(k.get("close", "0")) != Decimal(truth[-1]["close"]):
                 res["streamer_stale"] += 1
@@ -708,6 +790,17 @@ def report(c, res, ex):
     lines.append(f"- consumer lag at the end: {c.final_lag}; aggregator --once exit {c.agg_once_rc}; "
                  f"streamer behind at the end: {res['streamer_stale']} symbols")
     lines.append(f"- unexpected exits: {crashes if crashes else 'none'}; exit codes at stop: {c.exit_codes}")
+    lines.append(f"- time to drain after the last fault: "
+                 f"{'%.0f s' % c.drain_secs if c.drain_secs is not None else 'did not drain'}; "
+                 f"peak producer backlog: {c.backlog_peak} klines owed")
+    lines.append("")
+    lines.append("| program | starts | CPU s | CPU % of the run | RSS max MB | RSS median MB |")
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    wall = max(1.0, time.monotonic() - c.run0)
+    for name, p in list(c.procs.items()) + [("kline-sim", c.sim)]:
+        med = sorted(p.rss_samples)[len(p.rss_samples) // 2] if p.rss_samples else 0
+        lines.append(f"| {name} | {p.starts} | {p.cpu_total():.1f} | {100 * p.cpu_total() / wall:.0f} | "
+                     f"{p.rss_max / 1024:.1f} | {med / 1024:.1f} |")
     for k, v in ex.items():
         lines.append(f"- examples {k}: {'; '.join(v)}")
     lines.append("")
@@ -730,6 +823,10 @@ def report(c, res, ex):
             "kafka_missing", "kafka_repeated", "streamer_stale", "rejected_rows", "malformed_sent",
             "oversized_sent", "duplicates_sent"]
     summary = {k: res[k] for k in keys}  # a Counter omits zeros: name every cell
+    summary.update(drain_secs=c.drain_secs, backlog_peak=c.backlog_peak,
+                   resources={n: {"cpu_s": round(p.cpu_total(), 1), "rss_max_kb": p.rss_max, "starts": p.starts}
+                              for n, p in list(c.procs.items()) + [("kline-sim", c.sim)]},
+                   backlog_series=c.backlog_series)
     summary.update(seed=a.seed, injected=dict(inj), skipped=dict(c.skipped), crashes=crashes,
                    final_lag=c.final_lag, agg_once_rc=c.agg_once_rc, exit_codes=c.exit_codes,
                    examples=dict(ex))
@@ -797,8 +894,9 @@ def main():
             psql_try(env.admin_url(), f'drop database if exists "{c.db}" with (force)', 60)
             subprocess.run([os.path.join(env.tbin, "kp-topic"), "-b", env.brokers, "delete", c.topic],
                            capture_output=True, timeout=60)
-            subprocess.run([os.path.join(env.tbin, "kp-topic"), "-b", env.brokers, "delete",
-                            c.topic + ".rejected"], capture_output=True, timeout=60)
+            for t in (".rejected", ".resume"):
+                subprocess.run([os.path.join(env.tbin, "kp-topic"), "-b", env.brokers, "delete",
+                                c.topic + t], capture_output=True, timeout=60)
     log("PASS: every missing/doubled/wrong cell is 0" if ok else "FAIL: see the table above")
     sys.exit(0 if ok else 1)
 

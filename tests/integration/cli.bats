@@ -113,7 +113,11 @@ programs=(kline-producer kline-inserter kline-aggregator kline-streamer)
         [ "$status" -eq 2 ] || { echo "--max-conn-age '$v': exit $status"; false; }
         [[ $stderr == *"--max-conn-age $v: "* ]] || { echo "$stderr"; false; }
     done
-    # the largest sane value still works; a value too large for the clock is refused, not wrapped
+    for v in nan inf -1h 1e3h; do
+        run --separate-stderr timeout 10 "$KP_BIN/kline-producer" -s BTCUSDT -o - --resume-horizon "$v"
+        [ "$status" -eq 2 ] || { echo "--resume-horizon '$v': exit $status"; false; }
+    done
+    # a value too large for the clock is refused, not wrapped
     run --separate-stderr timeout 10 "$KP_BIN/kline-producer" -s BTCUSDT -o - --max-conn-age 106751991167d
     [ "$status" -eq 2 ]
     [[ $stderr == *"too large"* ]] || { echo "$stderr"; false; }

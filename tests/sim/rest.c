@@ -66,44 +66,29 @@ static bool is_break_symbol(const char *name)
     return false;
 }
 
-/* ---- request weight: a sliding 60 s window of per-second buckets ---- */
-static struct { int64_t sec; int w; } weight[60];
+/* ---- request weight: per calendar minute, as Binance counts X-MBX-USED-WEIGHT-1M
+ * ("weight used in the current minute"): the count starts again at every minute ---- */
+static struct { int64_t minute; int w; } weight;
 
 static int weight_used(int64_t now_ms)
 {
-    int64_t sec = now_ms / 1000;
-    int sum = 0;
-    for (int k = 0; k < 60; k++)
-        if (weight[k].sec > sec - 60)
-            sum += weight[k].w;
-    return sum;
+    return weight.minute == now_ms / 60000 ? weight.w : 0;
 }
 
 static void weight_add(int64_t now_ms, int w)
 {
-    int64_t sec = now_ms / 1000;
-    int k = (int)(sec % 60);
-    if (weight[k].sec != sec) {
-        weight[k].sec = sec;
-        weight[k].w = 0;
+    int64_t minute = now_ms / 60000;
+    if (weight.minute != minute) {
+        weight.minute = minute;
+        weight.w = 0;
     }
-    weight[k].w += w;
+    weight.w += w;
 }
 
-/* Seconds until the window drops back under the limit. */
+/* Seconds until the count starts again. */
 static int weight_retry_after(int64_t now_ms)
 {
-    int64_t sec = now_ms / 1000;
-    int used = weight_used(now_ms);
-    for (int64_t wait = 1; wait <= 60; wait++) {
-        int expired = 0;
-        for (int k = 0; k < 60; k++)
-            if (weight[k].sec > sec - 60 && weight[k].sec <= sec - 60 + wait)
-                expired += weight[k].w;
-        if (used - expired <= g_sim.cfg.rest_weight_limit)
-            return (int)wait;
-    }
-    return 60;
+    return (int)((60000 - now_ms % 60000 + 999) / 1000);
 }
 
 /* ---- growing string buffer with LWS_PRE headroom ---- */

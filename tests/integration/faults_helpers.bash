@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Shared by faults.bats (short campaign, every `make test`) and faults_long.bats (the
+# 2,000-symbol campaigns of `make test-faults`): run tests/faults/campaign.py and assert
+# every cell of its truth table.
+
+# faults_campaign NAME MINUTES SYMBOLS SPEED ROUNDS [EXTRA CAMPAIGN ARGS...]
+faults_campaign() {
+	local name=$1 minutes=$2 symbols=$3 speed=$4 rounds=$5
+	shift 5
+	local out=$KP_OUT/$name rc=0
+	python3 "$KP_ROOT/tests/faults/campaign.py" --minutes "$minutes" --symbols "$symbols" \
+		--speed "$speed" --rounds "$rounds" --out "$out" "$@" >"$KP_OUT/$name.log" 2>&1 || rc=$?
+	# the table (and the schedule) go to the TAP stream as comments, pass or fail
+	sed 's/^/# /' "$KP_OUT/$name.log" >&3
+	[[ -s $out/result.json ]] || { echo "campaign produced no result (exit $rc)"; tail -30 "$KP_OUT/$name.log"; return 1; }
+	faults_assert "$out/result.json" "$rounds"
+	[ "$rc" -eq 0 ]
+}
+
+# faults_assert RESULT_JSON ROUNDS → every fault kind injected, every cell 0.
+faults_assert() {
+	local r=$1 rounds=$2 kinds
+	# every fault kind was actually injected (a fault that failed to inject is not a pass)
+	kinds=$(jq -r '.injected | length' "$r")
+	echo "fault kinds injected: $kinds"
+	[ "$kinds" -eq 18 ]
+	[ "$(jq -r '.skipped | length' "$r")" -eq 0 ]
+	local cell v
+	for cell in missing doubled wrong extra bars_missing bars_wrong bars_extra kafka_missing streamer_stale final_lag agg_once_rc; do
+		v=$(jq -r ".$cell" "$r")
+		echo "$cell = $v"
+		[ "$v" = 0 ]
+	done
+	[ "$(jq -r '.expected' "$r")" -gt 0 ]
+	[ "$(jq -r '.in_db == .expected and .bars_written == .bars_expected' "$r")" = true ]
+	# every bad message the exchange sent is in `rejected`, once
+	[ "$(jq -r '.rejected_rows == (.malformed_sent + .oversized_sent)' "$r")" = true ]
+	[ "$(jq -r '.crashes | length' "$r")" -eq 0 ]
+	# SIGTERM at the end: every program flushed and exited 0
+	echo "exit codes: $(jq -c '.exit_codes' "$r")"
+	[ "$(jq -r '[.exit_codes[] | select(. != 0)] | length' "$r")" -eq 0 ]
+	# the run drained, and said how long it took
+	[ "$(jq -r '.drain_secs != null' "$r")" = true ]
+}
