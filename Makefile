@@ -72,9 +72,11 @@ bench: deps
 	@$(MAKE) --no-print-directory programs testbins web
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) bench/run.sh $(BENCH)
 
+# exec: make passes a SIGTERM on to its child (scripts/demo.sh stops the whole tree);
+# through an `sh -c` between them it would stop at the shell and leave the demo running.
 demo: deps
 	@$(MAKE) --no-print-directory programs testbins web
-	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) scripts/demo.sh
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) exec scripts/demo.sh
 
 .PHONY: install
 install: programs web

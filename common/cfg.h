@@ -31,6 +31,24 @@ void cfg_print_versions(FILE *out, const char *prog);
 
 #define KLINEPIPE_VERSION "0.1.0"
 
+/* Command-line times and durations (cfgtime.c). Each returns 0, or -1 with the reason
+ * (without the option name) in errbuf. */
+
+/* A point in time → epoch ms: "now"; ISO 8601 "2026-11-22", "2026-11-22T13:00[:05[.250]]"
+ * with "Z" or "+HH[:MM]" (no zone = UTC); "1789499996s" (seconds); "1789499996000ms" or a
+ * bare "1789499996000" (ms). A bare integer below 1e11 (1973 in ms) is refused as
+ * "looks like seconds": read as ms it would mean 1970. Nothing after 2100. */
+int cfg_parse_time_ms(const char *s, int64_t *ms, char *errbuf, size_t errlen);
+
+/* A duration "<digits>[.<digits>]<unit>" → ms, where unit is one of the space-separated
+ * names in units (from "ms s m h d w"); no unit means bare_unit_ms per unit (0 = a unit
+ * is required). No sign, exponent, nan or inf; more than max_ms is an error. */
+int cfg_parse_duration_ms(const char *s, const char *units, double bare_unit_ms, int64_t max_ms,
+                          int64_t *ms, char *errbuf, size_t errlen);
+
+/* A finite decimal number in [min, max] ("1", "0.5", "-2.25"; not nan, inf, 1e3, 0x10). */
+int cfg_parse_double(const char *s, double min, double max, double *out, char *errbuf, size_t errlen);
+
 /* Time helpers (milliseconds). */
 int64_t cfg_now_ms(void);       /* wall clock, epoch ms */
 int64_t cfg_mono_ms(void);      /* monotonic ms */

@@ -1,5 +1,5 @@
 /*
- * kline.h — the one kline record of klinepipe (ARCHITECTURE.md §2) and its codecs.
+ * kline.h — the one kline record of klinepipe (docs/ARCHITECTURE.md §2) and its codecs.
  *
  * Prices and volumes are kept as the exact decimal strings the exchange sent,
  * validated but never converted to floating point. Every string lives inside

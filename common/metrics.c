@@ -2,6 +2,7 @@
  * One request at a time is plenty for a scraper; anything else gets 404. */
 #include "metrics.h"
 #include "log.h"
+#include "thread.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -134,7 +135,7 @@ int metrics_http_start(const char *host, int port, metrics_render_fn fn, void *u
     metrics.listen_fd = fd;
     metrics.fn = fn;
     metrics.ud = ud;
-    if (pthread_create(&metrics.thread, NULL, metrics_thread, NULL) != 0) {
+    if (kp_thread_create(&metrics.thread, NULL, metrics_thread, NULL) != 0) {
         snprintf(errbuf, errlen, "cannot start the metrics thread");
         return -1;
     }

@@ -1,9 +1,10 @@
 #!/bin/sh
-# Regenerates the seed corpus fuzz/corpus/kline/ from the shared Binance samples
-# (../shared/data/binance, or $KP_SHARED_DATA) plus hand-made edge cases.
-# Run from the repo root. The seeds are checked in; rerun when samples change.
+# Regenerates the seed corpus fuzz/corpus/kline/ from the Binance samples in
+# tests/data/binance (or $KP_TEST_DATA) plus hand-made edge cases.
+# The seeds are checked in; rerun when samples change.
 set -eu
-data=${KP_SHARED_DATA:-../shared/data/binance}
+cd "$(dirname "$0")/.."
+data=${KP_TEST_DATA:-tests/data/binance}
 [ -f "$data/ws_kline_samples.jsonl" ] || data=$data/binance
 out=fuzz/corpus/kline
 mkdir -p "$out"

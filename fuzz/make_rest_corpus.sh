@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 out=fuzz/corpus/rest
 mkdir -p "$out"
 seed() { { printf "\\x$1"; cat; } >"$out/$2"; }
-src=/work/shared/data/binance/rest_klines_BTCUSDT_1m_2021-10-22.json
-[ -r "$src" ] && head -c 4000 "$src" | sed 's/\],\[[^]]*$/]]/' | seed 00 klines_real
+src=tests/data/binance/rest_klines_BTCUSDT_1m_2021-10-22.json
+head -c 4000 "$src" | sed 's/\],\[[^]]*$/]]/' | seed 00 klines_real
 jq -c '.[0:3]' "$src" | seed 00 klines_real3
 jq -c '.[0:1]' "$src" | seed 00 klines_one
 printf '[]' | seed 00 klines_empty

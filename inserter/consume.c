@@ -13,6 +13,7 @@
 #include "ins.h"
 #include "cfg.h"
 #include "log.h"
+#include "thread.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -351,7 +352,7 @@ static int kf_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&d.cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&th, NULL, kf_destroy_thread, &d) != 0) {
+    if (kp_thread_create(&th, NULL, kf_destroy_thread, &d) != 0) {
         rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         return 0;
     }

@@ -10,6 +10,7 @@
 #include "restparse.h"
 #include "cfg.h"
 #include "log.h"
+#include "thread.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -261,7 +262,7 @@ int bf_start(char *errbuf, size_t errlen)
     if (n > BF_MAX_WORKERS)
         n = BF_MAX_WORKERS;
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&bf.th[i], NULL, bf_worker, NULL) != 0) {
+        if (kp_thread_create(&bf.th[i], NULL, bf_worker, NULL) != 0) {
             snprintf(errbuf, errlen, "cannot start backfill worker %d", i);
             return -1;
         }

@@ -28,7 +28,7 @@ static const char opts_help[] =
     "      --quote-asset Q       with --all-symbols: only symbols quoted in Q (e.g. USDT)\n"
     "      --backfill FROM..TO   REST only: open times FROM..TO (inclusive; TO may be 'now'), then exit 0\n"
     "      --replay FILE         publish a data.binance.vision CSV (needs one -s) or canonical NDJSON; '-' = stdin\n"
-    "      --replay-speed F      replay pace: 1 = real time, 0 = as fast as possible (default 0)\n"
+    "      --replay-speed F      replay pace: 1 = real time, 0 = as fast as possible (default 0, at most 1e6)\n"
     "  -i, --interval I          kline interval (default 1s)\n"
     "\n"
     "Output:\n"
@@ -51,7 +51,9 @@ static const char opts_help[] =
     "      --dead-after N        exit 1 when nothing was received for N seconds (default 300)\n"
     "      --max-frame BYTES     larger messages are dead-lettered (default 65536)\n"
     "      --provisional         also publish x=false (not yet closed) klines\n"
-    "      --since TIME          on start, backfill from TIME (ms or ISO 8601) instead of the topic's last kline\n"
+    "      --since TIME          on start, backfill from TIME instead of the topic's last kline\n"
+    "                            TIME: ISO 8601, now, epoch ms (1789499996000) or seconds with 's' (1789499996s);\n"
+    "                            a bare number below 1e11 looks like seconds and is refused\n"
     "      --resume-horizon DUR  on start, look this far back in the topic for each symbol's last kline\n"
     "                            (default 6h, 0 = the whole topic); a symbol not found starts live\n"
     "      --rest-weight-limit N pause REST when X-MBX-USED-WEIGHT-1M nears N (default 5000)\n"
@@ -120,81 +122,6 @@ static long long opts_ll(const char *name, const char *v, long long min, long lo
     return out;
 }
 
-/* "90" (seconds), "500ms", "30s", "15m", "23h", "2d" → ms. 0 / -1. */
-static int opts_duration_ms(const char *s, int64_t *ms)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return -1;
-    double mul = 1000;
-    if (*end == '\0' || strcmp(end, "s") == 0) mul = 1000;
-    else if (strcmp(end, "ms") == 0) mul = 1;
-    else if (strcmp(end, "m") == 0) mul = 60000;
-    else if (strcmp(end, "h") == 0) mul = 3600000;
-    else if (strcmp(end, "d") == 0) mul = 86400000;
-    else return -1;
-    *ms = (int64_t)(v * mul);
-    return 0;
-}
-
-int prod_parse_time(const char *s, int64_t *ms)
-{
-    if (!s || !*s)
-        return -1;
-    if (strcmp(s, "now") == 0) {
-        *ms = cfg_now_ms();
-        return 0;
-    }
-    bool digits = true;
-    for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            digits = false;
-    if (digits) {
-        long long v;
-        if (cfg_parse_ll(s, 0, 4102444800000LL, &v) < 0)
-            return -1;
-        *ms = v;
-        return 0;
-    }
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *p = strptime(s, "%Y-%m-%d", &tm);
-    if (!p)
-        return -1;
-    int64_t frac_ms = 0, offset_s = 0;
-    if (*p == 'T' || *p == ' ') {
-        const char *q = strptime(p + 1, "%H:%M", &tm);
-        if (!q)
-            return -1;
-        p = q;
-        if (*p == ':') {
-            q = strptime(p + 1, "%S", &tm);
-            if (!q)
-                return -1;
-            p = q;
-            if (*p == '.') {
-                int64_t scale = 100;
-                for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
-                    frac_ms += (*p - '0') * scale;
-            }
-        }
-        if (*p == 'Z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int hh, mm = 0;
-            if (sscanf(p + 1, "%2d:%2d", &hh, &mm) < 1 && sscanf(p + 1, "%2d%2d", &hh, &mm) < 1)
-                return -1;
-            offset_s = (int64_t)(hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
-            p += strlen(p);
-        }
-    }
-    if (*p)
-        return -1;
-    *ms = ((int64_t)timegm(&tm) - offset_s) * 1000 + frac_ms;
-    return 0;
-}
-
 static void opts_defaults(void)
 {
     prod_cfg.brokers = cfg_env("KAFKA_BROKERS", "127.0.0.1:9092");
@@ -240,10 +167,9 @@ int opts_parse(int argc, char **argv, int *log_level)
         case O_BACKFILL: backfill = optarg; break;
         case O_REPLAY: prod_cfg.replay = optarg; break;
         case O_REPLAY_SPEED: {
-            char *end;
-            prod_cfg.replay_speed = strtod(optarg, &end);
-            if (*end || end == optarg || prod_cfg.replay_speed < 0)
-                USAGE("--replay-speed %s: expected a number >= 0", optarg);
+            /* 1e6 x real time is already "as fast as it gets"; nan/inf would reach the pacing maths */
+            if (cfg_parse_double(optarg, 0, 1e6, &prod_cfg.replay_speed, err, sizeof err) < 0)
+                USAGE("--replay-speed %s: %s (1 = real time, 0 = as fast as possible)", optarg, err);
             break;
         }
         case 'i': prod_cfg.interval = optarg; break;
@@ -259,8 +185,12 @@ int opts_parse(int argc, char **argv, int *log_level)
         case O_REST_URL: prod_cfg.rest_url = optarg; break;
         case O_SPC: prod_cfg.streams_per_conn = (int)opts_ll("--streams-per-conn", optarg, 1, 1024); break;
         case O_MAX_AGE:
-            if (opts_duration_ms(optarg, &prod_cfg.max_conn_age_ms) < 0 || prod_cfg.max_conn_age_ms < 1000)
-                USAGE("--max-conn-age %s: expected a duration of at least 1s (e.g. 23h, 90m, 30s)", optarg);
+            /* bare number = seconds (as before); a year is far beyond Binance's 24 h cut */
+            if (cfg_parse_duration_ms(optarg, "ms s m h d", 1000, 366LL * 86400000, &prod_cfg.max_conn_age_ms, err,
+                                      sizeof err) < 0)
+                USAGE("--max-conn-age %s: %s (e.g. 23h, 90m, 30s)", optarg, err);
+            if (prod_cfg.max_conn_age_ms < 1000)
+                USAGE("--max-conn-age %s: at least 1s", optarg);
             break;
         case O_WATCHDOG: prod_cfg.watchdog_ms = 1000 * opts_ll("--watchdog-secs", optarg, 1, 86400); break;
         case O_DEAD: prod_cfg.dead_after_ms = 1000 * opts_ll("--dead-after", optarg, 1, 86400 * 30); break;
@@ -268,8 +198,10 @@ int opts_parse(int argc, char **argv, int *log_level)
         case O_PROVISIONAL: prod_cfg.provisional = true; break;
         case O_SINCE: since = optarg; break;
         case O_HORIZON:
-            if (opts_duration_ms(optarg, &prod_cfg.resume_horizon_ms) < 0)
-                USAGE("--resume-horizon %s: expected a duration (e.g. 6h, 2d, 0 = the whole topic)", optarg);
+            /* bare number = seconds, as --max-conn-age */
+            if (cfg_parse_duration_ms(optarg, "ms s m h d", 1000, 3660LL * 86400000, &prod_cfg.resume_horizon_ms,
+                                      err, sizeof err) < 0)
+                USAGE("--resume-horizon %s: %s (e.g. 6h, 2d, 0 = the whole topic)", optarg, err);
             break;
         case O_WEIGHT: prod_cfg.rest_weight_limit = (int)opts_ll("--rest-weight-limit", optarg, 10, 1000000); break;
         case O_WORKERS: prod_cfg.rest_workers = (int)opts_ll("--rest-workers", optarg, 1, 16); break;
@@ -327,8 +259,8 @@ int opts_parse(int argc, char **argv, int *log_level)
     static char resumebuf[512];
     snprintf(resumebuf, sizeof resumebuf, "%s.resume", prod_cfg.topic);
     prod_cfg.resume_topic = resumebuf;
-    if (since && prod_parse_time(since, &prod_cfg.since_ms) < 0)
-        USAGE("--since %s: expected epoch ms or ISO 8601 (2026-11-22T13:00:00Z)", since);
+    if (since && cfg_parse_time_ms(since, &prod_cfg.since_ms, err, sizeof err) < 0)
+        USAGE("--since %s: %s", since, err);
     if (backfill) {
         const char *dots = strstr(backfill, "..");
         char from[64];
@@ -338,8 +270,10 @@ int opts_parse(int argc, char **argv, int *log_level)
         from[dots - backfill] = '\0';
         const char *to = dots[2] ? dots + 2 : "now";
         prod_cfg.bf_to_now = strcmp(to, "now") == 0;
-        if (prod_parse_time(from, &prod_cfg.bf_from) < 0 || prod_parse_time(to, &prod_cfg.bf_to) < 0)
-            USAGE("--backfill %s: times are epoch ms or ISO 8601", backfill);
+        if (cfg_parse_time_ms(from, &prod_cfg.bf_from, err, sizeof err) < 0)
+            USAGE("--backfill %s: FROM %s: %s", backfill, from, err);
+        if (cfg_parse_time_ms(to, &prod_cfg.bf_to, err, sizeof err) < 0)
+            USAGE("--backfill %s: TO %s: %s", backfill, to, err);
         if (prod_cfg.bf_to < prod_cfg.bf_from)
             USAGE("--backfill %s: TO is before FROM", backfill);
         prod_cfg.backfill_mode = true;

@@ -209,9 +209,4 @@ void stats_log_line(void);
 extern atomic_llong stats_conn_last_rx[STATS_MAX_CONNS]; /* mono ms, 0 = not open */
 extern atomic_int stats_nconns;
 
-/* ---- util (main.c) ---- */
-/* "1789499996000" (ms) or ISO 8601 "2026-11-22T13:00:00Z", "2026-11-22T13:00:00.5+01:00",
- * "2026-11-22". 0 / -1. */
-int prod_parse_time(const char *s, int64_t *ms);
-
 #endif

@@ -5,6 +5,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "sig.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -139,7 +140,7 @@ static int pub_kafka_init(char *errbuf, size_t errlen)
         return -1;
     }
     atomic_store(&pub_poller_run, 1);
-    if (pthread_create(&pub_poller, NULL, pub_poll_thread, NULL) != 0) {
+    if (kp_thread_create(&pub_poller, NULL, pub_poll_thread, NULL) != 0) {
         atomic_store(&pub_poller_run, 0);
         snprintf(errbuf, errlen, "cannot start the Kafka poll thread");
         return -1;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs inside tests/harness/up (DATABASE_URL and KAFKA_BROKERS are set): starts the
-# exchange feed and the four programs, waits for Ctrl-C, stops them in order.
+# exchange feed and the four programs, waits for SIGINT/SIGTERM (scripts/demo.sh sends
+# SIGTERM here on Ctrl-C or its own SIGTERM), stops them in order.
 set -euo pipefail
+[[ -n ${DEMO_RUN_PIDFILE:-} ]] && echo $$ >"$DEMO_RUN_PIDFILE"
 root=$(pwd)
 bin=${KP_BIN:-$root/bin}
 tbin=${KP_TBIN:-$root/build/release/tbin}
@@ -58,7 +60,7 @@ start streamer   "$bin/kline-streamer" --listen "0.0.0.0:$port"
 
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 echo
-echo "demo: open http://localhost:$port   (logs in $logs; Ctrl-C stops)"
+echo "demo: open http://localhost:$port   (logs in $logs; Ctrl-C or SIGTERM stops)"
 echo
 
 # Exit (and stop everything) if any program dies.

@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "pgx.h"
+#include "thread.h"
 
 #define ST_DB_MAX_PENDING 256
 #define ST_DB_MAX_WORKERS 8
@@ -287,7 +288,7 @@ int st_db_start(const struct st_config *cfg, struct lws_context *ctx, char *errb
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     for (int i = 0; i < n; i++) {
-        int rc = pthread_create(&db_.thr[i], NULL, st_db_worker, NULL);
+        int rc = kp_thread_create(&db_.thr[i], NULL, st_db_worker, NULL);
         if (rc) {
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             snprintf(errbuf, errlen, "pthread_create: %s", strerror(rc));

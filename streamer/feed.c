@@ -15,6 +15,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "thread.h"
 
 #define ST_FEED_QCAP 8192
 #define ST_FEED_MAX_PARTS 1024
@@ -341,7 +342,7 @@ int st_feed_start(const struct st_config *cfg, struct lws_context *ctx, char *er
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&fd_.thr, NULL, st_feed_main, NULL);
+    int rc = kp_thread_create(&fd_.thr, NULL, st_feed_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
         snprintf(errbuf, errlen, "pthread_create: %s", strerror(rc));

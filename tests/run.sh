@@ -12,8 +12,11 @@
 #
 # Environment: KP_BIN, KP_TBIN (set by make), KP_KAFKA=real|mock|auto (broker
 # choice, default auto = real when the jars resolved), KP_SUITE_TIMEOUT
-# (seconds per suite, default 1200). A harness already running (KP_HARNESS_DIR
-# with an env file, e.g. from tests/harness/up) is reused instead of starting one.
+# (seconds per suite, default 1200), KP_BATS_DIR (the bats suites, default
+# tests/integration). A harness already running (KP_HARNESS_DIR with an env
+# file, e.g. from tests/harness/up) is reused instead of starting one.
+# At the end every log of the run (KP_OUT, the harness logs) is scanned for
+# sanitizer reports (tests/sanscan.sh); each one counts as a failed test.
 # Exit 0 iff nothing failed and something passed.
 set -uo pipefail
 # Braces: bash reads the whole body before running it, so editing this file
@@ -30,7 +33,7 @@ filters=()
 for a in "$@"; do
 	case $a in
 	--faults) faults=1 ;;
-	-h | --help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	-*) echo "run.sh: unknown option $a" >&2; sed -n '5p' "$0" >&2; exit 2 ;;
 	*) filters+=("$a") ;;
 	esac
@@ -104,12 +107,27 @@ print_summary() {
 	fi
 }
 
+# A sanitizer report in any log of this run is a failure, even when the test that
+# started the program passed (it may only have checked the program's output).
+# run.log is left out: it repeats what the suites printed, which have their own .tap.
+# A reused harness is not scanned: its logs also hold the runs before this one.
+scan_sanitizers() {
+	local line n=0
+	while IFS= read -r line; do
+		[[ -n $line ]] || continue
+		((n++, failed++))
+		failures+=("sanitizer report in $line")
+	done < <("$KP_ROOT/tests/sanscan.sh" --exclude run.log "$KP_OUT")
+	((n)) || return 0
+	echo "run.sh: $n sanitizer report(s) in the logs of this run, each counted as a failed test"
+	summary+=("$(printf '%-32s %6d %6d %7d %6ds' "(sanitizer reports in logs)" 0 "$n" 0 0)")
+}
+
 finish() {
 	local rc=$1
 	trap - EXIT INT TERM
 	stop_suite
 	sweep_bg
-	print_summary
 	if ((own_harness)); then
 		kp_h_down
 		# after the shutdown, so that the logs include it (and any sanitizer report)
@@ -118,6 +136,9 @@ finish() {
 		cp "$KP_HARNESS_DIR"/kafka/*.log "$KP_OUT/harness/" 2>/dev/null
 		rm -rf "$KP_HARNESS_DIR"
 	fi
+	scan_sanitizers
+	((failed && rc == 0)) && rc=1
+	print_summary
 	echo
 	echo "logs: $KP_OUT (run.log, one .tap per suite, program logs)"
 	echo "wall time: $(($(date +%s) - t_start)) s"
@@ -213,7 +234,7 @@ if [[ -d $KP_TBIN ]]; then
 		selected "$(basename "$b")" 0 && suites+=("cmocka:$b")
 	done
 fi
-for f in tests/integration/*.bats; do
+for f in "${KP_BATS_DIR:-tests/integration}"/*.bats; do
 	[[ -f $f ]] || continue
 	n=$(basename "$f")
 	is_fault=0

@@ -107,7 +107,7 @@ static int load_samples(void)
 {
     const char *root = getenv("KP_ROOT");
     char path[1024];
-    snprintf(path, sizeof path, "%s/../shared/data/binance/ws_kline_samples.jsonl", root ? root : ".");
+    snprintf(path, sizeof path, "%s/tests/data/binance/ws_kline_samples.jsonl", root && *root ? root : ".");
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "cannot open %s\n", path);

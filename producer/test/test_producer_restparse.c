@@ -35,15 +35,19 @@ static void test_real_binance_page(void **state)
 {
     (void)state;
     size_t len;
-    /* $KP_SHARED_DATA, else shared/ beside the repo (tests/run.sh runs from its root).
-     * A missing sample fails: it is part of the contract, not optional. */
-    const char *dir = getenv("KP_SHARED_DATA");
+    /* $KP_TEST_DATA, else tests/data/binance in the tree (tests/run.sh runs from its
+     * root). A missing sample fails: it is part of the repository, not optional. */
+    const char *dir = getenv("KP_TEST_DATA");
+    const char *root = getenv("KP_ROOT");
     char path[1024];
-    snprintf(path, sizeof path, "%s/rest_klines_BTCUSDT_1m_2021-10-22.json",
-             dir && *dir ? dir : "../shared/data/binance");
+    if (dir && *dir)
+        snprintf(path, sizeof path, "%s/rest_klines_BTCUSDT_1m_2021-10-22.json", dir);
+    else
+        snprintf(path, sizeof path, "%s/tests/data/binance/rest_klines_BTCUSDT_1m_2021-10-22.json",
+                 root && *root ? root : ".");
     char *body = slurp(path, &len);
     if (!body)
-        fail_msg("cannot open sample %s (set KP_SHARED_DATA or run from the repo root)", path);
+        fail_msg("cannot open sample %s (set KP_TEST_DATA or run from the repo root)", path);
     static kline_t ks[1000];
     int nk, rej = 0;
     int64_t last = -1;

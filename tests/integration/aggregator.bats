@@ -294,8 +294,8 @@ EOF
 @test "aggregator: Binance ADABTC 1m rows roll up into 5m bars in Binance's own format" {
 	# Real 1m rows (no 1s data exists for them): load them as kline_1m bars, point a
 	# checkpoint at their range, and let the aggregator build the 5m bars.
-	csv=$KP_ROOT/../shared/data/binance/ADABTC-1m-2021-11-27.csv
-	[ -r "$csv" ] || csv=/work/shared/data/binance/ADABTC-1m-2021-11-27.csv
+	csv=$KP_ROOT/tests/data/binance/ADABTC-1m-2021-11-27.csv
+	[ -r "$csv" ]
 	psql "$DB" -XAtq -v ON_ERROR_STOP=1 <<EOF
 create temp table raw (ot bigint, o numeric, h numeric, l numeric, c numeric, v numeric, ct bigint,
 	qv numeric, n bigint, tbv numeric, tbq numeric, ignore text);

@@ -152,8 +152,8 @@ load producer_helpers
 	printf '%s\n' "$output" >"$BATS_TEST_TMPDIR/r"
 	[ "$(jq -r .source <"$BATS_TEST_TMPDIR/r" | sort -u)" = replay ]
 	p_check_values "$BATS_TEST_TMPDIR/r"
-	csv=$KP_ROOT/../shared/data/binance/ADABTC-1m-2021-11-27.csv
-	[ -r "$csv" ] || skip "no sample CSV"
+	csv=$KP_ROOT/tests/data/binance/ADABTC-1m-2021-11-27.csv
+	[ -r "$csv" ]
 	run --separate-stderr "$KP_BIN/kline-producer" --replay "$csv" -s ADABTC -i 1m -o -
 	[ "$status" -eq 0 ]
 	[ "${#lines[@]}" -eq "$(grep -c . "$csv")" ]

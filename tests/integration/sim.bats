@@ -7,6 +7,22 @@ load helpers
 
 WSDUMP() { "$KP_TBIN/kp-wsdump" "$@"; }
 
+# Conditions for a control request sent from the background while WSDUMP runs in the
+# foreground: wait for the client to be there (not a fixed sleep), then act. They read
+# the sim's counters (kp-wsdump's output file is only flushed when it exits).
+s_stat() { curl -fsS "$SIM_URL/control/stats" | jq -r ".$1"; }
+s_stat_ge() { (($(s_stat "$1") >= $2)); } # COUNTER N
+# s_control_when CONDITION... -- CONTROL...: in the background, once CONDITION holds
+# (at most 10 s), GET /control/<each CONTROL>. Sets S_BG (wait for it).
+s_control_when() {
+    local cond=() k
+    while [[ $1 != -- ]]; do cond+=("$1"); shift; done
+    shift
+    (kp_wait_for 10 "${cond[@]}" || exit 1
+     for k in "$@"; do curl -fsS "$SIM_URL/control/$k" >/dev/null || exit 1; done) &
+    S_BG=$!
+}
+
 # WS kline event (raw or combined) → the canonical fields both sides have.
 ws_proj='(.data // .) | .k | {symbol:.s, open_time:.t, close_time:.T, open:.o, high:.h, low:.l, close:.c,
   volume:.v, quote_volume:.q, trades:.n, taker_buy_volume:.V, taker_buy_quote_volume:.Q,
@@ -70,7 +86,8 @@ START=1700000000000
                         and .open == .close and .high == .low and .volume == "0.00000000"
                       else .last_trade_id - .first_trade_id + 1 == .trades end))' "$BATS_TEST_TMPDIR/truth" >/dev/null
     zero=$(jq -s '[.[] | select(.trades == 0)] | length' "$BATS_TEST_TMPDIR/truth")
-    [ "$zero" -ge 60 ] && [ "$zero" -le 300 ]   # ~10% of 1800
+    [ "$zero" -ge 60 ]   # ~10% of 1800
+    [ "$zero" -le 300 ]
     # zero-trade seconds repeat the previous close; trade ids continue across seconds
     jq -s -e 'group_by(.symbol) | all(.[]; . as $g | [range(1; length)] | all(. as $i |
         ($g[$i].open == $g[$i-1].close) and
@@ -110,9 +127,11 @@ START=1700000000000
 @test "kline-sim: REST errors look like Binance's; exchangeInfo lists TRADING and BREAK symbols" {
     kp_sim_start --symbols BTCUSDT,ETHBTC --speed 10
     run -0 curl -sS -w '\n%{http_code}' "$SIM_URL/api/v3/klines?symbol=NOPEUSDT&interval=1s"
-    [ "${lines[0]}" = '{"code":-1121,"msg":"Invalid symbol."}' ] && [ "${lines[1]}" = 400 ]
+    [ "${lines[0]}" = '{"code":-1121,"msg":"Invalid symbol."}' ]
+    [ "${lines[1]}" = 400 ]
     run -0 curl -sS -w '\n%{http_code}' "$SIM_URL/api/v3/klines?symbol=BTCUSDT&interval=1m"
-    [ "${lines[0]}" = '{"code":-1120,"msg":"Invalid interval."}' ] && [ "${lines[1]}" = 400 ]
+    [ "${lines[0]}" = '{"code":-1120,"msg":"Invalid interval."}' ]
+    [ "${lines[1]}" = 400 ]
     run -0 curl -sS "$SIM_URL/api/v3/klines?interval=1s"
     jq -e '.code == -1102' <<<"$output"
     run -0 curl -fsS "$SIM_URL/api/v3/ping"
@@ -181,32 +200,37 @@ START=1700000000000
 
 @test "kline-sim: serverShutdown event (combined and raw form), then the server closes" {
     kp_sim_start --symbols BTCUSDT --speed 10 --shutdown-grace-ms 300
-    (sleep 0.7; curl -fsS "$SIM_URL/control/shutdown" >/dev/null) &
+    k=$(s_stat klines_sent)
+    s_control_when s_stat_ge klines_sent $((k + 1)) -- shutdown
     WSDUMP -t 5 "$SIM_WS_URL/stream?streams=btcusdt@kline_1s" >"$BATS_TEST_TMPDIR/c" 2>"$BATS_TEST_TMPDIR/c.err"
-    wait $!
+    wait "$S_BG"
     run -0 grep -c serverShutdown "$BATS_TEST_TMPDIR/c"
     [ "$output" -eq 1 ]
     grep serverShutdown "$BATS_TEST_TMPDIR/c" | jq -e 'keys == ["data","stream"] and .stream == "!serverShutdown"
         and .data.e == "serverShutdown" and (.data.E | type) == "number"'
     grep -q 'close=1001' "$BATS_TEST_TMPDIR/c.err"   # closed by the server well before -t 5
-    (sleep 0.7; curl -fsS "$SIM_URL/control/shutdown" >/dev/null) &
+    k=$(s_stat klines_sent)
+    s_control_when s_stat_ge klines_sent $((k + 1)) -- shutdown
     WSDUMP -t 5 "$SIM_WS_URL/ws/btcusdt@kline_1s" >"$BATS_TEST_TMPDIR/r" 2>"$BATS_TEST_TMPDIR/r.err"
-    wait $!
+    wait "$S_BG"
     grep serverShutdown "$BATS_TEST_TMPDIR/r" | jq -e 'keys == ["E","e"] and .e == "serverShutdown"'
     grep -q 'close=1001' "$BATS_TEST_TMPDIR/r.err"
 }
 
 @test "kline-sim: stall skips the stalled seconds on the stream, REST still has them" {
     kp_sim_start --symbols BTCUSDT --speed 10
-    (sleep 1; curl -fsS "$SIM_URL/control/stall?secs=1.5" >/dev/null) &
+    # a few seconds before the stall, so that the gap has klines on both sides
+    k=$(s_stat klines_sent)
+    s_control_when s_stat_ge klines_sent $((k + 5)) -- "stall?secs=1.5"
     WSDUMP -t 4.5 "$SIM_WS_URL/ws/btcusdt@kline_1s" >"$BATS_TEST_TMPDIR/ws" 2>"$BATS_TEST_TMPDIR/ws.err"
-    wait $!
+    wait "$S_BG"
     grep -q 'close=-1' "$BATS_TEST_TMPDIR/ws.err"          # the socket stayed open
     jq '.k.t' "$BATS_TEST_TMPDIR/ws" >"$BATS_TEST_TMPDIR/t"
     # exactly one gap, of about 15 seconds (1.5 s at speed 10; loose bounds for a busy box)
     run -0 awk 'NR > 1 && $1 - p != 1000 { print ($1 - p) / 1000 - 1 } { p = $1 }' "$BATS_TEST_TMPDIR/t"
     [ "${#lines[@]}" -eq 1 ]
-    [ "${lines[0]}" -ge 10 ] && [ "${lines[0]}" -le 20 ]
+    [ "${lines[0]}" -ge 10 ]
+    [ "${lines[0]}" -le 20 ]
     from=$(head -1 "$BATS_TEST_TMPDIR/t")
     to=$(tail -1 "$BATS_TEST_TMPDIR/t")
     n=$(curl -fsS "$SIM_URL/api/v3/klines?symbol=BTCUSDT&interval=1s&startTime=$from&endTime=$to&limit=1000" | jq length)
@@ -222,17 +246,18 @@ START=1700000000000
     run -0 WSDUMP -q -t 8 --no-pong "$SIM_WS_URL/ws/btcusdt@kline_1s"
     [[ $output == *close=1008* ]]
     [[ $output =~ secs=([0-9]+) ]]
-    [ "${BASH_REMATCH[1]}" -ge 3 ] && [ "${BASH_REMATCH[1]}" -le 5 ]
+    [ "${BASH_REMATCH[1]}" -ge 3 ]
+    [ "${BASH_REMATCH[1]}" -le 5 ]
     curl -fsS "$SIM_URL/control/stats" | jq -e '.pong_timeouts == 1 and .pongs_received >= 3'
 }
 
 @test "kline-sim: duplicate, malformed, reorder, oversized and close knobs" {
     kp_sim_start --symbols BTCUSDT,ETHUSDT --speed 20
     u="$SIM_WS_URL/stream?streams=btcusdt@kline_1s/ethusdt@kline_1s"
-    (sleep 0.5; for k in duplicate?n=3 malformed?n=6 reorder?n=1 oversized?n=1; do
-        curl -fsS "$SIM_URL/control/$k" >/dev/null; done) &
+    k=$(s_stat klines_sent)
+    s_control_when s_stat_ge klines_sent $((k + 1)) -- "duplicate?n=3" "malformed?n=6" "reorder?n=1" "oversized?n=1"
     WSDUMP -t 2.5 "$u" >"$BATS_TEST_TMPDIR/ws"
-    wait $!
+    wait "$S_BG"
     # the real klines are all there (exactly once each, after removing the duplicates)...
     jq -Rc 'fromjson? | select(.data.e == "kline" and (.data.k.o | test("^[0-9]+\\.[0-9]{8}$")?) and (.data.k.t|type) == "number" and has("data") and (.data.pad == null)) | [.data.s, .data.k.t]' \
         "$BATS_TEST_TMPDIR/ws" | sort >"$BATS_TEST_TMPDIR/keys"
@@ -245,9 +270,10 @@ START=1700000000000
     run -0 bash -c "jq -r 'select(.data.s == \"BTCUSDT\" and (.data.k.o|test(\"^[0-9]\"))?) | .data.k.t' <(jq -Rc 'fromjson? | select(.data.e == \"kline\")' '$BATS_TEST_TMPDIR/ws') | awk 'NR > 1 && \$1 < p { n++ } { p = \$1 } END { print n + 0 }'"
     [ "$output" -eq 1 ]
     # close: every connection is cut now
-    (sleep 0.5; curl -fsS "$SIM_URL/control/close" >/dev/null) &
+    n=$(s_stat connections_total)
+    s_control_when s_stat_ge connections_total $((n + 1)) -- close
     run -0 WSDUMP -q -t 5 "$u"
-    wait $!
+    wait "$S_BG"
     [[ $output == *close=1001* ]]
     # refuse: new connections get 503 for a while
     curl -fsS "$SIM_URL/control/refuse?secs=1" >/dev/null
@@ -274,8 +300,8 @@ START=1700000000000
 }
 
 @test "kline-sim: --replay of a data.binance.vision CSV serves exactly those rows over REST" {
-    csv=$KP_ROOT/../shared/data/binance/ADABTC-1m-2021-11-27.csv
-    [ -r "$csv" ] || skip "sample data not present"
+    csv=$KP_ROOT/tests/data/binance/ADABTC-1m-2021-11-27.csv
+    [ -r "$csv" ]
     # 1m rows 60 s apart: replayed as 1s klines at their own open times
     kp_sim_start --replay "$csv" --symbols ADABTC --speed 1000
     kp_wait_for 10 bash -c "curl -fsS '$SIM_URL/control/stats' | jq -e '.generated_seconds == 541'"

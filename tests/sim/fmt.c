@@ -115,7 +115,7 @@ int sim_fmt_rest_row(char *out, int64_t s, const sim_k_t *k)
     return (int)(p - out);
 }
 
-/* Canonical record (ARCHITECTURE.md §2), same field order as kline_format.
+/* Canonical record (docs/ARCHITECTURE.md §2), same field order as kline_format.
  * event_time is the nominal send time (close_time + 1): the truth does not know
  * when (or whether) a kline was actually sent. */
 int sim_fmt_canonical(char *out, size_t i, int64_t s, const sim_k_t *k)

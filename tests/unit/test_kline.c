@@ -1,11 +1,11 @@
 /*
  * test_kline.c — the kline codec against the real Binance samples in
- * ../shared/data/binance (every line, every field), and against malformed input.
+ * tests/data/binance (every line, every field), and against malformed input.
  *
- * Where the samples live: $KP_SHARED_DATA (the folder holding the sample files,
- * or its parent with a binance/ folder) if set, else ../shared/data/binance from
- * the current directory (tests/run.sh runs from the repo root). A missing sample
- * file fails the test: these files are part of the contract.
+ * Where the samples live: $KP_TEST_DATA (the folder holding the sample files,
+ * or its parent with a binance/ folder) if set, else $KP_ROOT/tests/data/binance,
+ * else tests/data/binance from the current directory (tests/run.sh runs from the
+ * repo root). A missing sample file fails the test: the files are in the tree.
  *
  * Expected values are read from the files by the test itself (its own JSON and
  * CSV reading), not by the codec, plus a few literals checked by hand.
@@ -42,7 +42,8 @@ static const char *data_dir(void)
 {
     if (test_data_dir[0])
         return test_data_dir;
-    const char *env = getenv("KP_SHARED_DATA");
+    const char *env = getenv("KP_TEST_DATA");
+    const char *root = getenv("KP_ROOT");
     char probe[1200];
     if (env && *env) {
         snprintf(probe, sizeof probe, "%s/ws_kline_samples.jsonl", env);
@@ -50,8 +51,10 @@ static const char *data_dir(void)
             snprintf(test_data_dir, sizeof test_data_dir, "%s", env);
         else
             snprintf(test_data_dir, sizeof test_data_dir, "%s/binance", env);
+    } else if (root && *root) {
+        snprintf(test_data_dir, sizeof test_data_dir, "%s/tests/data/binance", root);
     } else {
-        snprintf(test_data_dir, sizeof test_data_dir, "../shared/data/binance");
+        snprintf(test_data_dir, sizeof test_data_dir, "tests/data/binance");
     }
     return test_data_dir;
 }
@@ -63,7 +66,7 @@ static char *slurp(const char *name, size_t *len_out)
     snprintf(path, sizeof path, "%s/%s", data_dir(), name);
     FILE *f = fopen(path, "rb");
     if (!f)
-        fail_msg("cannot open sample %s (set KP_SHARED_DATA or run from the repo root)", path);
+        fail_msg("cannot open sample %s (set KP_TEST_DATA or run from the repo root)", path);
     char *buf = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
@@ -216,7 +219,7 @@ static int64_t json_int_field(const json_t *obj, const char *key, int64_t dflt)
 
 static const char *const ws_sample_names = "ws_kline_samples.jsonl";
 
-/* The canonical record of ARCHITECTURE.md §2, which is ws sample line 1. */
+/* The canonical record of docs/ARCHITECTURE.md §2, which is ws sample line 1. */
 static const char canonical_example[] =
     "{\"symbol\":\"BTCUSDT\",\"interval\":\"1s\",\"open_time\":1789499996000,"
     "\"close_time\":1789499996999,\"open\":\"76168.36000000\",\"high\":\"76175.97000000\","
@@ -474,7 +477,7 @@ static void test_canonical_example_formats_byte_exact(void **state)
     assert_int_equal(n, (int)strlen(canonical_example));
     assert_string_equal(out, canonical_example);
 
-    /* WS line 1 is the same kline: its canonical text is the ARCHITECTURE example. */
+    /* WS line 1 is the same kline: its canonical text is the docs/ARCHITECTURE.md example. */
     char *buf = slurp(ws_sample_names, NULL);
     char *lines[16];
     assert_true(split_lines(buf, lines, 16) >= 1);
