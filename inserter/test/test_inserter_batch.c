@@ -195,6 +195,39 @@ static void fastparse_never_disagrees_with_kline_parse(void **state)
     assert_true(accepted > 100); /* mutations inside digits keep many records valid */
 }
 
+/* Integers of 19 and 20 digits (beyond the scanner's 18) and at the int64 limits: the
+ * scanner must refuse them without computing them (a signed overflow is undefined
+ * behaviour, which UBSan aborts on), and kline_parse then decides. */
+static void fastparse_long_numbers_are_left_to_kline_parse(void **state)
+{
+    (void)state;
+    static const char *const nums[] = {
+        "9223372036854775807", "9223372036854775808", "9999999999999999999",
+        "-9223372036854775808", "-9999999999999999999", "99999999999999999999",
+        "18446744073709551616", "100000000000000000000000000000", "999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        char buf[1024];
+        int n = snprintf(buf, sizeof buf,
+            "{\"symbol\":\"BTCUSDT\",\"interval\":\"1s\",\"open_time\":1789499996000,"
+            "\"close_time\":1789499996999,\"open\":\"1\",\"high\":\"1\",\"low\":\"1\","
+            "\"close\":\"1\",\"volume\":\"0\",\"quote_volume\":\"0\",\"trades\":%s,"
+            "\"taker_buy_volume\":\"0\",\"taker_buy_quote_volume\":\"0\","
+            "\"first_trade_id\":%s,\"last_trade_id\":%s,\"closed\":true,"
+            "\"event_time\":1789499997024,\"source\":\"ws\"}", nums[i], nums[i], nums[i]);
+        kline_t a, b;
+        char why[256];
+        int fast = ins_parse_canonical(buf, (size_t)n, &b);
+        int full = kline_parse(buf, (size_t)n, NULL, NULL, &a, why, sizeof why);
+        if (strlen(nums[i]) > 18 + (nums[i][0] == '-'))
+            assert_int_equal(fast, -1);
+        if (fast == 0) {
+            assert_int_equal(full, 0);
+            assert_memory_equal(&a, &b, sizeof a);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +237,7 @@ int main(void)
         cmocka_unit_test(rejects_keep_raw_bytes_and_printable_text),
         cmocka_unit_test(fastparse_takes_kline_format_output),
         cmocka_unit_test(fastparse_never_disagrees_with_kline_parse),
+        cmocka_unit_test(fastparse_long_numbers_are_left_to_kline_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
