@@ -40,6 +40,7 @@ typedef struct ins_opts {
     long long flush_ms;
     long long pg_timeout_ms;    /* bound on one batch transaction */
     long long connect_timeout_ms; /* start-up wait for PostgreSQL */
+    long long pg_connect_timeout_ms; /* bound on one connection attempt */
     long long stats_interval_s;
     int metrics_port;
     kq_xopts_t xopts;
