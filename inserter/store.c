@@ -30,7 +30,8 @@
  * - checkpoint rows describe only the rows this transaction inserted or updated (from
  *   RETURNING), so a replay writes no checkpoint for rows already stored and no two
  *   checkpoints of a (symbol, partition) cover the same offsets;
- * - a rejected input is stored once per (origin, raw) (index in 003_inserter.sql).
+ * - a rejected input is stored once per (origin, SHA-256 and size of its bytes) (index in
+ *   003_inserter.sql; only a bounded prefix of it is stored, 005_rejected.sql).
  *
  * Every call runs on a non-blocking connection with one deadline for the whole
  * transaction (--pg-timeout-ms): a PostgreSQL that hangs (stopped, network gone) costs one
@@ -140,7 +141,8 @@ static const char st_setup_sql[] =
     " taker_buy_volume numeric, taker_buy_quote_volume numeric, first_trade_id bigint,"
     " last_trade_id bigint, closed boolean, event_ms bigint, source text,"
     " kpart integer, koff bigint) ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS ins_rej (raw bytea, reason text, origin text)"
+    "CREATE TEMP TABLE IF NOT EXISTS ins_rej (raw bytea, raw_size bigint, raw_sha256 bytea,"
+    " reason text, origin text)"
     " ON COMMIT DELETE ROWS";
 
 /* Connection-level set-up: the temporary tables live as long as the session. */
@@ -324,23 +326,35 @@ static int st_build_rows(const ins_batch_t *b, bool direct)
     return 0;
 }
 
-static int st_build_rejects(const ins_batch_t *b)
+/* bytea hex input; the backslash itself escaped for COPY */
+static void st_put_bytea(const void *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = s;
+    st_put("\\\\x", 3);
+    for (size_t j = 0; j < n; j++) {
+        st_buf.p[st_buf.len++] = hex[p[j] >> 4];
+        st_buf.p[st_buf.len++] = hex[p[j] & 15];
+    }
+}
+
+/* COPY text of the rejects: the prefix batch.c kept (bounded), size, SHA-256, reason, origin. */
+static int st_build_rejects(const ins_batch_t *b)
+{
     size_t need = 0;
     for (size_t i = 0; i < b->nrej; i++)
-        need += 2 * b->rej[i].len + 2 * (sizeof b->rej[i].reason + sizeof b->rej[i].origin) + 8;
+        need += 2 * b->rej[i].len + 2 * (sizeof b->rej[i].reason + sizeof b->rej[i].origin) +
+                2 * sizeof b->rej[i].sha256 + 40;
     st_buf.len = 0;
     if (st_reserve(need) < 0)
         return -1;
     for (size_t i = 0; i < b->nrej; i++) {
         const ins_reject_t *r = &b->rej[i];
-        st_put("\\\\x", 3); /* bytea hex input; the backslash itself escaped for COPY */
-        const unsigned char *p = (const unsigned char *)r->raw;
-        for (size_t j = 0; j < r->len; j++) {
-            st_buf.p[st_buf.len++] = hex[p[j] >> 4];
-            st_buf.p[st_buf.len++] = hex[p[j] & 15];
-        }
+        st_put_bytea(r->raw, r->len);
+        st_put("\t", 1);
+        st_put_i64(r->size);
+        st_put("\t", 1);
+        st_put_bytea(r->sha256, sizeof r->sha256);
         st_put("\t", 1);
         st_put_text(r->reason);
         st_put("\t", 1);
@@ -386,9 +400,11 @@ static const char st_upsert_sql[] =
     " RETURNING k.symbol, (extract(epoch FROM k.open_time) * 1000)::bigint, k.xmax = 0";
 
 static const char st_rejected_sql[] =
-    "INSERT INTO rejected (raw, reason, origin, program)"
-    " SELECT r.raw, r.reason, r.origin, '" INS_PROG "' FROM ins_rej r"
-    " WHERE NOT EXISTS (SELECT 1 FROM rejected x WHERE x.origin = r.origin AND x.raw = r.raw)"
+    "INSERT INTO rejected (raw, raw_size, raw_sha256, reason, origin, program)"
+    " SELECT r.raw, r.raw_size, r.raw_sha256, r.reason, r.origin, '" INS_PROG "' FROM ins_rej r"
+    /* same origin and same bytes (hash and size of the whole input): a redelivery */
+    " WHERE NOT EXISTS (SELECT 1 FROM rejected x WHERE x.origin = r.origin"
+    "  AND x.raw_sha256 = r.raw_sha256 AND x.raw_size = r.raw_size)"
     " RETURNING 1";
 
 static void st_put_cp(const ins_row_t *first, const ins_row_t *last, int64_t off_lo,
