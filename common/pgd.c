@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define PGD_MAX_CANCELS 4   /* cancel threads in flight at once; more are skipped */
 
@@ -17,6 +18,7 @@ static const volatile sig_atomic_t *pgd_stop = &sig_stop;
 static _Atomic int64_t pgd_stop_seen_ms;   /* when a wait first saw the stop flag, 0 = not yet */
 static atomic_int pgd_cancels;
 static _Thread_local int pgd_budget_ms;
+static _Thread_local bool pgd_committing; /* the command in flight ends with COMMIT */
 static _Thread_local char pgd_sqlstate[6];
 
 void pgd_set_stop_flag(const volatile sig_atomic_t *flag)
@@ -137,7 +139,10 @@ static int pgd_poll(PGconn *c, short events, int64_t deadline, char *errbuf, siz
                 snprintf(errbuf, errlen, "stopping: gave up waiting for PostgreSQL");
             else
                 snprintf(errbuf, errlen, "no answer from PostgreSQL within %d ms", pgd_budget_ms);
-            if (PQtransactionStatus(c) == PQTRANS_ACTIVE)
+            /* A COMMIT is left to finish: it may be committing already, and cancelling
+             * the work it does (deferred triggers) would only make the retry repeat it.
+             * Its outcome is unknown either way; callers replay safely. */
+            if (PQtransactionStatus(c) == PQTRANS_ACTIVE && !pgd_committing)
                 pgd_cancel(c);
             return -1;
         }
@@ -296,11 +301,22 @@ static int pgd_ready(PGconn *c, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* Does the last statement of sql commit ("...; COMMIT", "COMMIT", "END")? */
+static bool pgd_ends_with_commit(const char *sql)
+{
+    size_t n = strlen(sql);
+    while (n && (sql[n - 1] == ';' || sql[n - 1] == ' ' || sql[n - 1] == '\n'))
+        n--;
+    return (n >= 6 && strncasecmp(sql + n - 6, "COMMIT", 6) == 0) ||
+           (n >= 3 && strncasecmp(sql + n - 3, "END", 3) == 0 && (n == 3 || sql[n - 4] == ' '));
+}
+
 int pgd_run(PGconn *c, const char *sql, int64_t deadline, PGresult **keep,
             char *errbuf, size_t errlen)
 {
     if (pgd_ready(c, errbuf, errlen) < 0)
         return -1;
+    pgd_committing = pgd_ends_with_commit(sql);
     if (!PQsendQuery(c, sql)) {
         pgd_conn_err(c, "send", errbuf, errlen);
         return -1;
@@ -316,6 +332,7 @@ PGresult *pgd_query(PGconn *c, const char *sql, int nparams, const char *const *
     PGresult *r = NULL;
     if (pgd_ready(c, errbuf, errlen) < 0)
         return NULL;
+    pgd_committing = false;
     if (!PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0)) {
         pgd_conn_err(c, "send", errbuf, errlen);
         return NULL;
@@ -363,6 +380,7 @@ int pgd_copy_in(PGconn *c, const char *sql, const char *data, size_t len, int64_
 {
     if (pgd_ready(c, errbuf, errlen) < 0)
         return -1;
+    pgd_committing = false;
     if (!PQsendQuery(c, sql)) {
         pgd_conn_err(c, "send", errbuf, errlen);
         return -1;

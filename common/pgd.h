@@ -10,7 +10,8 @@
  * After a timeout the connection is still CONNECTION_OK but a command is in flight
  * (pgd_abandoned()): the caller must PQfinish it. The server is asked to cancel the
  * command (PQcancel in a short-lived thread: libpq 15's PQcancel blocks without a
- * bound, so it must not run on the caller's thread).
+ * bound, so it must not run on the caller's thread), unless it is a COMMIT, which is
+ * left to finish: its outcome is unknown to the caller either way.
  *
  * A stop request (the flag, sig_stop by default) shortens every wait to PGD_STOP_GRACE_MS
  * after the driver first sees it: a healthy server still completes the final flush, a
