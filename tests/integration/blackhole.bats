@@ -18,16 +18,19 @@ PG_OPTS=(--pg-timeout-ms 2000 --pg-connect-timeout-ms 2000)
 
 ins_count_gt() { (($(ins_count "$1") > $2)); }
 
+# each test logs to its own file (kp_bg appends), so a grep sees only this test's run
+setup() { L=bh-$BATS_TEST_NUMBER-$$; }
+
 @test "blackhole: inserter, database black-holed for 15 s while Kafka data flows: keeps polling, every row once after" {
 	db=$(kp_db_new)
 	t=$(kp_topic_new 2)
 	bh_start
 	f=$BATS_TEST_TMPDIR/feed
 	"$INS_GEN" --keyed --symbols 20 --seconds 200 >"$f" # 4000
-	kp_bg ins "$INS" -t "$t" -d "$(bh_url "$db")" -g "g-$t" --batch-rows 200 --flush-ms 100 \
+	kp_bg "$L" "$INS" -t "$t" -d "$(bh_url "$db")" -g "g-$t" --batch-rows 200 --flush-ms 100 \
 		"${PG_OPTS[@]}" "${GROUP_OPTS[@]}"
 	pid=$BG_PID
-	kp_wait_for 30 grep -q "assigned" "$KP_OUT/ins.log"
+	kp_wait_for 30 grep -q "assigned" "$KP_OUT/$L.log"
 	ins_produce_paced "$t" "$f" 200 0.7 # ~14 s of feed
 	kp_wait_for 30 ins_count_gt "$db" 0
 	bh_hole
@@ -44,10 +47,10 @@ ins_count_gt() { (($(ins_count "$1") > $2)); }
 	diff <(ins_dump_rows "$db") <(ins_expect --symbols 20 --seconds 200)
 	[ "$(kp_psql "$db" 'select sum(row_count) from checkpoint')" = 4000 ]
 	ins_check_checkpoints "$db"
-	grep -q 'no answer from PostgreSQL within 2000 ms' "$KP_OUT/ins.log"
+	grep -q 'no answer from PostgreSQL within 2000 ms' "$KP_OUT/$L.log"
 	# it kept polling Kafka through the hole: never out of the group (until the stop)
-	[ "$(sed '/stopping:/q' "$KP_OUT/ins.log" | grep -cE 'revoking|partitions lost|maximum poll interval')" = 0 ]
-	[ "$(grep -c 'PostgreSQL accepts batches again' "$KP_OUT/ins.log")" = 1 ]
+	[ "$(sed '/stopping:/q' "$KP_OUT/$L.log" | grep -cE 'revoking|partitions lost|maximum poll interval')" = 0 ]
+	[ "$(grep -c 'PostgreSQL accepts batches again' "$KP_OUT/$L.log")" = 1 ]
 }
 
 @test "blackhole: inserter, SIGTERM while the database is black-holed: exits within 5 s, nothing lost" {
@@ -55,7 +58,7 @@ ins_count_gt() { (($(ins_count "$1") > $2)); }
 	t=$(kp_topic_new 2)
 	bh_start
 	ins_produce "$t" --symbols 10 --seconds 100 # 1000
-	kp_bg ins "$INS" -t "$t" -d "$(bh_url "$db")" -g "g-$t" --batch-rows 100 --flush-ms 100 \
+	kp_bg "$L" "$INS" -t "$t" -d "$(bh_url "$db")" -g "g-$t" --batch-rows 100 --flush-ms 100 \
 		--pg-timeout-ms 30000 --pg-connect-timeout-ms 30000 "${GROUP_OPTS[@]}"
 	pid=$BG_PID
 	kp_wait_for 30 ins_count_gt "$db" 0
@@ -65,7 +68,7 @@ ins_count_gt() { (($(ins_count "$1") > $2)); }
 	bh_stop_within 5 "$pid"
 	bh_forward
 	# a new inserter, straight to the database, finds every uncommitted record in Kafka
-	kp_bg ins "$INS" -t "$t" -d "$db" -g "g-$t" --batch-rows 100 --flush-ms 100 "${GROUP_OPTS[@]}"
+	kp_bg "$L" "$INS" -t "$t" -d "$db" -g "g-$t" --batch-rows 100 --flush-ms 100 "${GROUP_OPTS[@]}"
 	pid=$BG_PID
 	kp_wait_for 60 ins_count_is "$db" 2000
 	kp_stop "$pid"
@@ -82,7 +85,7 @@ agg_1m_full() { ins_sql_is "$1" "select count(*) from kline_1m where row_count =
 	db=$(kp_db_new)
 	"$INS" -i /dev/null -d "$db" 2>/dev/null # the schema
 	bh_start
-	kp_bg agg "$KP_BIN/kline-aggregator" --every 1 -d "$(bh_url "$db")" --stats-interval 0 \
+	kp_bg "$L" "$KP_BIN/kline-aggregator" --every 1 -d "$(bh_url "$db")" --stats-interval 0 \
 		--pg-timeout-ms 2000 --pg-connect-timeout-ms 2000
 	pid=$BG_PID
 	"$INS_GEN" --symbols 5 --seconds 120 --start $AGG_T0 | "$INS" -i - -d "$db" 2>/dev/null
@@ -93,7 +96,7 @@ agg_1m_full() { ins_sql_is "$1" "select count(*) from kline_1m where row_count =
 	sleep 8 # several rounds: a run that times out, reconnects that time out
 	kill -0 "$pid"
 	agg_1m_full "$db" 10 # nothing could be rolled up
-	grep -qE 'no answer from PostgreSQL within 2000 ms|connect: ' "$KP_OUT/agg.log"
+	grep -qE 'no answer from PostgreSQL within 2000 ms|connect: ' "$KP_OUT/$L.log"
 	bh_forward
 	kp_wait_for 30 agg_1m_full "$db" 25
 	# and once more into the hole: SIGTERM must not wait for the database

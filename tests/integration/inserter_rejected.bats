@@ -35,7 +35,7 @@ EOF
 	junk "$f"
 	kcat -P -b "$KAFKA_BROKERS" -t "$t" -K$'\t' -X message.max.bytes=2000000 -l "$f" 2>>"$KP_OUT/kcat.log"
 	ins_produce "$t" --symbols 2 --seconds 5 # good records after the junk still flow
-	kp_bg ins "$INS" -t "$t" -d "$db" -g "g-$t" --dlq-topic '' --flush-ms 200
+	kp_bg ins-rej "$INS" -t "$t" -d "$db" -g "g-$t" --dlq-topic '' --flush-ms 200
 	pid=$BG_PID
 	kp_wait_for 120 ins_sql_is "$db" "select count(*) from rejected" "$JUNK_N"
 	kp_wait_for 30 ins_count_is "$db" 10
