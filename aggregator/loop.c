@@ -23,9 +23,10 @@ int agg_try_lock(PGconn *c, char *errbuf, size_t errlen)
 {
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)", PGX_LOCK_AGGREGATOR);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        snprintf(errbuf, errlen, "advisory lock: %s", PQerrorMessage(c));
+    char err[512];
+    PGresult *r = pgx_query(c, sql, 0, NULL, err, sizeof err);
+    if (!r || PQntuples(r) != 1) {
+        snprintf(errbuf, errlen, "advisory lock: %s", r ? "no row" : err);
         PQclear(r);
         return -1;
     }

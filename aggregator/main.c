@@ -37,6 +37,11 @@ static void agg_help(void)
            "      --batch-checkpoints N  checkpoints consumed per transaction  [default 10000]\n"
            "      --batch-buckets N    buckets per interval per transaction  [default 20000]\n"
            "      --connect-timeout S  --once: give up connecting after S seconds  [default 10]\n"
+           "      --pg-timeout-ms MS   client-side bound on one statement; a server or network\n"
+           "                           that stops answering costs this, then a reconnect\n"
+           "                           [AGG_PG_TIMEOUT_MS; default 60000]\n"
+           "      --pg-connect-timeout-ms MS  bound on one connection attempt\n"
+           "                           [AGG_PG_CONNECT_TIMEOUT_MS; default 10000]\n"
            "      --metrics-port PORT  Prometheus /metrics on this port, 0 = off  [METRICS_PORT; default 0]\n"
            "      --metrics-host HOST  address for /metrics  [METRICS_HOST; default 0.0.0.0]\n"
            "      --stats-interval S   one stats log line every S seconds, 0 = off  [STATS_INTERVAL; default 60]\n"
@@ -51,7 +56,7 @@ static void agg_help(void)
 enum {
     OPT_ONCE = 256, OPT_EVERY, OPT_RETAIN, OPT_RETAIN_BATCH, OPT_STRICT, OPT_NO_LISTEN,
     OPT_NAME, OPT_BATCH_CP, OPT_BATCH_BK, OPT_CONNECT_TIMEOUT, OPT_METRICS_PORT,
-    OPT_METRICS_HOST, OPT_STATS, OPT_LOG_LEVEL
+    OPT_METRICS_HOST, OPT_STATS, OPT_LOG_LEVEL, OPT_PG_TIMEOUT, OPT_PG_CONNECT_TIMEOUT
 };
 
 static long long agg_num(const char *opt, const char *v, long long min, long long max)
@@ -78,6 +83,8 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
         { "batch-checkpoints", required_argument, NULL, OPT_BATCH_CP },
         { "batch-buckets", required_argument, NULL, OPT_BATCH_BK },
         { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+        { "pg-timeout-ms", required_argument, NULL, OPT_PG_TIMEOUT },
+        { "pg-connect-timeout-ms", required_argument, NULL, OPT_PG_CONNECT_TIMEOUT },
         { "metrics-port", required_argument, NULL, OPT_METRICS_PORT },
         { "metrics-host", required_argument, NULL, OPT_METRICS_HOST },
         { "stats-interval", required_argument, NULL, OPT_STATS },
@@ -104,6 +111,8 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
     cfg->stats_interval_s = (int)cfg_env_ll("STATS_INTERVAL", 60, 0, 86400);
     int once = 0;
     int ch;
+    long long pg_timeout_ms = cfg_env_ll("AGG_PG_TIMEOUT_MS", 60000, 100, 86400000);
+    long long pg_connect_ms = cfg_env_ll("AGG_PG_CONNECT_TIMEOUT_MS", 10000, 100, 3600000);
     while ((ch = getopt_long(argc, argv, "d:i:hV", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_ONCE: once = 1; break;
@@ -117,6 +126,10 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
         case OPT_NAME: cfg->name = optarg; break;
         case OPT_BATCH_CP: cfg->batch_checkpoints = (int)agg_num("--batch-checkpoints", optarg, 1, 10000000); break;
         case OPT_BATCH_BK: cfg->batch_buckets = (int)agg_num("--batch-buckets", optarg, 1, 10000000); break;
+        case OPT_PG_TIMEOUT: pg_timeout_ms = agg_num("--pg-timeout-ms", optarg, 100, 86400000); break;
+        case OPT_PG_CONNECT_TIMEOUT:
+            pg_connect_ms = agg_num("--pg-connect-timeout-ms", optarg, 100, 3600000);
+            break;
         case OPT_CONNECT_TIMEOUT: cfg->connect_timeout_s = (int)agg_num("--connect-timeout", optarg, 0, 86400); break;
         case OPT_METRICS_PORT: cfg->metrics_port = (int)agg_num("--metrics-port", optarg, 0, 65535); break;
         case OPT_METRICS_HOST: cfg->metrics_host = optarg; break;
@@ -133,6 +146,7 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
     if (lvl < 0)
         cfg_usage_error(AGG_PROG, agg_synopsis, "unknown log level '%s'", level);
     log_init(AGG_PROG, lvl);
+    pgx_set_timeouts((int)pg_connect_ms, (int)pg_timeout_ms);
     /* The flag wins over AGG_EVERY: --once on the command line means once. */
     if (once)
         every = NULL;

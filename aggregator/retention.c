@@ -48,13 +48,10 @@ static const char agg_sql_retain_checkpoint[] =
 static long agg_retain_batch(PGconn *c, const char *sql, int n, const char *const *params,
                              const char *what, char *errbuf, size_t errlen)
 {
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        snprintf(errbuf, errlen, "retention %s: %s", what, PQerrorMessage(c));
-        size_t l = strlen(errbuf);
-        if (l && errbuf[l - 1] == '\n')
-            errbuf[l - 1] = '\0';
-        PQclear(r);
+    char err[512];
+    PGresult *r = pgx_query(c, sql, n, params, err, sizeof err);
+    if (!r) {
+        snprintf(errbuf, errlen, "retention %s: %s", what, err);
         return -1;
     }
     long n_del = strtol(PQcmdTuples(r), NULL, 10);
@@ -66,11 +63,11 @@ static int agg_last_consumed(PGconn *c, const struct agg_config *cfg, long long 
                              char *errbuf, size_t errlen)
 {
     const char *params[1] = { cfg->name };
-    PGresult *r = PQexecParams(c, "SELECT last_checkpoint_id FROM aggregator_progress WHERE name = $1",
-                               1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(errbuf, errlen, "retention: progress: %s", PQerrorMessage(c));
-        PQclear(r);
+    char err[512];
+    PGresult *r = pgx_query(c, "SELECT last_checkpoint_id FROM aggregator_progress WHERE name = $1",
+                            1, params, err, sizeof err);
+    if (!r) {
+        snprintf(errbuf, errlen, "retention: progress: %s", err);
         return -1;
     }
     *id = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
@@ -135,10 +132,9 @@ int agg_retention_run(PGconn *c, const struct agg_config *cfg, int max_batches,
         return 0;
     /* Retention may one day run from another program too; one at a time per database. */
     snprintf(sql, sizeof sql, "SELECT 1 WHERE pg_try_advisory_lock(%lld)", PGX_LOCK_RETENTION);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(errbuf, errlen, "retention lock: %s", PQerrorMessage(c));
-        PQclear(r);
+    PGresult *r = pgx_query(c, sql, 0, NULL, err, sizeof err);
+    if (!r) {
+        snprintf(errbuf, errlen, "retention lock: %s", err);
         return -1;
     }
     int got = PQntuples(r) == 1;

@@ -22,27 +22,16 @@
 #define AGG_BAD_LOG_MAX 20 /* bad checkpoints logged one by one per transaction */
 #define AGG_SPAN_MAX "7 days" /* checkpoint ranges longer than this: buckets from rows */
 
-static void agg_pq_err(PGconn *c, const char *what, char *errbuf, size_t errlen)
-{
-    const char *m = PQerrorMessage(c);
-    size_t n = strlen(m);
-    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
-        n--;
-    snprintf(errbuf, errlen, "%s: %.*s", what, (int)n, m);
-}
-
 /* Runs a parameterised statement. Returns the result (caller PQclear()s it) or NULL with
  * the server's message in errbuf. */
 static PGresult *agg_query(PGconn *c, const char *what, const char *sql, int n,
                            const char *const *params, char *errbuf, size_t errlen)
 {
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return r;
-    agg_pq_err(c, what, errbuf, errlen);
-    PQclear(r);
-    return NULL;
+    char err[512];
+    PGresult *r = pgx_query(c, sql, n, params, err, sizeof err); /* bounded: --pg-timeout-ms */
+    if (!r)
+        snprintf(errbuf, errlen, "%s: %s", what, err);
+    return r;
 }
 
 int agg_session_init(PGconn *c, const struct agg_config *cfg, char *errbuf, size_t errlen)

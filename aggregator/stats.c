@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgx.h"
 
 struct agg_stats agg_stats;
 
@@ -35,9 +36,10 @@ void agg_stats_add_tx(const struct agg_tx_result *r)
 void agg_stats_refresh_pending(PGconn *c, const struct agg_config *cfg)
 {
     const char *params[1] = { cfg->name };
-    PGresult *r = PQexecParams(c, "SELECT count(*) FROM aggregator_pending WHERE name = $1",
-                               1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+    char err[256];
+    PGresult *r = pgx_query(c, "SELECT count(*) FROM aggregator_pending WHERE name = $1", 1,
+                            params, err, sizeof err);
+    if (r && PQntuples(r) == 1)
         atomic_store_explicit(&agg_stats.pending, strtoll(PQgetvalue(r, 0, 0), NULL, 10),
                               memory_order_relaxed);
     PQclear(r);

@@ -1,92 +1,84 @@
-/* pgx.c — libpq helpers: connect with retry, commands, migrations. */
+/* pgx.c — libpq helpers: connect with retry, commands, migrations, all on the deadline
+ * driver (pgd.c). */
 #include "pgx.h"
 #include "pgx_schema.h"
+#include "cfg.h"
 #include "log.h"
+#include "pgd.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#define PGX_MIGRATE_TIMEOUT_MS 600000 /* a migration may rewrite a large table */
+
+static int pgx_connect_ms = 10000, pgx_query_ms = 30000;
+
+void pgx_set_timeouts(int connect_ms, int query_ms)
+{
+    pgx_connect_ms = connect_ms;
+    pgx_query_ms = query_ms;
+}
+
+int pgx_query_timeout_ms(void)
+{
+    return pgx_query_ms;
+}
+
 static void pgx_sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static void pgx_errmsg(PGconn *c, char *errbuf, size_t errlen)
-{
-    const char *m = PQerrorMessage(c);
-    size_t n = strlen(m);
-    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
-        n--;
-    snprintf(errbuf, errlen, "%.*s", (int)n, m);
-}
-
-/* Logs libpq notices (e.g. "relation already exists, skipping") at debug level
- * instead of letting libpq print them raw to stderr. */
-static void pgx_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    log_debug("postgres: %s", msg);
+    nanosleep(&ts, NULL); /* a signal cuts it short: the loop re-checks the stop flag */
 }
 
 PGconn *pgx_connect(const char *url, int timeout_ms, volatile int *stop_flag,
                     char *errbuf, size_t errlen)
 {
-    const char *conninfo = (url && *url) ? url : "";
-    int backoff = 100, waited = 0, attempt = 0;
+    int backoff = 100, attempt = 0;
+    int64_t give_up = cfg_mono_ms() + timeout_ms;
     for (;;) {
-        PGconn *c = PQconnectdb(conninfo);
-        if (c && PQstatus(c) == CONNECTION_OK) {
-            PQsetNoticeProcessor(c, pgx_notice, NULL);
+        int64_t left = give_up - cfg_mono_ms();
+        int per = left > pgx_connect_ms || left <= 0 ? pgx_connect_ms : (int)left;
+        PGconn *c = pgd_connect(url, pgd_deadline(per), errbuf, errlen);
+        if (c) {
             if (attempt > 0)
                 log_info("connected to PostgreSQL after %d retries", attempt);
             return c; /* caller owns: PQfinish */
         }
-        if (c)
-            pgx_errmsg(c, errbuf, errlen);
-        else
-            snprintf(errbuf, errlen, "out of memory");
-        PQfinish(c);
-        if (waited >= timeout_ms || (stop_flag && *stop_flag))
+        if (cfg_mono_ms() >= give_up || (stop_flag && *stop_flag) || pgd_stop_expired())
             return NULL;
         if (attempt++ == 0 || attempt % 10 == 0)
             log_warn("PostgreSQL not reachable (%s); retrying for up to %d s", errbuf,
-                     (timeout_ms - waited) / 1000);
+                     (int)((give_up - cfg_mono_ms()) / 1000));
         pgx_sleep_ms(backoff);
-        waited += backoff;
         backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
     }
 }
 
 int pgx_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen)
 {
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!ok)
-        pgx_errmsg(c, errbuf, errlen);
-    PQclear(r);
-    return ok ? 0 : -1;
+    return pgd_run(c, sql, pgd_deadline(pgx_query_ms), NULL, errbuf, errlen);
+}
+
+PGresult *pgx_query(PGconn *c, const char *sql, int nparams, const char *const *params,
+                    char *errbuf, size_t errlen)
+{
+    return pgd_query(c, sql, nparams, params, pgd_deadline(pgx_query_ms), errbuf, errlen);
 }
 
 int pgx_is_broken(PGconn *c)
 {
-    return !c || PQstatus(c) != CONNECTION_OK;
+    return pgd_abandoned(c);
 }
 
 static int pgx_applied(PGconn *c, const char *version, char *errbuf, size_t errlen)
 {
     const char *params[1] = { version };
-    PGresult *r = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1",
-                               1, NULL, params, NULL, NULL, 0);
-    int rc;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pgx_errmsg(c, errbuf, errlen);
-        rc = -1;
-    } else {
-        rc = PQntuples(r) > 0;
-    }
+    PGresult *r = pgx_query(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
+                            params, errbuf, errlen);
+    if (!r)
+        return -1;
+    int rc = PQntuples(r) > 0;
     PQclear(r);
     return rc;
 }
@@ -95,23 +87,22 @@ static int pgx_apply_one(PGconn *c, const struct pgx_migration *m, char *errbuf,
 {
     char err[512];
     const char *params[1] = { m->version };
-    if (pgx_exec(c, "BEGIN", err, sizeof err) < 0 || pgx_exec(c, m->sql, err, sizeof err) < 0)
+    if (pgx_exec(c, "BEGIN", err, sizeof err) < 0 ||
+        pgd_run(c, m->sql, pgd_deadline(PGX_MIGRATE_TIMEOUT_MS), NULL, err, sizeof err) < 0)
         goto fail;
-    PGresult *r = PQexecParams(c, "INSERT INTO schema_migrations (version) VALUES ($1)",
-                               1, NULL, params, NULL, NULL, 0);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PGresult *r = pgx_query(c, "INSERT INTO schema_migrations (version) VALUES ($1)", 1,
+                            params, err, sizeof err);
+    if (!r)
+        goto fail;
     PQclear(r);
-    if (!ok) {
-        pgx_errmsg(c, err, sizeof err);
-        goto fail;
-    }
     if (pgx_exec(c, "COMMIT", err, sizeof err) < 0)
         goto fail;
     log_info("applied schema migration %s", m->version);
     return 0;
 fail:
     snprintf(errbuf, errlen, "schema migration %s failed: %s", m->version, err);
-    pgx_exec(c, "ROLLBACK", err, sizeof err);
+    if (!pgx_is_broken(c))
+        pgx_exec(c, "ROLLBACK", err, sizeof err);
     return -1;
 }
 
@@ -119,7 +110,8 @@ int pgx_migrate(PGconn *c, char *errbuf, size_t errlen)
 {
     char sql[128], err[512];
     snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", PGX_LOCK_MIGRATE);
-    if (pgx_exec(c, sql, err, sizeof err) < 0) {
+    /* another program may be migrating: wait for it, but not for ever */
+    if (pgd_run(c, sql, pgd_deadline(PGX_MIGRATE_TIMEOUT_MS), NULL, err, sizeof err) < 0) {
         snprintf(errbuf, errlen, "cannot take the migration lock: %s", err);
         return -1;
     }
@@ -138,6 +130,7 @@ int pgx_migrate(PGconn *c, char *errbuf, size_t errlen)
             rc = pgx_apply_one(c, &pgx_migrations[i], errbuf, errlen);
     }
     snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", PGX_LOCK_MIGRATE);
-    pgx_exec(c, sql, err, sizeof err);
+    if (!pgx_is_broken(c))
+        pgx_exec(c, sql, err, sizeof err);
     return rc;
 }

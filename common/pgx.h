@@ -1,25 +1,39 @@
-/* pgx.h — PostgreSQL helpers: connect with retry, run commands, apply migrations. */
+/* pgx.h — PostgreSQL helpers: connect with retry, run commands, apply migrations.
+ * Every call goes through the deadline driver (pgd.h): none can hang on a server or a
+ * network that stopped answering. */
 #ifndef PGX_H
 #define PGX_H
 
 #include <stddef.h>
 #include <libpq-fe.h>
 
+/* Process-wide bounds of the calls below: one connection attempt (default 10 s) and one
+ * pgx_exec/pgx_query statement (default 30 s). Set once at start-up. */
+void pgx_set_timeouts(int connect_ms, int query_ms);
+int  pgx_query_timeout_ms(void);
+
 /* Connects to url (libpq URI or conninfo; NULL/"" → libpq's PG* defaults), retrying with
- * backoff for up to timeout_ms (0 = one attempt) while stop_flag (may be NULL) stays 0.
- * Returns a connection the caller owns (PQfinish), or NULL with the reason in errbuf. */
+ * backoff for up to timeout_ms (0 = one attempt) while stop_flag (may be NULL) stays 0;
+ * each attempt is bounded by the connect timeout. Returns a non-blocking connection the
+ * caller owns (PQfinish), or NULL with the reason in errbuf. */
 PGconn *pgx_connect(const char *url, int timeout_ms, volatile int *stop_flag,
                     char *errbuf, size_t errlen);
 
 /* Runs a command with no result rows expected; -1 with the server message in errbuf. */
 int pgx_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen);
 
+/* One parameterised statement within the query timeout: its result (caller PQclears it)
+ * on success, else NULL with the reason in errbuf. The non-blocking PQexecParams. */
+PGresult *pgx_query(PGconn *c, const char *sql, int nparams, const char *const *params,
+                    char *errbuf, size_t errlen);
+
 /* Applies every embedded schema/NNN_*.sql migration not yet recorded in schema_migrations,
  * each in its own transaction, under a session advisory lock, so concurrent programs
  * starting together are safe. Idempotent. */
 int pgx_migrate(PGconn *c, char *errbuf, size_t errlen);
 
-/* True when the connection is unusable and must be re-established. */
+/* True when the connection is unusable and must be re-established (also after a
+ * statement timed out: its command is still in flight). */
 int pgx_is_broken(PGconn *c);
 
 /* Advisory lock keys used across programs (one place, so they never collide). */

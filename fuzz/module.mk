@@ -6,6 +6,8 @@
 #   kline       common/kline*.c: the kline codec (Binance events, REST rows, CSV)
 #   client_msg  streamer/proto.c: a WebSocket client's message
 #   api_query   streamer/proto.c: the /api/klines query string
+#   fast        inserter/fastparse.c and producer/fastjson.c against the codec: whatever a
+#               fast path accepts, kline_parse accepts with the same kline_t
 #
 # The parser sources are compiled in directly rather than linking libkp.a: the
 # library is built by $(CC) without coverage instrumentation, and the parsers
@@ -15,9 +17,9 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS    ?=
 FUZZ_DIR     := $(BUILD)/fuzz
-FUZZ_TARGETS := kline client_msg api_query
+FUZZ_TARGETS := kline client_msg api_query fast
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wshadow -D_GNU_SOURCE -Icommon -Istreamer \
-                $(shell pkg-config --cflags jansson) \
+                -Iinserter -Iproducer $(shell pkg-config --cflags jansson libpq rdkafka) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_LDLIBS  := $(shell pkg-config --libs jansson)
@@ -26,7 +28,9 @@ FUZZ_KLINE   := $(FUZZ_DIR)/fuzz_kline
 FUZZ_SRCS_kline      := fuzz/fuzz_kline.c $(wildcard common/kline*.c)
 FUZZ_SRCS_client_msg := fuzz/fuzz_client_msg.c streamer/proto.c
 FUZZ_SRCS_api_query  := fuzz/fuzz_api_query.c streamer/proto.c
-FUZZ_DEPS    := common/kline.h streamer/proto.h fuzz/module.mk
+# fastparse.c includes ins.h, which names libpq and librdkafka types: their headers only
+FUZZ_SRCS_fast       := fuzz/fuzz_fast.c inserter/fastparse.c producer/fastjson.c $(wildcard common/kline*.c)
+FUZZ_DEPS    := common/kline.h streamer/proto.h inserter/ins.h producer/fastjson.h fuzz/module.mk
 # a dictionary is used when fuzz/<target>.dict exists
 FUZZ_DICT     = $(if $(wildcard fuzz/$(1).dict),-dict=fuzz/$(1).dict)
 

@@ -9,12 +9,14 @@
 #include "ins.h"
 #include "cfg.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 void ins_batch_init(ins_batch_t *b)
 {
     memset(b, 0, sizeof *b);
+    b->rej_prefix = INS_REJECT_PREFIX_DEFAULT;
 }
 
 void ins_batch_reset(ins_batch_t *b)
@@ -30,12 +32,14 @@ void ins_batch_reset(ins_batch_t *b)
 
 void ins_batch_free(ins_batch_t *b)
 {
+    size_t prefix = b->rej_prefix;
     ins_batch_reset(b);
     free(b->rows);
     free(b->slots);
     free(b->rej);
     free(b->pos);
     memset(b, 0, sizeof *b);
+    b->rej_prefix = prefix; /* reusable after free, as after init */
 }
 
 void ins_printable(char *dst, size_t dstlen, const void *s, size_t len)
@@ -178,12 +182,17 @@ int ins_batch_add_reject(ins_batch_t *b, const void *raw, size_t len, const char
         batch_grow((void **)&b->rej, &b->caprej, b->nrej + 1, sizeof *b->rej) < 0)
         return -1;
     ins_reject_t *r = &b->rej[b->nrej];
-    r->raw = malloc(len ? len : 1); /* owned by the batch until ins_batch_reset */
+    size_t keep = len < b->rej_prefix ? len : b->rej_prefix;
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(raw, len, r->sha256, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof r->sha256)
+        return -1;
+    r->raw = malloc(keep ? keep : 1); /* owned by the batch until ins_batch_reset */
     if (!r->raw)
         return -1;
-    if (len)
-        memcpy(r->raw, raw, len);
-    r->len = len;
+    if (keep)
+        memcpy(r->raw, raw, keep);
+    r->len = keep;
+    r->size = (int64_t)len;
     ins_printable(r->reason, sizeof r->reason, reason, strlen(reason));
     ins_printable(r->origin, sizeof r->origin, origin, strlen(origin));
     r->topic = topic;

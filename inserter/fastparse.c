@@ -56,7 +56,9 @@ static bool fp_str(fp_t *f, char *dst, size_t cap)
     return true;
 }
 
-/* A JSON integer, -?(0|[1-9][0-9]*), at most 18 digits (no overflow to think about). */
+/* A JSON integer, -?(0|[1-9][0-9]*), at most 18 digits. The length is checked before a
+ * digit is added, so 19 or more digits are refused without being computed (10^18 - 1
+ * fits an int64_t; 19 nines would overflow it, which is undefined behaviour). */
 static bool fp_int(fp_t *f, int64_t *out)
 {
     bool neg = false;
@@ -66,10 +68,13 @@ static bool fp_int(fp_t *f, int64_t *out)
     }
     const char *s = f->p;
     int64_t v = 0;
-    while (f->p < f->end && *f->p >= '0' && *f->p <= '9')
+    while (f->p < f->end && *f->p >= '0' && *f->p <= '9') {
+        if (f->p - s >= 18)
+            return false;
         v = v * 10 + (*f->p++ - '0');
+    }
     size_t n = (size_t)(f->p - s);
-    if (n == 0 || n > 18 || (n > 1 && *s == '0') || (neg && v == 0))
+    if (n == 0 || (n > 1 && *s == '0') || (neg && v == 0))
         return false;
     *out = neg ? -v : v;
     return true;

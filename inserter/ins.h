@@ -40,6 +40,8 @@ typedef struct ins_opts {
     long long flush_ms;
     long long pg_timeout_ms;    /* bound on one batch transaction */
     long long connect_timeout_ms; /* start-up wait for PostgreSQL */
+    long long pg_connect_timeout_ms; /* bound on one connection attempt */
+    long long rejected_prefix;  /* bytes of a rejected input stored */
     long long stats_interval_s;
     int metrics_port;
     kq_xopts_t xopts;
@@ -54,9 +56,15 @@ typedef struct ins_row {
     int64_t ts_ms;  /* its Kafka timestamp (epoch ms), 0 when unknown */
 } ins_row_t;
 
+/* Default bound on the bytes of a rejected input stored in rejected.raw (--rejected-prefix):
+ * junk of any size costs at most this much memory and storage; its size and SHA-256 are kept. */
+#define INS_REJECT_PREFIX_DEFAULT (64 * 1024)
+
 typedef struct ins_reject {
-    char  *raw;          /* owned copy of the input, freed by ins_batch_reset */
-    size_t len;
+    char  *raw;          /* owned copy of the input's first len bytes, freed by ins_batch_reset */
+    size_t len;          /* bytes held: at most the batch's rej_prefix */
+    int64_t size;        /* bytes of the whole input */
+    unsigned char sha256[32]; /* of the whole input: the redelivery dedupe key with origin */
     char   reason[256];  /* printable ASCII */
     char   origin[320];  /* printable ASCII */
     int    topic;
@@ -83,6 +91,7 @@ typedef struct ins_batch {
     size_t ndup;          /* records merged into an existing row */
     int64_t started_ms;   /* monotonic time of the first record */
     bool minute_end;      /* holds the closed last second of a live minute: write now */
+    size_t rej_prefix;    /* bytes of a rejected input kept (INS_REJECT_PREFIX_DEFAULT) */
 } ins_batch_t;
 
 void ins_batch_init(ins_batch_t *b);
@@ -94,7 +103,8 @@ int ins_batch_add_kline(ins_batch_t *b, const kline_t *k, int topic, int32_t par
                         int64_t off, int64_t ts_ms);
 /* The row of (symbol, open_time), or NULL. */
 const ins_row_t *ins_batch_lookup(const ins_batch_t *b, const char *symbol, int64_t open_time);
-/* Adds a rejected input (raw is copied). 0, -1 on ENOMEM. */
+/* Adds a rejected input: its first rej_prefix bytes are copied, its size and SHA-256
+ * computed from all of it. 0, -1 on ENOMEM. */
 int ins_batch_add_reject(ins_batch_t *b, const void *raw, size_t len, const char *reason,
                          const char *origin, int topic, int32_t part, int64_t off);
 /* Removes every record of the partitions for which drop(topic, part, ud) is true

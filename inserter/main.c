@@ -6,6 +6,8 @@
 #include "ins.h"
 #include "cfg.h"
 #include "log.h"
+#include "pgd.h"
+#include "pgx.h"
 #include "sig.h"
 
 #include <getopt.h>
@@ -39,6 +41,10 @@ static void usage(FILE *out)
 "      --flush-ms MS         ... or when it is MS old      [INSERTER_FLUSH_MS, 200]\n"
 "      --pg-timeout-ms MS    bound on one transaction      [INSERTER_PG_TIMEOUT_MS, 30000]\n"
 "      --connect-timeout S   wait for PostgreSQL at start  [INSERTER_CONNECT_TIMEOUT, 60]\n"
+"      --rejected-prefix BYTES  bytes of a rejected input stored (its size and\n"
+"                            SHA-256 always)  [INSERTER_REJECTED_PREFIX, 65536]\n"
+"      --pg-connect-timeout-ms MS  bound on one connection attempt\n"
+"                                  [INSERTER_PG_CONNECT_TIMEOUT_MS, 10000]\n"
 "  -X key=value              librdkafka setting, applied last (repeatable)\n"
 "      --metrics-port PORT   Prometheus /metrics, 0 = off  [METRICS_PORT, 0]\n"
 "      --stats-interval S    stats line every S s, 0 = off [STATS_INTERVAL, 60]\n"
@@ -51,7 +57,7 @@ static void usage(FILE *out)
 }
 
 enum {
-    OPT_DLQ = 256, OPT_SYMBOL, OPT_BATCH_ROWS, OPT_FLUSH_MS, OPT_PG_TIMEOUT, OPT_CONNECT_TIMEOUT,
+    OPT_DLQ = 256, OPT_SYMBOL, OPT_BATCH_ROWS, OPT_FLUSH_MS, OPT_PG_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_PG_CONNECT_TIMEOUT, OPT_REJECTED_PREFIX,
     OPT_METRICS_PORT, OPT_STATS_INTERVAL, OPT_LOG_LEVEL,
 };
 
@@ -79,6 +85,8 @@ static void parse_args(int argc, char **argv, ins_opts_t *o, int *log_level)
         { "flush-ms", required_argument, NULL, OPT_FLUSH_MS },
         { "pg-timeout-ms", required_argument, NULL, OPT_PG_TIMEOUT },
         { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+        { "pg-connect-timeout-ms", required_argument, NULL, OPT_PG_CONNECT_TIMEOUT },
+        { "rejected-prefix", required_argument, NULL, OPT_REJECTED_PREFIX },
         { "metrics-port", required_argument, NULL, OPT_METRICS_PORT },
         { "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -98,6 +106,9 @@ static void parse_args(int argc, char **argv, ins_opts_t *o, int *log_level)
     o->flush_ms = cfg_env_ll("INSERTER_FLUSH_MS", 200, 1, 3600000);
     o->pg_timeout_ms = cfg_env_ll("INSERTER_PG_TIMEOUT_MS", 30000, 100, 3600000);
     o->connect_timeout_ms = cfg_env_ll("INSERTER_CONNECT_TIMEOUT", 60, 0, 86400) * 1000;
+    o->rejected_prefix = cfg_env_ll("INSERTER_REJECTED_PREFIX", INS_REJECT_PREFIX_DEFAULT, 0,
+                                    64 << 20);
+    o->pg_connect_timeout_ms = cfg_env_ll("INSERTER_PG_CONNECT_TIMEOUT_MS", 10000, 100, 3600000);
     o->stats_interval_s = cfg_env_ll("STATS_INTERVAL", 60, 0, 86400);
     o->metrics_port = (int)cfg_env_ll("METRICS_PORT", 0, 0, 65535);
     char err[512];
@@ -115,6 +126,12 @@ static void parse_args(int argc, char **argv, ins_opts_t *o, int *log_level)
         case OPT_FLUSH_MS: o->flush_ms = num_opt("--flush-ms", optarg, 1, 3600000); break;
         case OPT_PG_TIMEOUT:
             o->pg_timeout_ms = num_opt("--pg-timeout-ms", optarg, 100, 3600000);
+            break;
+        case OPT_REJECTED_PREFIX:
+            o->rejected_prefix = num_opt("--rejected-prefix", optarg, 0, 64 << 20);
+            break;
+        case OPT_PG_CONNECT_TIMEOUT:
+            o->pg_connect_timeout_ms = num_opt("--pg-connect-timeout-ms", optarg, 100, 3600000);
             break;
         case OPT_CONNECT_TIMEOUT:
             o->connect_timeout_ms = num_opt("--connect-timeout", optarg, 0, 86400) * 1000;
@@ -180,7 +197,7 @@ static int final_flush(ins_app_t *app, int64_t budget_ms)
         int64_t now = cfg_mono_ms();
         if (now >= app->retry_at_ms && ins_flush(app) == 0)
             break;
-        if (cfg_mono_ms() >= deadline) {
+        if (cfg_mono_ms() >= deadline || pgd_stop_expired()) {
             log_error("giving up with %zu records not written to PostgreSQL%s",
                       app->batch.nrecords,
                       app->kafka_mode ? " (not committed in Kafka: they will be read again)" : "");
@@ -252,7 +269,9 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &app.opt, &level);
     log_init(INS_PROG, level);
     sig_setup();
+    pgx_set_timeouts((int)app.opt.pg_connect_timeout_ms, (int)app.opt.pg_timeout_ms);
     ins_batch_init(&app.batch);
+    app.batch.rej_prefix = (size_t)app.opt.rejected_prefix;
     app.kafka_mode = app.opt.input == NULL;
 
     if (!app.kafka_mode && ins_input_open(&app.input, app.opt.input, err, sizeof err) < 0) {

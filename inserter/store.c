@@ -30,7 +30,8 @@
  * - checkpoint rows describe only the rows this transaction inserted or updated (from
  *   RETURNING), so a replay writes no checkpoint for rows already stored and no two
  *   checkpoints of a (symbol, partition) cover the same offsets;
- * - a rejected input is stored once per (origin, raw) (index in 003_inserter.sql).
+ * - a rejected input is stored once per (origin, SHA-256 and size of its bytes) (index in
+ *   003_inserter.sql; only a bounded prefix of it is stored, 005_rejected.sql).
  *
  * Every call runs on a non-blocking connection with one deadline for the whole
  * transaction (--pg-timeout-ms): a PostgreSQL that hangs (stopped, network gone) costs one
@@ -40,12 +41,11 @@
 #include "ins.h"
 #include "cfg.h"
 #include "log.h"
+#include "pgd.h"
 #include "pgx.h"
 #include "sig.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,178 +118,18 @@ static void st_put_text(const char *s)
     }
 }
 
-/* ---- non-blocking libpq with one deadline ---- */
+/* ---- the deadline driver (common/pgd.c) on this store's connection ---- */
 
-static void st_conn_err(ins_store_t *s, const char *what, char *errbuf, size_t errlen)
-{
-    const char *m = s->conn ? PQerrorMessage(s->conn) : "not connected";
-    size_t n = strlen(m);
-    while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
-        n--;
-    snprintf(errbuf, errlen, "%s: %.*s", what, (int)n, n ? m : "connection lost");
-}
-
-/* Waits until the socket is readable (or writable when want_write). 0, or -1 on timeout. */
-static int st_wait(ins_store_t *s, bool want_write, int64_t deadline, char *errbuf, size_t errlen)
-{
-    struct pollfd p = { .fd = PQsocket(s->conn), .events = POLLIN | (want_write ? POLLOUT : 0) };
-    for (;;) {
-        int64_t left = deadline - cfg_mono_ms();
-        if (left <= 0) {
-            snprintf(errbuf, errlen, "no answer from PostgreSQL within %d ms", s->op_timeout_ms);
-            return -1;
-        }
-        int r = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR) {
-            snprintf(errbuf, errlen, "poll: %s", strerror(errno));
-            return -1;
-        }
-    }
-}
-
-static int st_flush_out(ins_store_t *s, int64_t deadline, char *errbuf, size_t errlen)
-{
-    for (;;) {
-        int r = PQflush(s->conn);
-        if (r == 0)
-            return 0;
-        if (r < 0) {
-            st_conn_err(s, "send", errbuf, errlen);
-            return -1;
-        }
-        if (st_wait(s, true, deadline, errbuf, errlen) < 0)
-            return -1;
-        /* libpq asks us to read while we wait to write, or the server may stall on us */
-        if (!PQconsumeInput(s->conn)) {
-            st_conn_err(s, "receive", errbuf, errlen);
-            return -1;
-        }
-    }
-}
-
-/* Next result of the current command, or NULL (and *failed) on timeout / lost link.
- * NULL with !*failed is libpq's "no more results". */
-static PGresult *st_next(ins_store_t *s, int64_t deadline, bool *failed, char *errbuf, size_t errlen)
-{
-    *failed = false;
-    while (PQisBusy(s->conn)) {
-        if (st_wait(s, false, deadline, errbuf, errlen) < 0 || !PQconsumeInput(s->conn)) {
-            if (!*errbuf)
-                st_conn_err(s, "receive", errbuf, errlen);
-            *failed = true;
-            return NULL;
-        }
-    }
-    return PQgetResult(s->conn);
-}
-
-static char st_sqlstate[6]; /* of the last statement that failed in the server */
-
-static void st_res_err(PGresult *r, char *errbuf, size_t errlen)
-{
-    const char *m = PQresultErrorMessage(r);
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    snprintf(st_sqlstate, sizeof st_sqlstate, "%s", state ? state : "");
-    size_t n = strlen(m);
-    while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
-        n--;
-    snprintf(errbuf, errlen, "%.*s (SQLSTATE %s)", (int)n, m, state ? state : "?");
-}
-
-/* Drains the results of a command. Keeps the first row-returning result in *keep (caller
- * PQclears it) when keep is non-NULL. 0 if every statement succeeded. */
-static int st_drain(ins_store_t *s, int64_t deadline, PGresult **keep, char *errbuf, size_t errlen)
-{
-    int rc = 0;
-    bool failed;
-    PGresult *r;
-    while ((r = st_next(s, deadline, &failed, errbuf, errlen)) != NULL) {
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_TUPLES_OK && keep && !*keep) {
-            *keep = r; /* handed to the caller */
-            continue;
-        }
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == 0) {
-            st_res_err(r, errbuf, errlen);
-            rc = -1;
-        }
-        PQclear(r);
-    }
-    if (failed) {
-        if (keep && *keep) {
-            PQclear(*keep);
-            *keep = NULL;
-        }
-        return -1;
-    }
-    return rc;
-}
-
-/* Runs one or more ';'-separated statements (simple query protocol). */
 static int st_run(ins_store_t *s, const char *sql, int64_t deadline, PGresult **keep,
                   char *errbuf, size_t errlen)
 {
-    if (!PQsendQuery(s->conn, sql)) {
-        st_conn_err(s, "send", errbuf, errlen);
-        return -1;
-    }
-    if (st_flush_out(s, deadline, errbuf, errlen) < 0)
-        return -1;
-    return st_drain(s, deadline, keep, errbuf, errlen);
+    return pgd_run(s->conn, sql, deadline, keep, errbuf, errlen);
 }
 
 /* COPY <sql> FROM STDIN with the text in st_buf. */
 static int st_copy(ins_store_t *s, const char *sql, int64_t deadline, char *errbuf, size_t errlen)
 {
-    if (!PQsendQuery(s->conn, sql)) {
-        st_conn_err(s, "send", errbuf, errlen);
-        return -1;
-    }
-    if (st_flush_out(s, deadline, errbuf, errlen) < 0)
-        return -1;
-    bool failed;
-    PGresult *r = st_next(s, deadline, &failed, errbuf, errlen);
-    if (!r) {
-        if (!failed)
-            snprintf(errbuf, errlen, "COPY: no result");
-        return -1;
-    }
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        st_res_err(r, errbuf, errlen);
-        PQclear(r);
-        char scratch[256] = "";
-        st_drain(s, deadline, NULL, scratch, sizeof scratch); /* the first error is the one */
-        return -1;
-    }
-    PQclear(r);
-    size_t off = 0;
-    while (off < st_buf.len) {
-        size_t n = st_buf.len - off > (1 << 16) ? (1 << 16) : st_buf.len - off;
-        int pr = PQputCopyData(s->conn, st_buf.p + off, (int)n);
-        if (pr < 0) {
-            st_conn_err(s, "COPY", errbuf, errlen);
-            return -1;
-        }
-        if (pr == 0) { /* libpq's buffer is full: push it out, then retry */
-            if (st_flush_out(s, deadline, errbuf, errlen) < 0)
-                return -1;
-            continue;
-        }
-        off += n;
-    }
-    int er;
-    while ((er = PQputCopyEnd(s->conn, NULL)) == 0)
-        if (st_flush_out(s, deadline, errbuf, errlen) < 0)
-            return -1;
-    if (er < 0) {
-        st_conn_err(s, "COPY end", errbuf, errlen);
-        return -1;
-    }
-    if (st_flush_out(s, deadline, errbuf, errlen) < 0)
-        return -1;
-    return st_drain(s, deadline, NULL, errbuf, errlen);
+    return pgd_copy_in(s->conn, sql, st_buf.p, st_buf.len, deadline, errbuf, errlen);
 }
 
 /* ---- connection ---- */
@@ -301,7 +141,8 @@ static const char st_setup_sql[] =
     " taker_buy_volume numeric, taker_buy_quote_volume numeric, first_trade_id bigint,"
     " last_trade_id bigint, closed boolean, event_ms bigint, source text,"
     " kpart integer, koff bigint) ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS ins_rej (raw bytea, reason text, origin text)"
+    "CREATE TEMP TABLE IF NOT EXISTS ins_rej (raw bytea, raw_size bigint, raw_sha256 bytea,"
+    " reason text, origin text)"
     " ON COMMIT DELETE ROWS";
 
 /* Connection-level set-up: the temporary tables live as long as the session. */
@@ -318,10 +159,6 @@ static int st_setup(ins_store_t *s, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "session set-up: %s", err);
         return -1;
     }
-    if (PQsetnonblocking(s->conn, 1) != 0) {
-        st_conn_err(s, "non-blocking mode", errbuf, errlen);
-        return -1;
-    }
     return 0;
 }
 
@@ -331,7 +168,8 @@ static void st_drop(ins_store_t *s)
     s->conn = NULL;
 }
 
-/* One connection attempt (the caller paces retries so it keeps serving Kafka). */
+/* One connection attempt, bounded by the connect timeout (the caller paces retries so it
+ * keeps serving Kafka). */
 static int st_reconnect(ins_store_t *s, char *errbuf, size_t errlen)
 {
     s->conn = pgx_connect(s->url, 0, NULL, errbuf, errlen);
@@ -488,23 +326,35 @@ static int st_build_rows(const ins_batch_t *b, bool direct)
     return 0;
 }
 
-static int st_build_rejects(const ins_batch_t *b)
+/* bytea hex input; the backslash itself escaped for COPY */
+static void st_put_bytea(const void *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = s;
+    st_put("\\\\x", 3);
+    for (size_t j = 0; j < n; j++) {
+        st_buf.p[st_buf.len++] = hex[p[j] >> 4];
+        st_buf.p[st_buf.len++] = hex[p[j] & 15];
+    }
+}
+
+/* COPY text of the rejects: the prefix batch.c kept (bounded), size, SHA-256, reason, origin. */
+static int st_build_rejects(const ins_batch_t *b)
+{
     size_t need = 0;
     for (size_t i = 0; i < b->nrej; i++)
-        need += 2 * b->rej[i].len + 2 * (sizeof b->rej[i].reason + sizeof b->rej[i].origin) + 8;
+        need += 2 * b->rej[i].len + 2 * (sizeof b->rej[i].reason + sizeof b->rej[i].origin) +
+                2 * sizeof b->rej[i].sha256 + 40;
     st_buf.len = 0;
     if (st_reserve(need) < 0)
         return -1;
     for (size_t i = 0; i < b->nrej; i++) {
         const ins_reject_t *r = &b->rej[i];
-        st_put("\\\\x", 3); /* bytea hex input; the backslash itself escaped for COPY */
-        const unsigned char *p = (const unsigned char *)r->raw;
-        for (size_t j = 0; j < r->len; j++) {
-            st_buf.p[st_buf.len++] = hex[p[j] >> 4];
-            st_buf.p[st_buf.len++] = hex[p[j] & 15];
-        }
+        st_put_bytea(r->raw, r->len);
+        st_put("\t", 1);
+        st_put_i64(r->size);
+        st_put("\t", 1);
+        st_put_bytea(r->sha256, sizeof r->sha256);
         st_put("\t", 1);
         st_put_text(r->reason);
         st_put("\t", 1);
@@ -550,9 +400,11 @@ static const char st_upsert_sql[] =
     " RETURNING k.symbol, (extract(epoch FROM k.open_time) * 1000)::bigint, k.xmax = 0";
 
 static const char st_rejected_sql[] =
-    "INSERT INTO rejected (raw, reason, origin, program)"
-    " SELECT r.raw, r.reason, r.origin, '" INS_PROG "' FROM ins_rej r"
-    " WHERE NOT EXISTS (SELECT 1 FROM rejected x WHERE x.origin = r.origin AND x.raw = r.raw)"
+    "INSERT INTO rejected (raw, raw_size, raw_sha256, reason, origin, program)"
+    " SELECT r.raw, r.raw_size, r.raw_sha256, r.reason, r.origin, '" INS_PROG "' FROM ins_rej r"
+    /* same origin and same bytes (hash and size of the whole input): a redelivery */
+    " WHERE NOT EXISTS (SELECT 1 FROM rejected x WHERE x.origin = r.origin"
+    "  AND x.raw_sha256 = r.raw_sha256 AND x.raw_size = r.raw_size)"
     " RETURNING 1";
 
 static void st_put_cp(const ins_row_t *first, const ins_row_t *last, int64_t off_lo,
@@ -641,10 +493,9 @@ static int st_direct(ins_store_t *s, const ins_batch_t *b, int64_t deadline,
     }
     if (st_run(s, "SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0)
         return -1;
-    st_sqlstate[0] = '\0';
     if (st_copy(s, "COPY kline_1s (" ST_KLINE_COLS ") FROM STDIN", deadline, errbuf, errlen) == 0)
         return st_run(s, "RELEASE SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0 ? -1 : 1;
-    if (strcmp(st_sqlstate, "23505") != 0 || PQstatus(s->conn) != CONNECTION_OK)
+    if (strcmp(pgd_last_sqlstate(), "23505") != 0 || pgd_abandoned(s->conn))
         return -1;
     if (st_run(s, "ROLLBACK TO SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0)
         return -1;
@@ -728,7 +579,7 @@ int ins_store_probe(ins_store_t *s, char *errbuf, size_t errlen)
     errbuf[0] = '\0';
     if (!s->conn)
         return st_reconnect(s, errbuf, errlen);
-    if (st_run(s, "SELECT 1", cfg_mono_ms() + s->op_timeout_ms, NULL, errbuf, errlen) == 0)
+    if (st_run(s, "SELECT 1", pgd_deadline(s->op_timeout_ms), NULL, errbuf, errlen) == 0)
         return 0;
     st_drop(s);
     return -1;
@@ -741,15 +592,15 @@ int ins_store_write(ins_store_t *s, const ins_batch_t *b, const char *topic,
     errbuf[0] = '\0';
     if (!s->conn && st_reconnect(s, errbuf, errlen) < 0)
         return -1;
-    int64_t deadline = cfg_mono_ms() + s->op_timeout_ms;
+    int64_t deadline = pgd_deadline(s->op_timeout_ms);
     if (st_tx(s, b, topic, deadline, res, errbuf, errlen) == 0)
         return 0;
     ins_stats_pg_error();
     /* Roll back if the link still works; anything else means the session is gone
      * (or hangs): drop it, the next attempt reconnects and replays the batch. */
     char err2[256];
-    if (PQstatus(s->conn) != CONNECTION_OK || PQtransactionStatus(s->conn) == PQTRANS_ACTIVE ||
-        st_run(s, "ROLLBACK", cfg_mono_ms() + 5000, NULL, err2, sizeof err2) < 0)
+    if (pgd_abandoned(s->conn) ||
+        st_run(s, "ROLLBACK", pgd_deadline(5000), NULL, err2, sizeof err2) < 0)
         st_drop(s);
     return -1;
 }

@@ -274,3 +274,8 @@ int fastjson_kline(const char *buf, size_t len, kline_t *out)
     *out = k;
     return 0;
 }
+
+json_t *fastjson_load(const char *buf, size_t len, json_error_t *err)
+{
+    return json_loadb(buf, len, JSON_REJECT_DUPLICATES, err);
+}

@@ -49,7 +49,7 @@ enum msg_kind msg_handle(const char *buf, size_t len, const char *origin,
     atomic_fetch_add_explicit(&prod_stats.received, 1, memory_order_relaxed);
     if (fastjson_kline(buf, len, &k) == 0)
         return msg_kline(&k, buf, len, origin, recv_ms, recv_us);
-    json_t *root = json_loadb(buf, len, 0, &jerr);
+    json_t *root = fastjson_load(buf, len, &jerr);
     if (!root) {
         snprintf(why, sizeof why, "malformed JSON: %s", jerr.text);
         pub_reject(buf, len, origin, why);

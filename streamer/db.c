@@ -1,7 +1,12 @@
 /* db.c — /api/klines queries, run by worker threads that each own a PGconn, so the lws
  * service loop never waits on PostgreSQL. A job goes: lws thread (st_db_submit) → pending
  * queue → worker → done queue → lws_cancel_service → lws thread (st_db_take_done).
- * Response bodies are malloc'd with LWS_PRE bytes of headroom so lws_write can use them. */
+ * Response bodies are malloc'd with LWS_PRE bytes of headroom so lws_write can use them.
+ *
+ * Every job has a deadline, STREAMER_DB_TIMEOUT_MS (default 10000) after it was submitted,
+ * that bounds its wait in the queue, the connect and the query together (common/pgd.c):
+ * a database that stops answering gets the client a 503 in time, never a hung request,
+ * and a worker that gave up drops its connection and reconnects for the next job. */
 #include "streamer.h"
 
 #include <pthread.h>
@@ -14,11 +19,12 @@
 
 #include "cfg.h"
 #include "log.h"
-#include "pgx.h"
+#include "pgd.h"
 #include "thread.h"
 
 #define ST_DB_MAX_PENDING 256
 #define ST_DB_MAX_WORKERS 8
+#define ST_DB_TIMEOUT_MS 10000
 
 _Atomic uint64_t st_db_queries, st_db_errors;
 
@@ -28,6 +34,7 @@ struct st_db_job {
     double *closes;             /* SEED result, newest first (owned) */
     int nclose;
     struct lws *wsi;
+    int64_t deadline;           /* monotonic ms: answer by then, whatever PostgreSQL does */
     bool cancelled;
     int status;
     char *body;                 /* LWS_PRE headroom, then len bytes of JSON */
@@ -43,6 +50,8 @@ static struct {
     struct st_db_job *pend_head, *pend_tail, *done_head, *done_tail;
     int npending;
     bool stop;
+    volatile sig_atomic_t stop_flag; /* the driver's: cuts waits short once stopping */
+    int timeout_ms;
     pthread_t thr[ST_DB_MAX_WORKERS];
     int nthr;
 } db_;
@@ -137,18 +146,19 @@ static void st_db_seed(PGconn *pg, struct st_db_job *j)
     snprintf(to, sizeof to, "%lld", (long long)j->req.to);
     snprintf(lim, sizeof lim, "%d", j->req.limit);
     const char *params[3] = {j->req.symbol, to, lim};
-    PGresult *r = PQexecParams(pg,
-                               "SELECT close::float8 FROM kline_1m WHERE symbol = $1"
-                               " AND open_time < 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
-                               " ORDER BY open_time DESC LIMIT $3::int",
-                               3, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+    char err[512];
+    PGresult *r = pgd_query(pg,
+                            "SELECT close::float8 FROM kline_1m WHERE symbol = $1"
+                            " AND open_time < 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
+                            " ORDER BY open_time DESC LIMIT $3::int",
+                            3, params, j->deadline, err, sizeof err);
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
         int n = PQntuples(r);
         j->closes = n ? calloc((size_t)n, sizeof *j->closes) : NULL;
         for (int i = 0; j->closes && i < n; i++)
             j->closes[j->nclose++] = strtod(PQgetvalue(r, i, 0), NULL);
     } else {
-        log_debug("sma seed %s: %s", j->req.symbol, PQerrorMessage(pg));
+        log_debug("sma seed %s: %s", j->req.symbol, err);
     }
     PQclear(r);
 }
@@ -185,15 +195,18 @@ static void st_db_run(PGconn *pg, struct st_db_job *j)
     snprintf(lim, sizeof lim, "%d", j->req.limit);
     const char *params[4] = {j->req.symbol, from, to, lim};
     atomic_fetch_add(&st_db_queries, 1);
-    PGresult *r = PQexecParams(pg, sql, 4, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        log_warn("api/klines: %s", PQerrorMessage(pg));
+    char err[512];
+    PGresult *r = pgd_query(pg, sql, 4, params, j->deadline, err, sizeof err);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *state = pgd_last_sqlstate();
+        log_warn("api/klines: %s", r ? "not a row set" : err);
         atomic_fetch_add(&st_db_errors, 1);
-        if (state && !strcmp(state, "42P01"))
+        if (!strcmp(state, "42P01"))
             st_job_fail(j, 503, "the table for this interval does not exist (migrations not applied?)");
-        else if (state && !strcmp(state, "57014"))
+        else if (!strcmp(state, "57014"))
             st_job_fail(j, 503, "query timed out");
+        else if (pgd_abandoned(pg))
+            st_job_fail(j, 503, "database did not answer in time");
         else
             st_job_fail(j, 503, "database query failed");
         PQclear(r);
@@ -216,6 +229,49 @@ static void st_db_run(PGconn *pg, struct st_db_job *j)
 
 /* ---------------------------------------------------------------- workers */
 
+/* (Re)connects when needed and no retry is pending; bounded by the job's deadline.
+ * statement_timeout lets the server give up first (a clean 57014) when it is alive. */
+static void st_db_connect(PGconn **pg, const struct st_db_job *j, int64_t *retry_at,
+                          int64_t *warn_at)
+{
+    char err[512], sql[64];
+    if (*pg && pgd_abandoned(*pg)) {
+        PQfinish(*pg); /* broken, or a query it gave up on is still in flight */
+        *pg = NULL;
+    }
+    if (*pg || cfg_mono_ms() < *retry_at)
+        return;
+    *pg = pgd_connect(db_.cfg->database_url, j->deadline, err, sizeof err);
+    if (!*pg) {
+        if (cfg_mono_ms() >= *warn_at) { /* once a minute is enough */
+            log_warn("api/klines: cannot connect to PostgreSQL: %s", err);
+            *warn_at = cfg_mono_ms() + 60000;
+        }
+        *retry_at = cfg_mono_ms() + 1000; /* answer 503 at once meanwhile */
+        return;
+    }
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d", db_.timeout_ms);
+    if (pgd_run(*pg, sql, j->deadline, NULL, err, sizeof err) < 0)
+        log_warn("api/klines: %s", err);
+}
+
+/* One job on the worker's connection *pg (owned by the worker). */
+static void st_db_serve(PGconn **pg, struct st_db_job *j, int64_t *retry_at, int64_t *warn_at)
+{
+    if (j->kind == ST_DB_SEED && !*pg && cfg_mono_ms() < *retry_at)
+        return; /* no database right now: seeds are optional, skip quietly */
+    if (cfg_mono_ms() >= j->deadline) { /* waited in the queue behind a hung database */
+        if (j->kind == ST_DB_API)
+            st_job_fail(j, 503, "database did not answer in time");
+        return;
+    }
+    st_db_connect(pg, j, retry_at, warn_at);
+    if (*pg && !pgd_abandoned(*pg))
+        st_db_run(*pg, j);
+    else if (j->kind == ST_DB_API)
+        st_job_fail(j, 503, "database unavailable");
+}
+
 static void *st_db_worker(void *arg)
 {
     (void)arg;
@@ -235,31 +291,8 @@ static void *st_db_worker(void *arg)
         bool cancelled = j->cancelled;
         pthread_mutex_unlock(&db_.mu);
 
-        if (!cancelled && j->kind == ST_DB_SEED && !pg && cfg_mono_ms() < retry_at) {
-            /* no database right now: seeds are optional, skip quietly */
-        } else if (!cancelled) {
-            if (pg && pgx_is_broken(pg)) {
-                PQfinish(pg);
-                pg = NULL;
-            }
-            if (!pg && cfg_mono_ms() >= retry_at) {
-                char err[512];
-                pg = pgx_connect(db_.cfg->database_url, 0, NULL, err, sizeof err);
-                if (!pg) {
-                    if (cfg_mono_ms() >= warn_at) { /* once a minute is enough */
-                        log_warn("api/klines: cannot connect to PostgreSQL: %s", err);
-                        warn_at = cfg_mono_ms() + 60000;
-                    }
-                    retry_at = cfg_mono_ms() + 1000; /* answer 503 at once meanwhile */
-                } else if (pgx_exec(pg, "SET statement_timeout = 10000", err, sizeof err) < 0) {
-                    log_warn("api/klines: %s", err);
-                }
-            }
-            if (pg)
-                st_db_run(pg, j);
-            else if (j->kind == ST_DB_API)
-                st_job_fail(j, 503, "database unavailable");
-        }
+        if (!cancelled)
+            st_db_serve(&pg, j, &retry_at, &warn_at);
 
         pthread_mutex_lock(&db_.mu);
         j->next = NULL;
@@ -281,6 +314,9 @@ int st_db_start(const struct st_config *cfg, struct lws_context *ctx, char *errb
 {
     db_.cfg = cfg;
     db_.ctx = ctx;
+    db_.timeout_ms = (int)cfg_env_ll("STREAMER_DB_TIMEOUT_MS", ST_DB_TIMEOUT_MS, 100, 3600000);
+    db_.stop_flag = 0;
+    pgd_set_stop_flag(&db_.stop_flag);
     pthread_mutex_init(&db_.mu, NULL);
     pthread_cond_init(&db_.cv, NULL);
     int n = cfg->db_workers < 1 ? 1 : cfg->db_workers > ST_DB_MAX_WORKERS ? ST_DB_MAX_WORKERS : cfg->db_workers;
@@ -313,6 +349,7 @@ void st_db_stop(void)
 {
     pthread_mutex_lock(&db_.mu);
     db_.stop = true;
+    db_.stop_flag = 1; /* a worker waiting on PostgreSQL gives up within PGD_STOP_GRACE_MS */
     db_.ctx = NULL;
     pthread_cond_broadcast(&db_.cv);
     pthread_mutex_unlock(&db_.mu);
@@ -336,6 +373,7 @@ struct st_db_job *st_db_submit(enum st_db_kind kind, const struct st_db_req *req
     j->kind = kind;
     j->req = *req;
     j->wsi = wsi;
+    j->deadline = cfg_mono_ms() + db_.timeout_ms;
     pthread_mutex_lock(&db_.mu);
     /* Seeds are bounded by the number of symbols; only API requests can be refused. */
     if ((kind == ST_DB_API && db_.npending >= ST_DB_MAX_PENDING) || db_.stop || db_.nthr == 0) {

@@ -195,6 +195,60 @@ static void fastparse_never_disagrees_with_kline_parse(void **state)
     assert_true(accepted > 100); /* mutations inside digits keep many records valid */
 }
 
+/* Integers of 19 and 20 digits (beyond the scanner's 18) and at the int64 limits: the
+ * scanner must refuse them without computing them (a signed overflow is undefined
+ * behaviour, which UBSan aborts on), and kline_parse then decides. */
+static void fastparse_long_numbers_are_left_to_kline_parse(void **state)
+{
+    (void)state;
+    static const char *const nums[] = {
+        "9223372036854775807", "9223372036854775808", "9999999999999999999",
+        "-9223372036854775808", "-9999999999999999999", "99999999999999999999",
+        "18446744073709551616", "100000000000000000000000000000", "999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        char buf[1024];
+        int n = snprintf(buf, sizeof buf,
+            "{\"symbol\":\"BTCUSDT\",\"interval\":\"1s\",\"open_time\":1789499996000,"
+            "\"close_time\":1789499996999,\"open\":\"1\",\"high\":\"1\",\"low\":\"1\","
+            "\"close\":\"1\",\"volume\":\"0\",\"quote_volume\":\"0\",\"trades\":%s,"
+            "\"taker_buy_volume\":\"0\",\"taker_buy_quote_volume\":\"0\","
+            "\"first_trade_id\":%s,\"last_trade_id\":%s,\"closed\":true,"
+            "\"event_time\":1789499997024,\"source\":\"ws\"}", nums[i], nums[i], nums[i]);
+        kline_t a, b;
+        char why[256];
+        int fast = ins_parse_canonical(buf, (size_t)n, &b);
+        int full = kline_parse(buf, (size_t)n, NULL, NULL, &a, why, sizeof why);
+        if (strlen(nums[i]) > 18 + (nums[i][0] == '-'))
+            assert_int_equal(fast, -1);
+        if (fast == 0) {
+            assert_int_equal(full, 0);
+            assert_memory_equal(&a, &b, sizeof a);
+        }
+    }
+}
+
+/* A reject keeps at most rej_prefix bytes, and the size and SHA-256 of all of it. */
+static void rejects_keep_a_bounded_prefix_size_and_hash(void **state)
+{
+    (void)state;
+    static const unsigned char want[32] = {
+        0x84, 0xd8, 0x98, 0x77, 0xf0, 0xd4, 0x04, 0x1e, 0xfb, 0x6b, 0xf9, 0x1a, 0x16, 0xf0,
+        0x24, 0x8f, 0x2f, 0xd5, 0x73, 0xe6, 0xaf, 0x05, 0xc1, 0x9f, 0x96, 0xbe, 0xdb, 0x9f,
+        0x88, 0x2f, 0x78, 0x82 }; /* sha256("0123456789") */
+    ins_batch_t b;
+    ins_batch_init(&b);
+    assert_int_equal(b.rej_prefix, INS_REJECT_PREFIX_DEFAULT);
+    b.rej_prefix = 4;
+    assert_int_equal(ins_batch_add_reject(&b, "0123456789", 10, "bad", "stdin:1", INS_TOPIC_NONE,
+                                          -1, -1), 0);
+    assert_int_equal(b.rej[0].len, 4);
+    assert_memory_equal(b.rej[0].raw, "0123", 4);
+    assert_int_equal(b.rej[0].size, 10);
+    assert_memory_equal(b.rej[0].sha256, want, sizeof want);
+    ins_batch_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,8 +256,10 @@ int main(void)
         cmocka_unit_test(many_keys_stay_distinct),
         cmocka_unit_test(drop_removes_revoked_partitions_only),
         cmocka_unit_test(rejects_keep_raw_bytes_and_printable_text),
+        cmocka_unit_test(rejects_keep_a_bounded_prefix_size_and_hash),
         cmocka_unit_test(fastparse_takes_kline_format_output),
         cmocka_unit_test(fastparse_never_disagrees_with_kline_parse),
+        cmocka_unit_test(fastparse_long_numbers_are_left_to_kline_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

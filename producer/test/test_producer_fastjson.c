@@ -127,6 +127,55 @@ static int load_samples(void)
     return 0;
 }
 
+/* A key twice, in the event or in its "k": the fast path refuses it, and the general path
+ * msg.c falls back to (fastjson_load + kline_from_json) must refuse it too, not take
+ * the last value (jansson's default). */
+static void test_duplicate_keys_rejected_on_both_paths(void **state)
+{
+    (void)state;
+    static const char *const dups[] = {
+        "{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{\"t\":0,\"T\":999,\"s\":\"BTCUSDT\","
+        "\"i\":\"1s\",\"o\":\"1\",\"c\":\"1\",\"c\":\"2\",\"h\":\"2\",\"l\":\"1\",\"v\":\"0\","
+        "\"n\":0,\"x\":true,\"q\":\"0\",\"V\":\"0\",\"Q\":\"0\"}}",
+        "{\"e\":\"kline\",\"E\":1,\"E\":2,\"s\":\"BTCUSDT\",\"k\":{\"t\":0,\"T\":999,\"s\":\"BTCUSDT\","
+        "\"i\":\"1s\",\"o\":\"1\",\"c\":\"1\",\"h\":\"1\",\"l\":\"1\",\"v\":\"0\","
+        "\"n\":0,\"x\":true,\"q\":\"0\",\"V\":\"0\",\"Q\":\"0\"}}",
+        /* whitespace and an unknown key keep it off the fast path */
+        "{ \"e\":\"kline\", \"E\":1, \"s\":\"BTCUSDT\", \"k\":{\"t\":0,\"T\":999,\"s\":\"BTCUSDT\","
+        "\"i\":\"1s\",\"o\":\"1\",\"c\":\"1\",\"h\":\"1\",\"l\":\"1\",\"v\":\"0\",\"v\":\"5\","
+        "\"n\":0,\"x\":true,\"q\":\"0\",\"V\":\"0\",\"Q\":\"0\",\"zz\":1}}",
+        "{\"stream\":\"btcusdt@kline_1s\",\"stream\":\"x\",\"data\":{\"e\":\"kline\",\"E\":1,"
+        "\"s\":\"BTCUSDT\",\"k\":{\"t\":0,\"T\":999,\"s\":\"BTCUSDT\",\"i\":\"1s\",\"o\":\"1\","
+        "\"c\":\"1\",\"h\":\"1\",\"l\":\"1\",\"v\":\"0\",\"n\":0,\"x\":true,\"q\":\"0\","
+        "\"V\":\"0\",\"Q\":\"0\"}}}",
+    };
+    for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        kline_t k;
+        char why[256];
+        json_error_t jerr;
+        size_t n = strlen(dups[i]);
+        assert_int_equal(fastjson_kline(dups[i], n, &k), -1);
+        assert_int_not_equal(kline_parse(dups[i], n, NULL, NULL, &k, why, sizeof why), 0);
+        json_t *root = fastjson_load(dups[i], n, &jerr);
+        int accepted = root && kline_from_json(root, NULL, NULL, &k, why, sizeof why) == 0;
+        json_decref(root);
+        if (accepted)
+            fail_msg("the general path took a duplicate key: %s", dups[i]);
+    }
+    /* the same records without the duplicate are accepted by the general path */
+    json_error_t jerr;
+    const char *ok = "{ \"e\":\"kline\", \"E\":1, \"s\":\"BTCUSDT\", \"k\":{\"t\":0,\"T\":999,"
+        "\"s\":\"BTCUSDT\",\"i\":\"1s\",\"o\":\"1\",\"c\":\"1\",\"h\":\"1\",\"l\":\"1\",\"v\":\"0\","
+        "\"n\":0,\"x\":true,\"q\":\"0\",\"V\":\"0\",\"Q\":\"0\",\"zz\":1}}";
+    json_t *root = fastjson_load(ok, strlen(ok), &jerr);
+    kline_t k;
+    char why[256];
+    assert_non_null(root);
+    if (kline_from_json(root, NULL, NULL, &k, why, sizeof why) != 0)
+        fail_msg("control record refused: %s", why);
+    json_decref(root);
+}
+
 int main(void)
 {
     if (load_samples() < 0)
@@ -135,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_real_samples_take_fast_path),
         cmocka_unit_test(test_shapes_left_to_the_codec),
         cmocka_unit_test(test_random_damage_never_accepted_wrongly),
+        cmocka_unit_test(test_duplicate_keys_rejected_on_both_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
