@@ -56,7 +56,7 @@ void st_client_free(struct st_client *c)
     if (c->next)
         c->next->prev = c->prev;
     st_hub.nclients--;
-    free(c->sset);
+    st_sset_free(&c->sset);
     free(c->rx);
     free(c);
     st_hub_reap();
@@ -270,8 +270,11 @@ static void st_op_subscribe(struct st_client *c, const struct st_proto_msg *req)
         for (struct st_sub *x = c->subs; x; x = x->c_next)
             st_sub_clear(x, ST_KIND_KLINE);
     } else {
-        for (int i = 0; i < nsyms; i++)
-            st_sub_clear(st_hub_sub(c, syms[i]), ST_KIND_KLINE);
+        for (int i = 0; i < nsyms; i++) {
+            struct st_sub *x = st_hub_sub(c, syms[i]);
+            if (x)
+                st_sub_clear(x, ST_KIND_KLINE);
+        }
     }
     st_msg_t *r = st_reply_list("subscribed", c);
     if (r)

@@ -120,65 +120,9 @@ void st_hub_reap(void)
 
 /* ---------------------------------------------------------------- subscription sets */
 
-/* Each client keeps its subscriptions in an open-addressing set keyed by symbol id (linear
- * probing, at most half full): "do I follow X" is O(1), where it used to walk the client's
- * list — a repeated ["*"] at 2,000 symbols cost 2,000 x 2,000 steps. */
-static unsigned st_sset_slot(const struct st_client *c, const struct st_symbol *s)
-{
-    return (unsigned)((s->id * 0x9E3779B97F4A7C15ULL) >> 32) & (c->sset_cap - 1);
-}
-
 struct st_sub *st_hub_sub(struct st_client *c, const struct st_symbol *s)
 {
-    if (!c->sset_cap)
-        return NULL;
-    for (unsigned i = st_sset_slot(c, s);; i = (i + 1) & (c->sset_cap - 1)) {
-        struct st_sub *x = c->sset[i];
-        if (!x || x->s == s)
-            return x;
-    }
-}
-
-static void st_sset_insert(struct st_client *c, struct st_sub *sub)
-{
-    unsigned i = st_sset_slot(c, sub->s);
-    while (c->sset[i])
-        i = (i + 1) & (c->sset_cap - 1);
-    c->sset[i] = sub;
-}
-
-static int st_sset_add(struct st_client *c, struct st_sub *sub)
-{
-    if ((unsigned)(c->nsubs + 1) * 2 > c->sset_cap) {
-        unsigned cap = c->sset_cap ? c->sset_cap * 2 : 16, ocap = c->sset_cap;
-        struct st_sub **t = calloc(cap, sizeof *t), **old = c->sset;
-        if (!t)
-            return -1;
-        c->sset = t;
-        c->sset_cap = cap;
-        for (unsigned i = 0; i < ocap; i++)
-            if (old[i])
-                st_sset_insert(c, old[i]);
-        free(old);
-    }
-    st_sset_insert(c, sub);
-    return 0;
-}
-
-/* Backward-shift deletion: later entries of the probe run move up, so no tombstones. */
-static void st_sset_del(struct st_client *c, const struct st_sub *sub)
-{
-    unsigned mask = c->sset_cap - 1, i = st_sset_slot(c, sub->s);
-    while (c->sset[i] != sub)
-        i = (i + 1) & mask;
-    for (unsigned j = (i + 1) & mask; c->sset[j]; j = (j + 1) & mask) {
-        unsigned home = st_sset_slot(c, c->sset[j]->s);
-        if (((j - home) & mask) >= ((j - i) & mask)) { /* slot i lies on j's probe path */
-            c->sset[i] = c->sset[j];
-            i = j;
-        }
-    }
-    c->sset[i] = NULL;
+    return st_sset_find(&c->sset, s);
 }
 
 /* ---------------------------------------------------------------- queues */
@@ -199,7 +143,7 @@ int st_hub_subscribe(struct st_client *c, struct st_symbol *s)
         return -1;
     sub->c = c;
     sub->s = s;
-    if (st_sset_add(c, sub) < 0) {
+    if (st_sset_add(&c->sset, sub, c->nsubs) < 0) {
         free(sub);
         return -1;
     }
@@ -223,7 +167,7 @@ static void st_sub_free(struct st_sub *sub)
     struct st_symbol *s = sub->s;
     for (int k = 0; k < ST_KIND_N; k++)
         st_sub_clear(sub, (enum st_kind)k);
-    st_sset_del(c, sub);
+    st_sset_del(&c->sset, sub);
     if (sub->s_prev)
         sub->s_prev->s_next = sub->s_next;
     else
@@ -280,9 +224,7 @@ void st_hub_unsubscribe_all(struct st_client *c)
     while (c->subs)
         st_sub_free(c->subs);
     c->nexplicit = 0;
-    free(c->sset);
-    c->sset = NULL;
-    c->sset_cap = 0;
+    st_sset_free(&c->sset);
 }
 
 int st_hub_wildcard(struct st_client *c)
@@ -540,6 +482,7 @@ void st_hub_tick(int64_t now)
             st_client_close(c, 4008, "too slow");
         }
     }
+    st_hub_reap(); /* placeholders of clients closed during a fan-out */
 }
 
 void st_hub_free(void)

@@ -160,6 +160,18 @@ struct st_sub {
     struct st_qnode q[ST_KIND_N];
 };
 
+/* ---- subscription set (sset.c): a client's subscriptions by symbol, O(1) lookup ---- */
+struct st_sset {
+    struct st_sub **slot;            /* open addressing, linear probing (owned array) */
+    unsigned cap;                    /* power of two, or 0 */
+};
+
+struct st_sub *st_sset_find(const struct st_sset *t, const struct st_symbol *s);
+/* Adds sub (keyed by sub->s, not yet in the set) to a set holding n entries; -1 on OOM. */
+int  st_sset_add(struct st_sset *t, struct st_sub *sub, int n);
+void st_sset_del(struct st_sset *t, const struct st_sub *sub);   /* sub must be in the set */
+void st_sset_free(struct st_sset *t);
+
 struct st_client {
     struct lws *wsi;
     uint64_t id;
@@ -171,8 +183,7 @@ struct st_client {
     int nsubs;                       /* explicit + wildcard-made subscriptions */
     int nexplicit;
     int nplaceholders;               /* subscriptions to names that have not traded */
-    struct st_sub **sset;            /* open-addressing set of subs by symbol (owned) */
-    unsigned sset_cap;               /* power of two, or 0 */
+    struct st_sset sset;             /* its subscriptions by symbol (sset.c) */
     struct st_outq q;                /* what waits to be sent (outq.c) */
     int64_t wait_since_ms;           /* mono ms since the oldest unsent item waits; 0 idle */
     double tokens;                   /* rate limit bucket */
