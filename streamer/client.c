@@ -265,23 +265,23 @@ static void st_op_subscribe(struct st_client *c, const struct st_proto_msg *req)
             st_client_error(c, "out of memory");
         goto out;
     }
-    /* The snapshot carries the newest update of these symbols: drop queued older ones. */
-    if (wild) {
-        for (struct st_sub *x = c->subs; x; x = x->c_next)
+    /* The snapshot carries the newest update of these symbols: drop queued older ones
+     * (for "*", when it is built, just before it is sent). */
+    for (int i = 0; i < nsyms; i++) {
+        struct st_sub *x = st_hub_sub(c, syms[i]);
+        if (x)
             st_sub_clear(x, ST_KIND_KLINE);
-    } else {
-        for (int i = 0; i < nsyms; i++) {
-            struct st_sub *x = st_hub_sub(c, syms[i]);
-            if (x)
-                st_sub_clear(x, ST_KIND_KLINE);
-        }
     }
     st_msg_t *r = st_reply_list("subscribed", c);
     if (r)
         st_client_ctl(c, r);
-    st_msg_t *snap = st_hub_snapshot(c, wild ? NULL : syms, nsyms);
-    if (snap)
-        st_client_ctl_kind(c, snap, wild ? ST_CTL_FULL_SNAPSHOT : ST_CTL_SNAPSHOT);
+    if (wild) {
+        st_client_ctl_kind(c, NULL, ST_CTL_FULL_SNAPSHOT);
+    } else {
+        st_msg_t *snap = st_hub_snapshot(c, syms, nsyms);
+        if (snap)
+            st_client_ctl_kind(c, snap, ST_CTL_SNAPSHOT);
+    }
 out:
     free(syms);
 }
@@ -411,6 +411,20 @@ void st_client_on_receive(struct st_client *c, const void *in, size_t len)
 #define ST_BATCH_MAX (32 * 1024)
 static unsigned char st_batch_buf[LWS_PRE + ST_BATCH_MAX + 64];
 
+/* A "*" snapshot is built when it is about to be sent, not when it is asked for: the
+ * newest state then, and a client that asks again and again without reading costs one
+ * queue entry, not a 0.8 KB x all-symbols copy per request. Its queued kline updates are
+ * older than what it carries: they go. */
+static st_msg_t *st_client_full_snapshot(struct st_client *c)
+{
+    for (struct st_sub *x = c->subs; x; x = x->c_next)
+        st_sub_clear(x, ST_KIND_KLINE);
+    st_msg_t *m = st_hub_snapshot(c, NULL, 0);
+    if (!m)
+        log_warn("client %llu: out of memory building a snapshot", (unsigned long long)c->id);
+    return m;
+}
+
 static int st_client_write_batch(struct st_client *c)
 {
     char *p = (char *)st_batch_buf + LWS_PRE;
@@ -439,8 +453,10 @@ int st_client_on_writeable(struct st_client *c)
         lws_write(c->wsi, cf + LWS_PRE, 2 + rl, ST_LWS_WRITE_CLOSE);
         return -1;
     }
-    st_msg_t *m = st_outq_take_ctl(&c->q); /* we own one reference to m until it is written */
-    if (!m && st_outq_batchable(&c->q, ST_BATCH_MAX)) {
+    st_msg_t *m = NULL; /* we own one reference to m until it is written */
+    if (st_outq_take_ctl(&c->q, &m) && !m)
+        m = st_client_full_snapshot(c); /* deferred to now; NULL on OOM (nothing sent) */
+    else if (!m && st_outq_batchable(&c->q, ST_BATCH_MAX)) {
         if (st_client_write_batch(c) < 0)
             return -1;
     } else if (!m && !(m = st_outq_take(&c->q))) {

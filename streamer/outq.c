@@ -6,7 +6,8 @@
  * subscription (struct st_sub), so a newer update of the same symbol replaces the queued
  * one in place (latest wins). Every queued message is counted in q->bytes by its payload
  * length, so a client's backlog is bounded in bytes (--max-pending-bytes), not only in
- * counts: a "*" snapshot at 2,000 symbols is ~1.6 MB, and 32 of them used to fit. */
+ * counts: a "*" snapshot at 2,000 symbols is ~1.6 MB, and 32 of them used to fit. A "*"
+ * snapshot waits as a NULL entry and is built by the sender when its turn comes. */
 #include "streamer.h"
 
 #include <string.h>
@@ -28,7 +29,7 @@ static int st_outq_drop_snapshots(struct st_outq *q)
         st_msg_t *m = q->ctl[at];
         enum st_ctl_kind k = q->ctl_kind[at];
         if (k != ST_CTL_REPLY) {
-            q->bytes -= m->len;
+            q->bytes -= m ? m->len : 0;
             st_msg_unref(m);
             dropped++;
             continue;
@@ -45,10 +46,11 @@ enum st_outq_rc st_outq_ctl(struct st_outq *q, st_msg_t *m, enum st_ctl_kind kin
                             int *superseded)
 {
     *superseded = kind == ST_CTL_FULL_SNAPSHOT ? st_outq_drop_snapshots(q) : 0;
+    size_t len = m ? m->len : 0;
     enum st_outq_rc rc = ST_OUTQ_OK;
     if (q->ctl_len == ST_CTL_MAX)
         rc = ST_OUTQ_FULL;
-    else if (!st_outq_fits(q, m->len, max_bytes))
+    else if (!st_outq_fits(q, len, max_bytes))
         rc = ST_OUTQ_OVER;
     if (rc != ST_OUTQ_OK) {
         st_msg_unref(m);
@@ -58,7 +60,7 @@ enum st_outq_rc st_outq_ctl(struct st_outq *q, st_msg_t *m, enum st_ctl_kind kin
     q->ctl[at] = m; /* the queue takes the caller's reference */
     q->ctl_kind[at] = kind;
     q->ctl_len++;
-    q->bytes += m->len;
+    q->bytes += len;
     return ST_OUTQ_OK;
 }
 
@@ -113,15 +115,15 @@ void st_outq_clear(struct st_outq *q, struct st_qnode *n)
     n->msg = NULL;
 }
 
-st_msg_t *st_outq_take_ctl(struct st_outq *q)
+bool st_outq_take_ctl(struct st_outq *q, st_msg_t **m)
 {
     if (!q->ctl_len)
-        return NULL;
-    st_msg_t *m = q->ctl[q->ctl_head];
+        return false;
+    *m = q->ctl[q->ctl_head]; /* the caller gets the queue's reference */
     q->ctl_head = (q->ctl_head + 1) % ST_CTL_MAX;
     q->ctl_len--;
-    q->bytes -= m->len;
-    return m; /* the caller gets the queue's reference */
+    q->bytes -= *m ? (*m)->len : 0;
+    return true;
 }
 
 st_msg_t *st_outq_take(struct st_outq *q)
@@ -163,6 +165,6 @@ size_t st_outq_take_batch(struct st_outq *q, char *dst, size_t cap, int *count)
 void st_outq_free_ctl(struct st_outq *q)
 {
     st_msg_t *m;
-    while ((m = st_outq_take_ctl(q)))
+    while (st_outq_take_ctl(q, &m))
         st_msg_unref(m);
 }

@@ -129,15 +129,17 @@ enum st_outq_rc { ST_OUTQ_OK = 0, ST_OUTQ_CONFLATED, ST_OUTQ_FULL, ST_OUTQ_OVER 
 
 static inline bool st_outq_empty(const struct st_outq *q) { return !q->ctl_len && !q->head; }
 /* Queues a reply; takes the caller's reference whatever the result. A full snapshot first
- * drops the snapshots still waiting (*superseded = how many). FULL: ring full; OVER: the
- * byte bound would be passed (one message alone is always accepted). */
+ * drops the snapshots still waiting (*superseded = how many); m NULL = a full snapshot the
+ * sender builds when it is taken. FULL: ring full; OVER: the byte bound would be passed
+ * (one message alone is always accepted). */
 enum st_outq_rc st_outq_ctl(struct st_outq *q, st_msg_t *m, enum st_ctl_kind kind, size_t max_bytes,
                             int *superseded);
 /* Latest-wins enqueue of an update into its slot n (takes its own reference on success). */
 enum st_outq_rc st_outq_put(struct st_outq *q, struct st_qnode *n, st_msg_t *m, int max_len,
                             size_t max_bytes);
 void st_outq_clear(struct st_outq *q, struct st_qnode *n);
-st_msg_t *st_outq_take_ctl(struct st_outq *q);   /* oldest reply (caller's ref) or NULL */
+/* Oldest reply into *m (caller's ref; NULL: build the full snapshot now); false if none. */
+bool st_outq_take_ctl(struct st_outq *q, st_msg_t **m);
 st_msg_t *st_outq_take(struct st_outq *q);       /* oldest update (caller's ref) or NULL */
 /* Whether the next updates are worth one batch frame of at most cap bytes. */
 bool st_outq_batchable(const struct st_outq *q, size_t cap);

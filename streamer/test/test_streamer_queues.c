@@ -33,7 +33,8 @@ static void test_ctl_bytes_and_order(void **state)
     assert_int_equal(st_outq_ctl(&q, msg("abc"), ST_CTL_REPLY, 1000, &sup), ST_OUTQ_OK);
     assert_int_equal(st_outq_ctl(&q, msg("defgh"), ST_CTL_REPLY, 1000, &sup), ST_OUTQ_OK);
     assert_int_equal(q.bytes, 8);
-    st_msg_t *m = st_outq_take_ctl(&q);
+    st_msg_t *m;
+    assert_true(st_outq_take_ctl(&q, &m));
     assert_string_equal(st_msg_payload(m), "abc");
     st_msg_unref(m);
     assert_int_equal(q.bytes, 5);
@@ -93,14 +94,23 @@ static void test_snapshot_superseded(void **state)
     st_outq_ctl(&q, msg("snapC"), ST_CTL_FULL_SNAPSHOT, 1 << 20, &sup);
     assert_int_equal(sup, 1);
     assert_int_equal(q.bytes, 4 * 3 + 5);
-    const char *want[] = {"sub1", "sub2", "sub3", "snapC"};
+    /* a deferred one (NULL, built by the sender) replaces snapC and counts no bytes */
+    st_outq_ctl(&q, NULL, ST_CTL_FULL_SNAPSHOT, 1 << 20, &sup);
+    assert_int_equal(sup, 1);
+    assert_int_equal(q.bytes, 4 * 3);
+    const char *want[] = {"sub1", "sub2", "sub3", NULL};
     for (int i = 0; i < 4; i++) {
-        st_msg_t *m = st_outq_take_ctl(&q);
-        assert_non_null(m);
+        st_msg_t *m;
+        assert_true(st_outq_take_ctl(&q, &m));
+        if (!want[i]) {
+            assert_null(m);
+            continue;
+        }
         assert_string_equal(st_msg_payload(m), want[i]);
         st_msg_unref(m);
     }
-    assert_null(st_outq_take_ctl(&q));
+    st_msg_t *m;
+    assert_false(st_outq_take_ctl(&q, &m));
     assert_int_equal(q.bytes, 0);
 }
 
