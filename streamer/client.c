@@ -42,12 +42,8 @@ struct st_client *st_client_new(struct lws *wsi)
 
 static void st_client_drop_queues(struct st_client *c)
 {
-    st_hub_unsubscribe_all(c);
-    while (c->ctl_len) {
-        st_msg_unref(c->ctl[c->ctl_head]);
-        c->ctl_head = (c->ctl_head + 1) % ST_CTL_MAX;
-        c->ctl_len--;
-    }
+    st_hub_unsubscribe_all(c); /* clears every update slot */
+    st_outq_free_ctl(&c->q);
 }
 
 void st_client_free(struct st_client *c)
@@ -60,8 +56,10 @@ void st_client_free(struct st_client *c)
     if (c->next)
         c->next->prev = c->prev;
     st_hub.nclients--;
+    st_sset_free(&c->sset);
     free(c->rx);
     free(c);
+    st_hub_reap();
 }
 
 void st_client_kick(struct st_client *c)
@@ -73,17 +71,66 @@ void st_client_kick(struct st_client *c)
     lws_callback_on_writable(c->wsi);
 }
 
-bool st_client_ctl(struct st_client *c, st_msg_t *m)
+/* Over --max-pending-bytes: the client asked for more than it reads. Its backlog is
+ * thrown away and it is told so; a reconnect starts it afresh with one snapshot. */
+static void st_client_over(struct st_client *c)
 {
-    if (c->close_code || c->ctl_len == ST_CTL_MAX) {
+    st_hub.st.dropped++;
+    st_hub.st.pending_closed++;
+    log_info("client %llu: %zu bytes pending (max %lld), closing", (unsigned long long)c->id,
+             c->q.bytes, st_hub.cfg->max_pending_bytes);
+    st_client_close(c, 4009, "too much pending");
+}
+
+bool st_client_ctl_kind(struct st_client *c, st_msg_t *m, enum st_ctl_kind kind)
+{
+    if (c->close_code) {
         st_hub.st.dropped++;
         st_msg_unref(m);
         return false;
     }
-    c->ctl[(c->ctl_head + c->ctl_len) % ST_CTL_MAX] = m; /* the queue takes the caller's ref */
-    c->ctl_len++;
+    int superseded;
+    enum st_outq_rc rc = st_outq_ctl(&c->q, m, kind, (size_t)st_hub.cfg->max_pending_bytes,
+                                     &superseded); /* takes m */
+    st_hub.st.snapshots_superseded += (uint64_t)superseded;
+    if (rc == ST_OUTQ_FULL)
+        st_hub.st.dropped++;
+    if (rc == ST_OUTQ_OVER)
+        st_client_over(c);
+    if (rc != ST_OUTQ_OK)
+        return false;
     st_client_kick(c);
     return true;
+}
+
+bool st_client_ctl(struct st_client *c, st_msg_t *m)
+{
+    return st_client_ctl_kind(c, m, ST_CTL_REPLY);
+}
+
+void st_client_update(struct st_client *c, struct st_qnode *n, st_msg_t *m)
+{
+    if (c->close_code)
+        return;
+    enum st_outq_rc rc = st_outq_put(&c->q, n, m, st_hub.cfg->queue_max,
+                                     (size_t)st_hub.cfg->max_pending_bytes);
+    switch (rc) {
+    case ST_OUTQ_CONFLATED:
+        st_hub.st.conflated++;
+        return;
+    case ST_OUTQ_FULL:
+        st_hub.st.dropped++;
+        st_hub.st.slow_closed++;
+        log_info("client %llu: %d updates pending, closing as too slow", (unsigned long long)c->id,
+                 c->q.len);
+        st_client_close(c, 4008, "too slow");
+        return;
+    case ST_OUTQ_OVER:
+        st_client_over(c);
+        return;
+    default:
+        st_client_kick(c);
+    }
 }
 
 void st_client_close(struct st_client *c, int code, const char *reason)
@@ -158,62 +205,83 @@ static st_msg_t *st_reply_list(const char *type, struct st_client *c)
     return m;
 }
 
+/* Subscriptions this request would add, and placeholders among them (O(1) per name). */
+static void st_sub_count_new(struct st_client *c, const struct st_proto_msg *req, int *fresh,
+                             int *placeholders)
+{
+    *fresh = *placeholders = 0;
+    for (int i = 0; i < req->nsymbols; i++) {
+        if (!strcmp(req->symbols[i], "*"))
+            continue;
+        struct st_symbol *s = st_hub_find(req->symbols[i]);
+        if (s && st_hub_sub(c, s))
+            continue;
+        (*fresh)++;
+        *placeholders += !s || !s->has_data;
+    }
+}
+
+/* Explicit names: find or create each symbol and subscribe; fills syms. -1 after an error
+ * reply (the names before the failing one stay subscribed). */
+static int st_sub_names(struct st_client *c, const struct st_proto_msg *req, struct st_symbol **syms,
+                        int *nsyms)
+{
+    for (int i = 0; i < req->nsymbols; i++) {
+        struct st_symbol *s = st_hub_symbol(req->symbols[i], true);
+        if (!s) {
+            st_client_error(c, "too many symbols on this server");
+            return -1;
+        }
+        if (st_hub_subscribe(c, s) < 0) {
+            st_hub_unfollowed(s);
+            st_client_error(c, "out of memory");
+            return -1;
+        }
+        syms[(*nsyms)++] = s;
+    }
+    return 0;
+}
+
 static void st_op_subscribe(struct st_client *c, const struct st_proto_msg *req)
 {
-    int max = st_hub.cfg->max_subs, n = req->nsymbols, nsyms = 0;
-    char (*names)[KLINE_SYMBOL_MAX] = req->symbols;
-    struct st_symbol **syms = malloc(sizeof *syms * (size_t)(n + 1));
+    int max = st_hub.cfg->max_subs, maxp = st_hub.cfg->max_placeholders, nsyms = 0, fresh, ph;
+    bool wild = req->wildcard;
+    struct st_symbol **syms = malloc(sizeof *syms * (size_t)(req->nsymbols + 1));
     if (!syms)
         return;
-    bool wild = req->wildcard;
-    int fresh = 0;
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(names[i], "*"))
-            continue;
-        struct st_symbol *s = st_hub_find(names[i]);
-        bool have = false;
-        if (s)
-            for (struct st_sub *x = c->subs; x; x = x->c_next)
-                have |= x->s == s;
-        fresh += !have;
-    }
+    st_sub_count_new(c, req, &fresh, &ph);
     if (!wild && !c->wildcard && c->nsubs + fresh > max) {
         st_client_error(c, "too many subscriptions (max %d per connection)", max);
         goto out;
     }
-    if (wild) {
-        if (st_hub_wildcard(c) < 0) {
-            st_client_error(c, "out of memory");
-            goto out;
-        }
-    } else {
-        for (int i = 0; i < n; i++) {
-            struct st_symbol *s = st_hub_symbol(names[i], true);
-            if (!s) {
-                st_client_error(c, "too many symbols on this server");
-                goto out;
-            }
-            if (st_hub_subscribe(c, s) < 0) {
-                st_client_error(c, "out of memory");
-                goto out;
-            }
-            syms[nsyms++] = s;
-        }
+    /* Names nothing has traded cost a table entry each: one connection gets a few, so its
+     * churn cannot fill --max-symbols for everyone else. */
+    if (!wild && c->nplaceholders + ph > maxp) {
+        st_client_error(c, "too many symbols that have not traded (max %d per connection)", maxp);
+        goto out;
     }
-    /* The snapshot carries the newest update of these symbols: drop queued older ones. */
-    for (struct st_sub *x = c->subs; x; x = x->c_next) {
-        bool named = wild;
-        for (int i = 0; !named && i < nsyms; i++)
-            named = syms[i] == x->s;
-        if (named)
+    if (wild ? st_hub_wildcard(c) < 0 : st_sub_names(c, req, syms, &nsyms) < 0) {
+        if (wild)
+            st_client_error(c, "out of memory");
+        goto out;
+    }
+    /* The snapshot carries the newest update of these symbols: drop queued older ones
+     * (for "*", when it is built, just before it is sent). */
+    for (int i = 0; i < nsyms; i++) {
+        struct st_sub *x = st_hub_sub(c, syms[i]);
+        if (x)
             st_sub_clear(x, ST_KIND_KLINE);
     }
     st_msg_t *r = st_reply_list("subscribed", c);
     if (r)
         st_client_ctl(c, r);
-    st_msg_t *snap = st_hub_snapshot(c, wild ? NULL : syms, nsyms);
-    if (snap)
-        st_client_ctl(c, snap);
+    if (wild) {
+        st_client_ctl_kind(c, NULL, ST_CTL_FULL_SNAPSHOT);
+    } else {
+        st_msg_t *snap = st_hub_snapshot(c, syms, nsyms);
+        if (snap)
+            st_client_ctl_kind(c, snap, ST_CTL_SNAPSHOT);
+    }
 out:
     free(syms);
 }
@@ -285,6 +353,7 @@ void st_client_on_message(struct st_client *c, const char *buf, size_t len)
     default: st_op_ping(c, &req); break;
     }
     st_proto_msg_free(&req);
+    st_hub_reap(); /* placeholders this request stopped following */
 }
 
 void st_client_on_receive(struct st_client *c, const void *in, size_t len)
@@ -335,22 +404,6 @@ void st_client_on_receive(struct st_client *c, const void *in, size_t len)
 
 /* ---------------------------------------------------------------- sending */
 
-/* Detaches the oldest pending update; the caller gets its reference. */
-static st_msg_t *st_client_pop(struct st_client *c)
-{
-    struct st_qnode *n = c->qhead;
-    st_msg_t *m = n->msg;
-    c->qhead = n->next;
-    if (c->qhead)
-        c->qhead->prev = NULL;
-    else
-        c->qtail = NULL;
-    n->next = n->prev = NULL;
-    n->msg = NULL;
-    c->qlen--;
-    return m;
-}
-
 /* A client that is behind gets its pending updates in one frame,
  * {"type":"batch","updates":[...]}, up to ST_BATCH_MAX bytes: one send() instead of
  * dozens, which is what lets one thread feed hundreds of "*" subscribers. The buffer is
@@ -358,23 +411,25 @@ static st_msg_t *st_client_pop(struct st_client *c)
 #define ST_BATCH_MAX (32 * 1024)
 static unsigned char st_batch_buf[LWS_PRE + ST_BATCH_MAX + 64];
 
+/* A "*" snapshot is built when it is about to be sent, not when it is asked for: the
+ * newest state then, and a client that asks again and again without reading costs one
+ * queue entry, not a 0.8 KB x all-symbols copy per request. Its queued kline updates are
+ * older than what it carries: they go. */
+static st_msg_t *st_client_full_snapshot(struct st_client *c)
+{
+    for (struct st_sub *x = c->subs; x; x = x->c_next)
+        st_sub_clear(x, ST_KIND_KLINE);
+    st_msg_t *m = st_hub_snapshot(c, NULL, 0);
+    if (!m)
+        log_warn("client %llu: out of memory building a snapshot", (unsigned long long)c->id);
+    return m;
+}
+
 static int st_client_write_batch(struct st_client *c)
 {
-    static const char head[] = "{\"type\":\"batch\",\"updates\":[";
     char *p = (char *)st_batch_buf + LWS_PRE;
-    size_t len = sizeof head - 1;
-    memcpy(p, head, len);
-    int n = 0;
-    while (c->qhead && len + c->qhead->msg->len + 3 <= ST_BATCH_MAX) {
-        st_msg_t *m = st_client_pop(c);
-        if (n++)
-            p[len++] = ',';
-        memcpy(p + len, st_msg_payload(m), m->len);
-        len += m->len;
-        st_msg_unref(m);
-    }
-    p[len++] = ']';
-    p[len++] = '}';
+    int n;
+    size_t len = st_outq_take_batch(&c->q, p, ST_BATCH_MAX, &n);
     if (lws_write(c->wsi, (unsigned char *)p, len, LWS_WRITE_TEXT) < (int)len)
         return -1;
     st_hub.st.msgs_sent += (uint64_t)n;
@@ -399,16 +454,12 @@ int st_client_on_writeable(struct st_client *c)
         return -1;
     }
     st_msg_t *m = NULL; /* we own one reference to m until it is written */
-    if (c->ctl_len) {
-        m = c->ctl[c->ctl_head];
-        c->ctl_head = (c->ctl_head + 1) % ST_CTL_MAX;
-        c->ctl_len--;
-    } else if (c->qlen >= 2 && c->qhead->next->msg->len + c->qhead->msg->len < ST_BATCH_MAX / 2) {
+    if (st_outq_take_ctl(&c->q, &m) && !m)
+        m = st_client_full_snapshot(c); /* deferred to now; NULL on OOM (nothing sent) */
+    else if (!m && st_outq_batchable(&c->q, ST_BATCH_MAX)) {
         if (st_client_write_batch(c) < 0)
             return -1;
-    } else if (c->qhead) {
-        m = st_client_pop(c);
-    } else {
+    } else if (!m && !(m = st_outq_take(&c->q))) {
         c->wait_since_ms = 0;
         return 0;
     }
@@ -424,7 +475,7 @@ int st_client_on_writeable(struct st_client *c)
         st_hub.st.frames_sent++;
         st_hub.st.bytes_sent += len;
     }
-    if (c->ctl_len || c->qhead) {
+    if (!st_outq_empty(&c->q)) {
         c->wait_since_ms = cfg_mono_ms();
         lws_callback_on_writable(c->wsi);
     } else {

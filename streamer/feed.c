@@ -1,4 +1,4 @@
-/* feed.c — the feed thread: Kafka (every partition, from the end, no consumer group)
+/* feed.c — the feed thread: Kafka (every partition, from --catchup-secs back, no consumer group)
  * or NDJSON on stdin. It parses each record and hands it to the lws thread through a
  * bounded queue; when the queue is full the feed thread waits (Kafka simply lags, which
  * /metrics shows), so memory never grows with a burst. */
@@ -194,12 +194,24 @@ static int st_kafka_partitions(rd_kafka_t *rk, rd_kafka_topic_t *rkt)
     return n > ST_FEED_MAX_PARTS ? ST_FEED_MAX_PARTS : n;
 }
 
-/* Adds partitions [from, to) to the assignment at offset off. */
-static int st_kafka_assign_more(rd_kafka_t *rk, const char *topic, int from, int to, int64_t off)
+/* Adds partitions [from, to) to the assignment; each starts at off, or, with since_ms > 0,
+ * at its first record stamped since_ms or later (the end if there is none). */
+static int st_kafka_assign_more(rd_kafka_t *rk, const char *topic, int from, int to, int64_t off,
+                                int64_t since_ms)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(to - from);
     for (int p = from; p < to; p++)
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset = off;
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = since_ms > 0 ? since_ms : off;
+    if (since_ms > 0) {
+        /* A broker round trip: bounded by the same 5 s as the metadata request. */
+        rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, l, 5000);
+        for (int i = 0; i < l->cnt; i++)
+            if (err || l->elems[i].err || l->elems[i].offset < 0)
+                l->elems[i].offset = RD_KAFKA_OFFSET_END;
+        if (err)
+            log_warn("kafka: offsets for the catch-up window: %s; reading from the end",
+                     rd_kafka_err2str(err));
+    }
     rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
@@ -276,12 +288,22 @@ static void st_feed_kafka(void)
                 said_missing = true;
             }
             if (n > nparts) {
-                /* First sight: start at the end (live prices only). Partitions added later
-                 * are new, so everything in them is newer than our start: read from the start. */
-                int64_t off = nparts == 0 ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
-                if (st_kafka_assign_more(rk, cfg->topic, nparts, n, off) == 0) {
-                    log_info("kafka: reading %s partitions %d..%d from the %s", cfg->topic, nparts,
-                             n - 1, nparts == 0 ? "end" : "beginning");
+                /* First sight: read back the last --catchup-secs of every partition, so that
+                 * after a (re)start every symbol has its latest kline without waiting for the
+                 * next one (was: from the end, and a restart had nothing until each symbol
+                 * traded again). Partitions added later are new, so everything in them is
+                 * newer than our start: read from the beginning. */
+                bool first = nparts == 0;
+                int64_t since = first && cfg->catchup_secs > 0
+                                    ? cfg_now_ms() - (int64_t)cfg->catchup_secs * 1000 : 0;
+                int64_t off = first ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+                if (st_kafka_assign_more(rk, cfg->topic, nparts, n, off, since) == 0) {
+                    if (since)
+                        log_info("kafka: reading %s partitions %d..%d from the last %d s", cfg->topic,
+                                 nparts, n - 1, cfg->catchup_secs);
+                    else
+                        log_info("kafka: reading %s partitions %d..%d from the %s", cfg->topic, nparts,
+                                 n - 1, first ? "end" : "beginning");
                     nparts = n;
                 }
             }

@@ -299,6 +299,12 @@ char *st_metrics_render(size_t *len)
          (unsigned long long)s->dropped);
     ST_M(&m, "kline_streamer_slow_clients_closed_total", "counter", "Clients closed as too slow (4008).",
          "%llu", (unsigned long long)s->slow_closed);
+    ST_M(&m, "kline_streamer_pending_bytes_closed_total", "counter",
+         "Clients closed for more than --max-pending-bytes queued (4009).", "%llu",
+         (unsigned long long)s->pending_closed);
+    ST_M(&m, "kline_streamer_snapshots_superseded_total", "counter",
+         "Unsent snapshots dropped because a newer full (\"*\") snapshot replaced them.", "%llu",
+         (unsigned long long)s->snapshots_superseded);
     ST_M(&m, "kline_streamer_abusive_clients_closed_total", "counter",
          "Clients closed after too many bad messages (1008).", "%llu", (unsigned long long)s->abuse_closed);
     ST_M(&m, "kline_streamer_client_errors_total", "counter", "Error replies sent to clients.", "%llu",
@@ -321,6 +327,12 @@ char *st_metrics_render(size_t *len)
     ST_M(&m, "kline_streamer_db_errors_total", "counter", "/api/klines queries that failed.", "%llu",
          (unsigned long long)atomic_load(&st_db_errors));
     ST_M(&m, "kline_streamer_symbols", "gauge", "Symbols known.", "%d", st_hub.nsymbols);
+    ST_M(&m, "kline_streamer_placeholder_symbols", "gauge",
+         "Symbols clients follow that have not traded yet (count against --max-symbols).", "%d",
+         st_hub.nplaceholders);
+    ST_M(&m, "kline_streamer_placeholders_freed_total", "counter",
+         "Placeholders removed when their last subscriber left.", "%llu",
+         (unsigned long long)s->placeholders_freed);
     st_mput(&m, "# HELP kline_streamer_subscriptions Subscribed clients per symbol.\n"
                 "# TYPE kline_streamer_subscriptions gauge\n");
     for (struct st_symbol *y = st_hub.symbols; y; y = y->next)

@@ -66,86 +66,87 @@ struct st_symbol *st_hub_symbol(const char *name, bool from_client)
         return NULL;
     }
     snprintf(s->name, sizeof s->name, "%s", name);
+    s->id = ++st_hub.next_symbol_id;
     size_t b = st_hash(name) & (st_hub.hcap - 1);
     s->hnext = st_hub.htab[b];
     st_hub.htab[b] = s;
     s->next = st_hub.symbols;
+    if (st_hub.symbols)
+        st_hub.symbols->prev = s;
     st_hub.symbols = s;
     st_hub.nsymbols++;
-    /* Wildcard subscribers follow new symbols. */
-    for (struct st_client *c = st_hub.wildcards; c; c = c->w_next)
-        if (st_hub_subscribe(c, s) < 0)
-            log_warn("client %llu: out of memory following %s", (unsigned long long)c->id, name);
+    st_hub.nplaceholders++; /* until its first kline (st_symbol_traded) */
     return s;
+}
+
+/* A placeholder nobody follows any more leaves the table at once (so its slot counts no
+ * more against --max-symbols), but stays in the all-symbols list until st_hub_reap: a walk
+ * of that list may be in progress (a fan-out that closed a slow client got us here). */
+static void st_symbol_kill(struct st_symbol *s)
+{
+    struct st_symbol **pp = &st_hub.htab[st_hash(s->name) & (st_hub.hcap - 1)];
+    while (*pp != s)
+        pp = &(*pp)->hnext;
+    *pp = s->hnext;
+    s->dead = true;
+    s->hnext = st_hub.dead;
+    st_hub.dead = s;
+    st_hub.nsymbols--;
+    st_hub.nplaceholders--;
+    st_hub.st.placeholders_freed++;
+}
+
+static void st_symbol_free(struct st_symbol *s)
+{
+    st_msg_unref(s->msg);
+    st_ind_free(&s->ind);
+    free(s);
+}
+
+void st_hub_reap(void)
+{
+    while (st_hub.dead) {
+        struct st_symbol *s = st_hub.dead;
+        st_hub.dead = s->hnext;
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            st_hub.symbols = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
+        st_symbol_free(s);
+    }
+}
+
+/* ---------------------------------------------------------------- subscription sets */
+
+struct st_sub *st_hub_sub(struct st_client *c, const struct st_symbol *s)
+{
+    return st_sset_find(&c->sset, s);
 }
 
 /* ---------------------------------------------------------------- queues */
 
 void st_sub_clear(struct st_sub *sub, enum st_kind kind)
 {
-    struct st_qnode *n = &sub->q[kind];
-    if (!n->msg)
-        return;
-    struct st_client *c = sub->c;
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        c->qhead = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
-    else
-        c->qtail = n->prev;
-    n->prev = n->next = NULL;
-    st_msg_unref(n->msg);
-    n->msg = NULL;
-    c->qlen--;
-}
-
-void st_sub_put(struct st_sub *sub, enum st_kind kind, st_msg_t *m)
-{
-    struct st_qnode *n = &sub->q[kind];
-    struct st_client *c = sub->c;
-    if (c->close_code)
-        return;
-    if (n->msg) {
-        /* Latest wins: keep the queue position, swap the payload. */
-        st_msg_unref(n->msg);
-        n->msg = st_msg_ref(m);
-        st_hub.st.conflated++;
-        return;
-    }
-    if (c->qlen >= st_hub.cfg->queue_max) {
-        st_hub.st.dropped++;
-        st_hub.st.slow_closed++;
-        log_info("client %llu: %d updates pending, closing as too slow",
-                 (unsigned long long)c->id, c->qlen);
-        st_client_close(c, 4008, "too slow");
-        return;
-    }
-    n->msg = st_msg_ref(m);
-    n->next = NULL;
-    n->prev = c->qtail;
-    if (c->qtail)
-        c->qtail->next = n;
-    else
-        c->qhead = n;
-    c->qtail = n;
-    c->qlen++;
-    st_client_kick(c);
+    st_outq_clear(&sub->c->q, &sub->q[kind]);
 }
 
 /* ---------------------------------------------------------------- subscriptions */
 
 int st_hub_subscribe(struct st_client *c, struct st_symbol *s)
 {
-    for (struct st_sub *x = c->subs; x; x = x->c_next)
-        if (x->s == s)
-            return 0;
+    if (st_hub_sub(c, s))
+        return 0;
     struct st_sub *sub = calloc(1, sizeof *sub);
     if (!sub)
         return -1;
     sub->c = c;
     sub->s = s;
+    if (st_sset_add(&c->sset, sub, c->nsubs) < 0) {
+        free(sub);
+        return -1;
+    }
     sub->s_next = s->subs;
     if (s->subs)
         s->subs->s_prev = sub;
@@ -156,6 +157,7 @@ int st_hub_subscribe(struct st_client *c, struct st_symbol *s)
         c->subs->c_prev = sub;
     c->subs = sub;
     c->nsubs++;
+    c->nplaceholders += !s->has_data;
     return 1;
 }
 
@@ -165,6 +167,7 @@ static void st_sub_free(struct st_sub *sub)
     struct st_symbol *s = sub->s;
     for (int k = 0; k < ST_KIND_N; k++)
         st_sub_clear(sub, (enum st_kind)k);
+    st_sset_del(&c->sset, sub);
     if (sub->s_prev)
         sub->s_prev->s_next = sub->s_next;
     else
@@ -179,16 +182,25 @@ static void st_sub_free(struct st_sub *sub)
     if (sub->c_next)
         sub->c_next->c_prev = sub->c_prev;
     c->nsubs--;
+    c->nplaceholders -= !s->has_data;
     free(sub);
+    if (!s->has_data && !s->nsubs)
+        st_symbol_kill(s);
+}
+
+void st_hub_unfollowed(struct st_symbol *s)
+{
+    if (!s->has_data && !s->nsubs && !s->dead)
+        st_symbol_kill(s);
 }
 
 void st_hub_unsubscribe(struct st_client *c, struct st_symbol *s)
 {
-    for (struct st_sub *x = c->subs; x; x = x->c_next)
-        if (x->s == s) {
-            st_sub_free(x);
-            return;
-        }
+    struct st_sub *x = st_hub_sub(c, s);
+    if (!x)
+        return;
+    c->wild_full = false; /* a later ["*"] must add it back */
+    st_sub_free(x);
 }
 
 static void st_hub_wildcard_off(struct st_client *c)
@@ -203,6 +215,7 @@ static void st_hub_wildcard_off(struct st_client *c)
         c->w_next->w_prev = c->w_prev;
     c->w_prev = c->w_next = NULL;
     c->wildcard = false;
+    c->wild_full = false;
 }
 
 void st_hub_unsubscribe_all(struct st_client *c)
@@ -211,10 +224,14 @@ void st_hub_unsubscribe_all(struct st_client *c)
     while (c->subs)
         st_sub_free(c->subs);
     c->nexplicit = 0;
+    st_sset_free(&c->sset);
 }
 
 int st_hub_wildcard(struct st_client *c)
 {
+    /* Already following every traded symbol (new ones join at their first kline): O(1). */
+    if (c->wild_full)
+        return 0;
     if (!c->wildcard) {
         c->wildcard = true;
         c->w_prev = NULL;
@@ -223,10 +240,24 @@ int st_hub_wildcard(struct st_client *c)
             st_hub.wildcards->w_prev = c;
         st_hub.wildcards = c;
     }
+    /* Placeholders are not followed by "*": only names that traded. */
     for (struct st_symbol *s = st_hub.symbols; s; s = s->next)
-        if (st_hub_subscribe(c, s) < 0)
+        if (s->has_data && st_hub_subscribe(c, s) < 0)
             return -1;
+    c->wild_full = true;
     return 0;
+}
+
+/* A placeholder's first kline: it is a real symbol now, and "*" subscribers follow it. */
+static void st_symbol_traded(struct st_symbol *s)
+{
+    for (struct st_sub *x = s->subs; x; x = x->s_next)
+        x->c->nplaceholders--;
+    st_hub.nplaceholders--;
+    s->has_data = true;
+    for (struct st_client *c = st_hub.wildcards; c; c = c->w_next)
+        if (st_hub_subscribe(c, s) < 0)
+            log_warn("client %llu: out of memory following %s", (unsigned long long)c->id, s->name);
 }
 
 /* ---------------------------------------------------------------- snapshot */
@@ -243,15 +274,28 @@ static int st_snap_add(st_msg_t **m, struct st_symbol *s, bool *first)
 
 static bool st_client_has(struct st_client *c, const char *sym)
 {
-    for (struct st_sub *x = c->subs; x; x = x->c_next)
-        if (!strcmp(x->s->name, sym))
-            return true;
-    return false;
+    struct st_symbol *s = st_hub_find(sym);
+    return s && st_hub_sub(c, s);
+}
+
+/* Bytes the updates of a snapshot take, so it is allocated once: at 2,000 symbols growing
+ * it by doubling copied ~1.6 MB more per snapshot. */
+static size_t st_snap_size(struct st_client *c, struct st_symbol **syms, int nsyms)
+{
+    size_t n = 1024;
+    if (syms) {
+        for (int i = 0; i < nsyms; i++)
+            n += syms[i]->msg ? syms[i]->msg->len + 1 : 0;
+    } else {
+        for (struct st_sub *x = c->subs; x; x = x->c_next)
+            n += x->s->msg ? x->s->msg->len + 1 : 0;
+    }
+    return n;
 }
 
 st_msg_t *st_hub_snapshot(struct st_client *c, struct st_symbol **syms, int nsyms)
 {
-    st_msg_t *m = st_msg_new(1024);
+    st_msg_t *m = st_msg_new(st_snap_size(c, syms, nsyms));
     if (!m)
         return NULL;
     bool first = true;
@@ -322,7 +366,7 @@ static void st_fanout(struct st_symbol *s, enum st_kind kind, st_msg_t *m)
      * (only its own, one per symbol), so take the next link first. */
     for (struct st_sub *x = s->subs, *nx; x; x = nx) {
         nx = x->s_next;
-        st_sub_put(x, kind, m);
+        st_client_update(x->c, &x->q[kind], m);
     }
 }
 
@@ -364,8 +408,9 @@ void st_hub_ingest(const kline_t *k, int64_t ingest_ms)
     }
     st_hub.st.klines_in++;
     bool first = !s->has_data;
+    if (first)
+        st_symbol_traded(s);
     s->last = *k;
-    s->has_data = true;
     s->stale = false;
     s->ingest_ms = ingest_ms;
     s->updated_mono_ms = cfg_mono_ms();
@@ -448,22 +493,22 @@ void st_hub_tick(int64_t now)
         if (now - c->wait_since_ms > st_hub.cfg->slow_client_ms) {
             st_hub.st.slow_closed++;
             log_info("client %llu: no progress for %lld ms with %d updates pending, closing as too slow",
-                     (unsigned long long)c->id, (long long)(now - c->wait_since_ms), c->qlen);
+                     (unsigned long long)c->id, (long long)(now - c->wait_since_ms), c->q.len);
             st_client_close(c, 4008, "too slow");
         }
     }
+    st_hub_reap(); /* placeholders of clients closed during a fan-out */
 }
 
 void st_hub_free(void)
 {
     while (st_hub.clients)
         st_client_free(st_hub.clients);
+    st_hub_reap();
     struct st_symbol *s = st_hub.symbols;
     while (s) {
         struct st_symbol *n = s->next;
-        st_msg_unref(s->msg);
-        st_ind_free(&s->ind);
-        free(s);
+        st_symbol_free(s);
         s = n;
     }
     int cap = (int)(sizeof st_hub.alerts / sizeof st_hub.alerts[0]);

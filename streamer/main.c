@@ -43,6 +43,13 @@ static void st_usage(FILE *out)
         "      --max-symbols N        symbols clients may name (STREAMER_MAX_SYMBOLS, default 10000)\n"
         "      --queue-max N          pending distinct updates per client before it is cut off\n"
         "                             (STREAMER_QUEUE_MAX, default 1024)\n"
+        "      --max-pending-bytes B  bytes queued for one client (replies, snapshots, updates) before\n"
+        "                             it is cut off with 4009 (STREAMER_MAX_PENDING_BYTES, default 8 MiB)\n"
+        "      --max-placeholders N   names that have not traded yet one connection may follow\n"
+        "                             (STREAMER_MAX_PLACEHOLDERS, default 64)\n"
+        "      --catchup-secs S       Kafka: on start, read back the last S seconds of every partition\n"
+        "                             so every symbol has its latest kline (STREAMER_CATCHUP_SECS,\n"
+        "                             default 120, 0 = live records only)\n"
         "      --slow-client-ms MS    cut off a client that makes no progress for MS\n"
         "                             (STREAMER_SLOW_CLIENT_MS, default 5000)\n"
         "      --allow-origin LIST    comma-separated allowed Origin values (STREAMER_ALLOW_ORIGIN, default any)\n"
@@ -65,7 +72,8 @@ static void st_usage(FILE *out)
 enum {
     OPT_SMA = 256, OPT_STALE, OPT_MAX_MSG, OPT_MAX_RATE, OPT_MAX_SUBS, OPT_MAX_CLIENTS,
     OPT_MAX_SYMBOLS, OPT_QUEUE_MAX, OPT_SLOW, OPT_ORIGIN, OPT_CERT, OPT_KEY, OPT_BADGE,
-    OPT_STATS, OPT_LOG, OPT_DB_WORKERS, OPT_COALESCE, OPT_EVLOOP,
+    OPT_STATS, OPT_LOG, OPT_DB_WORKERS, OPT_COALESCE, OPT_EVLOOP, OPT_PENDING_BYTES,
+    OPT_PLACEHOLDERS, OPT_CATCHUP,
 };
 
 static int st_int_opt(const char *name, const char *v, long long min, long long max)
@@ -132,6 +140,9 @@ static void st_parse(int argc, char **argv, struct st_config *c)
     c->max_clients = (int)cfg_env_ll("STREAMER_MAX_CLIENTS", 20000, 1, 1000000);
     c->max_symbols = (int)cfg_env_ll("STREAMER_MAX_SYMBOLS", 10000, 1, 1000000);
     c->queue_max = (int)cfg_env_ll("STREAMER_QUEUE_MAX", 1024, 1, 1000000);
+    c->max_pending_bytes = cfg_env_ll("STREAMER_MAX_PENDING_BYTES", 8 << 20, 64 << 10, 1LL << 40);
+    c->max_placeholders = (int)cfg_env_ll("STREAMER_MAX_PLACEHOLDERS", 64, 0, 1000000);
+    c->catchup_secs = (int)cfg_env_ll("STREAMER_CATCHUP_SECS", 120, 0, 7 * 86400);
     c->slow_client_ms = (int)cfg_env_ll("STREAMER_SLOW_CLIENT_MS", 5000, 100, 3600000);
     c->stats_interval = (int)cfg_env_ll("STATS_INTERVAL", 60, 0, 86400);
     c->db_workers = (int)cfg_env_ll("STREAMER_DB_WORKERS", 2, 1, 8);
@@ -158,6 +169,9 @@ static void st_parse(int argc, char **argv, struct st_config *c)
         {"max-symbols", required_argument, 0, OPT_MAX_SYMBOLS},
         {"queue-max", required_argument, 0, OPT_QUEUE_MAX},
         {"slow-client-ms", required_argument, 0, OPT_SLOW},
+        {"max-pending-bytes", required_argument, 0, OPT_PENDING_BYTES},
+        {"max-placeholders", required_argument, 0, OPT_PLACEHOLDERS},
+        {"catchup-secs", required_argument, 0, OPT_CATCHUP},
         {"allow-origin", required_argument, 0, OPT_ORIGIN},
         {"tls-cert", required_argument, 0, OPT_CERT},
         {"tls-key", required_argument, 0, OPT_KEY},
@@ -191,6 +205,13 @@ static void st_parse(int argc, char **argv, struct st_config *c)
         case OPT_MAX_CLIENTS: c->max_clients = st_int_opt("--max-clients", optarg, 1, 1000000); break;
         case OPT_MAX_SYMBOLS: c->max_symbols = st_int_opt("--max-symbols", optarg, 1, 1000000); break;
         case OPT_QUEUE_MAX: c->queue_max = st_int_opt("--queue-max", optarg, 1, 1000000); break;
+        case OPT_PENDING_BYTES:
+            if (cfg_parse_ll(optarg, 64 << 10, 1LL << 40, &c->max_pending_bytes) < 0)
+                cfg_usage_error(ST_PROG, st_synopsis, "--max-pending-bytes: expected an integer in "
+                                "[65536, 2^40], got '%s'", optarg);
+            break;
+        case OPT_PLACEHOLDERS: c->max_placeholders = st_int_opt("--max-placeholders", optarg, 0, 1000000); break;
+        case OPT_CATCHUP: c->catchup_secs = st_int_opt("--catchup-secs", optarg, 0, 7 * 86400); break;
         case OPT_SLOW: c->slow_client_ms = st_int_opt("--slow-client-ms", optarg, 100, 3600000); break;
         case OPT_ORIGIN: origins = optarg; break;
         case OPT_CERT: c->tls_cert = optarg; break;

@@ -16,3 +16,9 @@ $(TBIN)/test_streamer_proto: $(BUILD)/streamer/test/test_streamer_proto.o \
 	$(BUILD)/streamer/proto.o $(LIBKP)
 TESTBINS += $(TBIN)/test_streamer_proto
 ALL_OBJS += $(BUILD)/streamer/test/test_streamer_proto.o
+
+# The per-client pending queue (outq.c) and subscription set (sset.c) on their own (cmocka).
+$(TBIN)/test_streamer_queues: $(BUILD)/streamer/test/test_streamer_queues.o \
+	$(BUILD)/streamer/outq.o $(BUILD)/streamer/sset.o $(BUILD)/streamer/msg.o $(LIBKP)
+TESTBINS += $(TBIN)/test_streamer_queues
+ALL_OBJS += $(BUILD)/streamer/test/test_streamer_queues.o

@@ -43,6 +43,9 @@ struct st_config {
     int max_symbols;            /* symbols known to the hub (placeholders from clients count) */
     int slow_client_ms;
     int queue_max;              /* distinct pending updates per client */
+    long long max_pending_bytes; /* bytes a client may have queued (replies + updates) */
+    int max_placeholders;       /* untraded names one client may hold */
+    int catchup_secs;           /* Kafka: read back this much of every partition at start */
     char **allow_origins;       /* NULL: any origin */
     const char *tls_cert;
     const char *tls_key;
@@ -103,16 +106,53 @@ void st_ind_seed(struct st_ind *ind, int64_t bar_open, const double *closes, int
 /* Appends ,"bar":{...},"sma":x|null to a JSON object being built. */
 int st_ind_json(const struct st_ind *ind, st_msg_t **m);
 
-/* ---- hub (hub.c): symbols, subscriptions, per-client conflating queues ---- */
-enum st_kind { ST_KIND_KLINE = 0, ST_KIND_ALERT, ST_KIND_N };
-
-struct st_client;
-struct st_symbol;
-
+/* ---- per-client outgoing queue (outq.c, its only owner) ---- */
 struct st_qnode {               /* one pending, latest-wins slot of a subscription */
     struct st_qnode *prev, *next;
     st_msg_t *msg;              /* owned reference while queued */
 };
+
+#define ST_CTL_MAX 32 /* replies in flight: a burst of --max-rate requests fits */
+
+enum st_ctl_kind { ST_CTL_REPLY = 0, ST_CTL_SNAPSHOT, ST_CTL_FULL_SNAPSHOT };
+
+struct st_outq {
+    st_msg_t *ctl[ST_CTL_MAX];       /* replies/snapshots, sent before updates (owned refs) */
+    enum st_ctl_kind ctl_kind[ST_CTL_MAX];
+    int ctl_head, ctl_len;
+    struct st_qnode *head, *tail;    /* pending updates, oldest first */
+    int len;
+    size_t bytes;                    /* payload bytes of everything queued (the bound) */
+};
+
+enum st_outq_rc { ST_OUTQ_OK = 0, ST_OUTQ_CONFLATED, ST_OUTQ_FULL, ST_OUTQ_OVER };
+
+static inline bool st_outq_empty(const struct st_outq *q) { return !q->ctl_len && !q->head; }
+/* Queues a reply; takes the caller's reference whatever the result. A full snapshot first
+ * drops the snapshots still waiting (*superseded = how many); m NULL = a full snapshot the
+ * sender builds when it is taken. FULL: ring full; OVER: the byte bound would be passed
+ * (one message alone is always accepted). */
+enum st_outq_rc st_outq_ctl(struct st_outq *q, st_msg_t *m, enum st_ctl_kind kind, size_t max_bytes,
+                            int *superseded);
+/* Latest-wins enqueue of an update into its slot n (takes its own reference on success). */
+enum st_outq_rc st_outq_put(struct st_outq *q, struct st_qnode *n, st_msg_t *m, int max_len,
+                            size_t max_bytes);
+void st_outq_clear(struct st_outq *q, struct st_qnode *n);
+/* Oldest reply into *m (caller's ref; NULL: build the full snapshot now); false if none. */
+bool st_outq_take_ctl(struct st_outq *q, st_msg_t **m);
+st_msg_t *st_outq_take(struct st_outq *q);       /* oldest update (caller's ref) or NULL */
+/* Whether the next updates are worth one batch frame of at most cap bytes. */
+bool st_outq_batchable(const struct st_outq *q, size_t cap);
+/* Writes {"type":"batch","updates":[...]} of the oldest updates into dst (cap + 2 bytes);
+ * returns its length, *n = updates taken. */
+size_t st_outq_take_batch(struct st_outq *q, char *dst, size_t cap, int *n);
+void st_outq_free_ctl(struct st_outq *q);
+
+/* ---- hub (hub.c): symbols, subscriptions, fan-out ---- */
+enum st_kind { ST_KIND_KLINE = 0, ST_KIND_ALERT, ST_KIND_N };
+
+struct st_client;
+struct st_symbol;
 
 struct st_sub {
     struct st_client *c;
@@ -122,7 +162,17 @@ struct st_sub {
     struct st_qnode q[ST_KIND_N];
 };
 
-#define ST_CTL_MAX 32 /* replies in flight: a burst of --max-rate requests fits */
+/* ---- subscription set (sset.c): a client's subscriptions by symbol, O(1) lookup ---- */
+struct st_sset {
+    struct st_sub **slot;            /* open addressing, linear probing (owned array) */
+    unsigned cap;                    /* power of two, or 0 */
+};
+
+struct st_sub *st_sset_find(const struct st_sset *t, const struct st_symbol *s);
+/* Adds sub (keyed by sub->s, not yet in the set) to a set holding n entries; -1 on OOM. */
+int  st_sset_add(struct st_sset *t, struct st_sub *sub, int n);
+void st_sset_del(struct st_sset *t, const struct st_sub *sub);   /* sub must be in the set */
+void st_sset_free(struct st_sset *t);
 
 struct st_client {
     struct lws *wsi;
@@ -130,13 +180,13 @@ struct st_client {
     struct st_client *prev, *next;   /* all clients */
     struct st_client *w_prev, *w_next; /* wildcard subscribers */
     bool wildcard;
+    bool wild_full;                  /* wildcard and following every traded symbol */
     struct st_sub *subs;
     int nsubs;                       /* explicit + wildcard-made subscriptions */
     int nexplicit;
-    struct st_qnode *qhead, *qtail;  /* pending updates, oldest first */
-    int qlen;
-    st_msg_t *ctl[ST_CTL_MAX];       /* replies/snapshots, sent before updates (owned) */
-    int ctl_head, ctl_len;
+    int nplaceholders;               /* subscriptions to names that have not traded */
+    struct st_sset sset;             /* its subscriptions by symbol (sset.c) */
+    struct st_outq q;                /* what waits to be sent (outq.c) */
     int64_t wait_since_ms;           /* mono ms since the oldest unsent item waits; 0 idle */
     double tokens;                   /* rate limit bucket */
     int64_t tokens_ms;
@@ -150,9 +200,11 @@ struct st_client {
 
 struct st_symbol {
     char name[KLINE_SYMBOL_MAX];
+    uint64_t id;                     /* unique for the process: the subscription-set key */
     struct st_symbol *hnext;         /* hash chain */
-    struct st_symbol *next;          /* all symbols, creation order */
-    bool has_data;
+    struct st_symbol *next, *prev;   /* all symbols, creation order (newest first) */
+    bool has_data;                   /* false: a placeholder a client named before it traded */
+    bool dead;                       /* unfollowed placeholder: out of the table, freed soon */
     bool stale;
     kline_t last;
     int64_t ingest_ms;               /* wall ms when the latest kline reached the streamer */
@@ -166,6 +218,7 @@ struct st_symbol {
 struct st_stats {
     uint64_t klines_in, klines_ignored, feed_rejected;
     uint64_t msgs_sent, frames_sent, bytes_sent, conflated, dropped, slow_closed, abuse_closed;
+    uint64_t pending_closed, snapshots_superseded, placeholders_freed;
     uint64_t client_errors, connections_total, alerts;
     uint64_t http_requests, api_requests;
 };
@@ -176,7 +229,10 @@ struct st_hub {
     struct st_symbol **htab;
     size_t hcap;
     struct st_symbol *symbols;       /* creation order (newest first) */
-    int nsymbols;
+    int nsymbols;                    /* in the table (dead placeholders are not) */
+    int nplaceholders;               /* of which without data */
+    uint64_t next_symbol_id;
+    struct st_symbol *dead;          /* unlinked placeholders waiting for st_hub_reap (by hnext) */
     struct st_client *clients;
     struct st_client *wildcards;
     int nclients;
@@ -211,8 +267,12 @@ void st_client_on_receive(struct st_client *c, const void *in, size_t len);
 int  st_client_on_writeable(struct st_client *c);
 /* Asks lws for a writeable callback and notes the start of waiting. */
 void st_client_kick(struct st_client *c);
-/* Queues an owned reply; false if the control queue is full (reply dropped). */
+/* Queues an owned reply; false if it was dropped (closing, queue full, or over
+ * --max-pending-bytes, which closes the client with 4009). */
 bool st_client_ctl(struct st_client *c, st_msg_t *m);
+bool st_client_ctl_kind(struct st_client *c, st_msg_t *m, enum st_ctl_kind kind);
+/* Latest-wins update into the subscription's slot (closes the client when over a bound). */
+void st_client_update(struct st_client *c, struct st_qnode *n, st_msg_t *m);
 /* Marks for close with code/reason (sent at the next writeable; killed if it never comes). */
 void st_client_close(struct st_client *c, int code, const char *reason);
 void st_client_error(struct st_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -223,8 +283,12 @@ void st_hub_unsubscribe(struct st_client *c, struct st_symbol *s);
 void st_hub_unsubscribe_all(struct st_client *c);
 int  st_hub_wildcard(struct st_client *c);
 struct st_symbol *st_hub_symbol(const char *name, bool from_client); /* find or create */
-void st_sub_put(struct st_sub *sub, enum st_kind kind, st_msg_t *m); /* latest-wins enqueue */
 void st_sub_clear(struct st_sub *sub, enum st_kind kind);
+struct st_sub *st_hub_sub(struct st_client *c, const struct st_symbol *s); /* O(1); NULL: none */
+/* A placeholder that ended up with no subscriber (a failed subscribe) leaves the table. */
+void st_hub_unfollowed(struct st_symbol *s);
+/* Frees unfollowed placeholders; called where no symbol list walk is in progress. */
+void st_hub_reap(void);
 /* Builds {"type":"snapshot",...} for a client over the given symbols (NULL: all of its subs). */
 st_msg_t *st_hub_snapshot(struct st_client *c, struct st_symbol **syms, int nsyms);
 

@@ -13,13 +13,18 @@ time and for --secs seconds:
   flood       thousands of subscribe/unsubscribe messages per second
   churn       --conns connections opened (WebSocket handshake) and dropped at once,
               plus half-open TCP connections that never send a byte
-  slow        clients subscribed to everything that never read (tiny receive buffer)
+  slow        clients subscribed to everything that never read (tiny receive buffer),
+              each asking for --slow-repeat "*" snapshots
+  names       one connection churning made-up names (subscribe, unsubscribe) within the
+              rate limit, the way one client could fill the symbol table
   traversal   path traversal and odd paths on the static file server
   sql         SQL injection in every /api/klines parameter
 
-and samples the streamer's VmRSS every 0.2 s. Prints one JSON object (also to
---json): whether the server stayed up, RSS before / max / after, the normal
-client's latency before and during the attack, the HTTP status of every
+and samples the streamer's VmRSS every 0.2 s. At the end a newcomer subscribes a
+name that never traded (it must get "subscribed", not "too many symbols"). Prints
+one JSON object (also to --json) and, on stderr, the attack table: whether the
+server stayed up, RSS before / max / after, the normal client's latency before
+and during the attack, the HTTP status of every
 traversal/SQL attempt and whether any response leaked file or table contents.
 Exit 0 iff alive, nothing leaked, and the normal client got updates during the
 attack. python3 stdlib only.
@@ -27,6 +32,7 @@ attack. python3 stdlib only.
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import struct
@@ -51,6 +57,15 @@ def rss_kb(pid):
     return None
 
 
+def cpu_secs(pid):
+    """utime + stime of the process, in seconds."""
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def alive(pid):
     try:
         st = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
@@ -66,35 +81,55 @@ def pct(xs, p):
     return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))], 1)
 
 
-class Normal(threading.Thread):
-    """The well-behaved client: one symbol, latency of every update, by phase."""
+PHASES = ("before", "during", "after")
+
+
+class Normal(multiprocessing.Process):
+    """The well-behaved client: latency of every update of its symbols, by phase. A
+    process of its own: in this one, the attack threads would hold the GIL and the
+    measurement would be of Python, not of the streamer."""
 
     def __init__(self, port, symbols):
         super().__init__(daemon=True)
         self.port, self.symbols = port, set(symbols)
-        self.phase = "before"
-        self.lat = {"before": [], "during": [], "after": []}
-        self.errors = []
-        self.stop = False
+        self._phase = multiprocessing.Value("i", 0)
+        self._stop = multiprocessing.Event()
+        self._rx, self._tx = multiprocessing.Pipe(False)
+
+    def set_phase(self, name):
+        self._phase.value = PHASES.index(name)
+
+    def finish(self, timeout=15):
+        """Stops the client; returns (latencies by phase, errors)."""
+        self._stop.set()
+        if self._rx.poll(timeout):
+            return self._rx.recv()
+        return {ph: [] for ph in PHASES}, ["normal client did not report"]
 
     def run(self):
-        while not self.stop:
+        lat, errors, worst = {ph: [] for ph in PHASES}, [], {}
+        while not self._stop.is_set():
             try:
                 ws = kpws.WS(HOST, self.port, "/ws", timeout=5)
                 ws.send_json({"op": "subscribe", "symbols": sorted(self.symbols)})
-                while not self.stop:
+                while not self._stop.is_set():
                     msg = ws.recv_json()
                     now = time.time() * 1000
                     if msg.get("type") == "snapshot":
                         continue  # the snapshot replays an old update: not a latency sample
+                    ph = PHASES[self._phase.value]
                     for u in kpws.updates(msg):
                         k = u.get("kline") or {}
                         if k.get("symbol") in self.symbols and k.get("event_time"):
-                            self.lat[self.phase].append(now - k["event_time"])
+                            lat[ph].append(now - k["event_time"])
+                            sec = int(now // 1000)
+                            worst[sec] = max(worst.get(sec, 0), now - k["event_time"])
                 ws.close()
             except (OSError, kpws.WsError, ValueError) as e:
-                self.errors.append(f"{self.phase}: {e}")
+                errors.append(f"{PHASES[self._phase.value]}: {e}")
                 time.sleep(0.2)
+        lat["worst_by_second"] = [[s, round(v, 1)] for s, v in sorted(worst.items())]
+        self._tx.send((lat, errors))
 
 
 def http(port, raw, timeout=5):
@@ -275,12 +310,59 @@ class Attack:
                 s.sendall((f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
                 w._read_until(b"\r\n\r\n")
-                w.send_json({"op": "subscribe", "symbols": ["*"]})
+                for _ in range(self.a.slow_repeat):
+                    w.send_json({"op": "subscribe", "symbols": ["*"]})
                 socks.append(s)  # never read again
             except (OSError, kpws.WsError):
                 self.count("slow_refused")
         self.count("slow", len(socks))
         return socks
+
+    def names(self):
+        """Made-up names subscribed and unsubscribed at ~18 messages/s (limit 20)."""
+        w = self.ws()
+        i = 0
+        try:
+            while not self.stop.is_set():
+                name = f"CHURN{os.getpid()}X{i}USDT"
+                i += 1
+                for op in ("subscribe", "unsubscribe"):
+                    w.send_json({"op": op, "symbols": [name]})
+                    while True:
+                        m = w.recv_json()
+                        if m.get("type") in ("subscribed", "unsubscribed", "error"):
+                            break
+                    if m.get("type") == "error":
+                        self.count("names_error")
+                self.count("names_churned")
+                time.sleep(0.11)
+        finally:
+            w.close()
+
+
+def newcomer(port):
+    """A client subscribing a name that never traded: the reply's type."""
+    w = kpws.WS(HOST, port, "/ws", timeout=5)
+    try:
+        w.send_json({"op": "subscribe", "symbols": ["NEVERTRADEDUSDT"]})
+        while True:
+            m = w.recv_json()
+            if m.get("type") in ("subscribed", "error"):
+                return m.get("type") if m.get("type") == "subscribed" else m.get("error")
+    finally:
+        w.close()
+
+
+def table(res):
+    """The attack table (stderr and --json): the normal client's latency, RSS."""
+    rows = ["phase    updates   p50 ms   p99 ms   max ms"]
+    for ph in ("before", "during", "after"):
+        n = res[f"normal_{ph}"]
+        rows.append(f"{ph:<8} {n['updates']:>7} {n['p50_ms'] or '-':>8} {n['p99_ms'] or '-':>8} "
+                    f"{n['max_ms'] or '-':>8}")
+    rows.append(f"RSS kB: before {res['rss_kb_before']}, max {res['rss_kb_max']}, after {res['rss_kb_after']}")
+    rows.append(f"streamer CPU: before {res['cpu_pct_before']} %, during {res['cpu_pct_during']} %")
+    return "\n".join(rows)
 
 
 def main():
@@ -292,14 +374,19 @@ def main():
     ap.add_argument("--baseline-secs", type=float, default=8, help="normal client alone first (default 8)")
     ap.add_argument("--conns", type=int, default=10000, help="connections opened and dropped (default 10000)")
     ap.add_argument("--slow", type=int, default=50, help="slow (never reading) clients (default 50)")
+    ap.add_argument("--slow-repeat", type=int, default=5,
+                    help='"*" subscribes each slow client sends (default 5)')
     ap.add_argument("--json", help="write the result here too")
     a = ap.parse_args()
 
     res = {"rss_kb_start": rss_kb(a.pid)}
     normal = Normal(a.port, a.symbol.split(","))
     normal.start()
+    c0, w0 = cpu_secs(a.pid), time.monotonic()
     time.sleep(a.baseline_secs)
     res["rss_kb_before"] = rss_kb(a.pid)
+    c1, w1 = cpu_secs(a.pid), time.monotonic()
+    res["cpu_pct_before"] = round(100 * (c1 - c0) / (w1 - w0), 1) if c0 is not None and c1 is not None else None
 
     at = Attack(a)
     rss_max = [res["rss_kb_before"] or 0]
@@ -312,10 +399,11 @@ def main():
             time.sleep(0.2)
     threading.Thread(target=sampler, daemon=True).start()
 
-    normal.phase = "during"
-    t0 = time.monotonic()
+    normal.set_phase("during")
+    t0, t_wall0 = time.monotonic(), time.time()
     workers = [at.loop("oversized", at.oversized), at.loop("binary", at.binary), at.loop("utf8", at.utf8)]
     workers += [at.loop("flood", at.flood) for _ in range(2)]
+    workers += [at.loop("names", at.names)]
     slow_socks = at.slow(a.slow)
     half = at.halfopen(200)
 
@@ -362,17 +450,23 @@ def main():
     for t in churners:
         t.join(max(0.1, 120 - (time.monotonic() - t0)))
     churn_secs = round(time.monotonic() - t0, 1)
+    c2 = cpu_secs(a.pid)
+    res["cpu_pct_during"] = round(100 * (c2 - c1) / (time.monotonic() - w1), 1) if c1 is not None and c2 is not None else None
     at.stop.set()
     for t in workers:
         t.join(5)
     for s in slow_socks + half:
         s.close()
     res["rss_kb_max"] = rss_max[0]
-    normal.phase = "after"
+    normal.set_phase("after")
     time.sleep(3)
     res["rss_kb_after"] = rss_kb(a.pid)
-    normal.stop = True
+    lat, normal_errors = normal.finish()
     res["alive"] = alive(a.pid)
+    try:
+        res["newcomer_subscribe"] = newcomer(a.port)
+    except (OSError, kpws.WsError, ValueError) as e:
+        res["newcomer_subscribe"] = f"error {e}"
     # the server still answers normally
     try:
         res["healthz_after"] = get(a.port, "/healthz")[0]
@@ -382,10 +476,13 @@ def main():
     res["churn_done_secs"] = churn_secs
     res["counts"] = at.counts
     for ph in ("before", "during", "after"):
-        xs = normal.lat[ph]
+        xs = lat[ph]
         res[f"normal_{ph}"] = {"updates": len(xs), "p50_ms": pct(xs, 50), "p99_ms": pct(xs, 99),
                                "max_ms": round(max(xs), 1) if xs else None}
-    res["normal_errors"] = normal.errors[:10]
+    res["normal_errors"] = normal_errors[:10]
+    # the normal client's worst latency in each wall-clock second (where spikes are)
+    res["normal_worst_by_second"] = lat.get("worst_by_second", [])
+    res["attack_started_s"] = int(t_wall0)
     res["http"] = http_res
     # refused = a 4xx, or the connection dropped without a response (0: lws does that for
     # URIs it will not parse); a traversal answered 200 must be the page itself (the path
@@ -396,7 +493,9 @@ def main():
                        if v not in refused and not (v == 200 and index_like.get(k))})
     res["http_not_rejected"] = bad_status
     res["leaks"] = sorted(set(leaks))
+    res["table"] = table(res)
     print(json.dumps(res, indent=1))
+    print(res["table"], file=sys.stderr)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -90,3 +90,45 @@ st_last_close() {
 st_klines() {
 	grep '^{"type":"kline"' "$1" || true
 }
+
+# st_snapshot_check NDJSON [SECS] → waits up to SECS (default 20) until a ["*"] snapshot
+# of the streamer on ST_PORT holds every symbol of the NDJSON file at its newest
+# open_time; prints how many are missing or behind when it gives up (status 1).
+st_snapshot_check() {
+	KP_ROOT=$KP_ROOT python3 - "$ST_PORT" "$1" "${2:-20}" <<'PY'
+import json, sys, time
+import os
+sys.path.insert(0, os.environ["KP_ROOT"] + "/tests/faults")
+import kpws
+port, path, secs = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+want = {}
+for line in open(path):
+    k = json.loads(line)
+    want[k["symbol"]] = max(want.get(k["symbol"], 0), k["open_time"])
+deadline, bad = time.monotonic() + secs, None
+while time.monotonic() < deadline:
+    try:
+        ws = kpws.WS("127.0.0.1", port, "/ws", timeout=10)
+        ws.send_json({"op": "subscribe", "symbols": ["*"]})
+        while True:
+            m = ws.recv_json()
+            if m.get("type") == "snapshot":
+                break
+        ws.close()
+    except (OSError, kpws.WsError, ValueError) as e:
+        bad = f"error {e}"
+        time.sleep(0.5)
+        continue
+    have = {u["symbol"]: u["kline"]["open_time"] for u in m["updates"]}
+    missing = [s for s in want if s not in have]
+    behind = [s for s in want if s in have and have[s] < want[s]]
+    if not missing and not behind:
+        print(f"snapshot: all {len(want)} symbols at their newest open_time")
+        sys.exit(0)
+    bad = (f"{len(missing)} of {len(want)} symbols missing (e.g. {missing[:3]}), "
+           f"{len(behind)} behind (e.g. {behind[:3]})")
+    time.sleep(0.5)
+print(f"snapshot: {bad}")
+sys.exit(1)
+PY
+}

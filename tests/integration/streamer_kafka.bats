@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# kline-streamer reading Kafka: every partition from the end, a topic created after the
-# streamer started, partitions added later, lag metric.
+# kline-streamer reading Kafka: every partition from --catchup-secs back (or from the end
+# with --catchup-secs 0), a topic created after the streamer started, partitions added
+# later, lag metric; catch-up of 2,000 symbols after a start and after kill -9.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -16,12 +17,12 @@ produce() {
 	jq -r '.symbol + "\t" + (. | tojson)' "$2" | kcat -P -b "$KAFKA_BROKERS" -t "$1" -K '\t' -z none
 }
 
-@test "streamer kafka: live records from every partition reach subscribers; older ones are not replayed" {
+@test "streamer kafka: --catchup-secs 0: live records from every partition reach subscribers; older ones are not replayed" {
 	topic=$(kp_topic_new 3)
 	old=$BATS_TEST_TMPDIR/old.ndjson new=$BATS_TEST_TMPDIR/new.ndjson
 	"$GEN" --symbols OLDCOIN --seconds 5 >"$old"
 	produce "$topic" "$old"
-	st_start -t "$topic" -b "$KAFKA_BROKERS"
+	st_start -t "$topic" -b "$KAFKA_BROKERS" --catchup-secs 0
 	kp_wait_for 20 grep -q "reading $topic partitions 0..2 from the end" "$KP_OUT/kline-streamer.log"
 	out=$BATS_TEST_TMPDIR/ws.out
 	st_ws --send '{"op":"subscribe","symbols":["*"]}' --duration 25 >"$out" &
@@ -64,4 +65,35 @@ produce() {
 	"$GEN" --symbols 8 --seconds 3 --start 4102444800000 >"$f"
 	produce "$topic" "$f"
 	kp_wait_for 20 bash -c "curl -fsS '$ST_URL/metrics' | grep -q '^kline_streamer_klines_total 30'"
+}
+
+@test "streamer kafka: 2,000 symbols produced before the start are all in the first snapshot, at their newest open_time" {
+	topic=$(kp_topic_new 6)
+	f=$BATS_TEST_TMPDIR/k.ndjson
+	"$GEN" --symbols 2000 --seconds 3 >"$f"
+	produce "$topic" "$f"
+	st_start -t "$topic" -b "$KAFKA_BROKERS"
+	kp_wait_for 20 grep -q "reading $topic partitions 0..5" "$KP_OUT/kline-streamer.log"
+	st_snapshot_check "$f" 30
+}
+
+@test "streamer kafka: after kill -9 (while 2,000 symbols flow, and after they stopped) every symbol is back at its newest open_time" {
+	topic=$(kp_topic_new 6)
+	f=$BATS_TEST_TMPDIR/live.ndjson
+	st_start -t "$topic" -b "$KAFKA_BROKERS"
+	# one kline per symbol per second for 8 s, through the real producer
+	kp_bg st-gen bash -c "'$GEN' --realtime --spread --symbols 2000 --duration 8 | tee '$f' |
+		'$KP_BIN/kline-producer' --replay - -b '$KAFKA_BROKERS' -t '$topic' --dlq-topic ''"
+	gen=$BG_PID
+	kp_wait_for 20 bash -c "(( \$(curl -fsS '$ST_URL/metrics' | awk '\$1 == \"kline_streamer_klines_total\" {print \$2}') > 2000 ))"
+	kill -9 "$ST_PID"
+	# down for a second of data, back while it still flows
+	kp_wait_for 10 bash -c "(( \$(wc -l <'$f') > 6000 ))"
+	st_start -t "$topic" -b "$KAFKA_BROKERS"
+	kp_wait_for 30 bash -c "! kill -0 $gen 2>/dev/null"
+	st_snapshot_check "$f" 30
+	# killed again after the data stopped: nothing new will come, the catch-up is all it has
+	kill -9 "$ST_PID"
+	st_start -t "$topic" -b "$KAFKA_BROKERS"
+	st_snapshot_check "$f" 30
 }
