@@ -42,7 +42,7 @@ static void st_usage(FILE *out)
         "      --max-clients N        WebSocket connections (STREAMER_MAX_CLIENTS, default 20000)\n"
         "      --max-symbols N        symbols clients may name (STREAMER_MAX_SYMBOLS, default 10000)\n"
         "      --queue-max N          pending distinct updates per client before it is cut off\n"
-        "                             (STREAMER_QUEUE_MAX, default 1024)\n"
+        "                             (STREAMER_QUEUE_MAX, default 8192)\n"
         "      --max-pending-bytes B  bytes queued for one client (replies, snapshots, updates) before\n"
         "                             it is cut off with 4009 (STREAMER_MAX_PENDING_BYTES, default 8 MiB)\n"
         "      --max-placeholders N   names that have not traded yet one connection may follow\n"
@@ -139,7 +139,7 @@ static void st_parse(int argc, char **argv, struct st_config *c)
     c->max_subs = (int)cfg_env_ll("STREAMER_MAX_SUBS", 256, 1, 100000);
     c->max_clients = (int)cfg_env_ll("STREAMER_MAX_CLIENTS", 20000, 1, 1000000);
     c->max_symbols = (int)cfg_env_ll("STREAMER_MAX_SYMBOLS", 10000, 1, 1000000);
-    c->queue_max = (int)cfg_env_ll("STREAMER_QUEUE_MAX", 1024, 1, 1000000);
+    c->queue_max = (int)cfg_env_ll("STREAMER_QUEUE_MAX", 8192, 1, 1000000);
     c->max_pending_bytes = cfg_env_ll("STREAMER_MAX_PENDING_BYTES", 8 << 20, 64 << 10, 1LL << 40);
     c->max_placeholders = (int)cfg_env_ll("STREAMER_MAX_PLACEHOLDERS", 64, 0, 1000000);
     c->catchup_secs = (int)cfg_env_ll("STREAMER_CATCHUP_SECS", 120, 0, 7 * 86400);

@@ -579,13 +579,12 @@ class Campaign:
     # ------------------------------------------------------------ truth
 
     def truth_all(self):
-        """(symbol, [truth rows]) for every symbol, streamed: /truth is sorted by symbol, then
-        open_time, so one request serves the whole comparison at 2,000 symbols."""
+        """(symbol, [truth rows]) in symbol order, one request per symbol (a single /truth of
+        2,000 symbols would be hundreds of MB in one response)."""
         lo, hi = self.t0, self.t0 + (self.secs - 1) * 1000
-        with urllib.request.urlopen(f"{self.sim_url}/truth?from={lo}&to={hi}", timeout=600) as r:
-            rows = (json.loads(line) for line in r if line.strip())
-            for sym, grp in groupby(rows, key=lambda t: t["symbol"]):
-                yield sym, list(grp)
+        for sym in sorted(self.symbols):
+            body = http_get(f"{self.sim_url}/truth?symbol={sym}&from={lo}&to={hi}", 120)
+            yield sym, [json.loads(line) for line in body.splitlines() if line.strip()]
 
     def db_rows_all(self, table, extra=""):
         """(symbol, [rows]) of a table, streamed through a psql cursor (FETCH_COUNT)."""
@@ -880,6 +879,10 @@ def main():
         c.stop_all()
         res, ex = c.compare()
         ok = report(c, res, ex)
+    except BaseException:
+        a.keep = True  # the evidence stays for a post-mortem
+        log(f"campaign aborted: keeping database {getattr(c, 'db', '?')} and topic {getattr(c, 'topic', '?')}")
+        raise
     finally:
         for p in list(c.procs.values()) + ([c.sim] if c.sim else []):
             if p.alive():
