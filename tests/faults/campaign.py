@@ -313,7 +313,12 @@ class Campaign:
             "aggregator": Proc("aggregator", [f"{b}/kline-aggregator", "--every", "5", "-d", self.url]
                                + common, self.out),
             "streamer": Proc("streamer", [f"{b}/kline-streamer", "-b", env.brokers, "-t", self.topic,
-                                          "-d", self.url, "--listen", f"127.0.0.1:{self.st_port}"]
+                                          "-d", self.url, "--listen", f"127.0.0.1:{self.st_port}",
+                                          # the final check reads every symbol, after a drain
+                                          # that can outlast the exchange by minutes: nothing
+                                          # may be left out of its snapshot as stale
+                                          "--max-subs", str(max(256, a.symbols)),
+                                          "--stale-secs", "86400"]
                              + common, self.out),
         }
         self.prod_metrics_port = int(subprocess.run([env.ctl, "free-port"], capture_output=True,
@@ -559,7 +564,7 @@ class Campaign:
         try:
             ws = kpws.WS("127.0.0.1", self.st_port, "/ws", timeout=10)
             ws.send_json({"op": "subscribe", "symbols": self.symbols})
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 30
             while len(res) < len(self.symbols) and time.monotonic() < deadline:
                 for u in kpws.updates(ws.recv_json()):
                     k = u.get("kline") or {}
@@ -567,7 +572,7 @@ class Campaign:
                         res[k["symbol"]] = k
             ws.close()
         except (OSError, kpws.WsError, ValueError) as e:
-            log(f"streamer check: {e}")
+            log(f"streamer check: {e} ({len(res)} of {len(self.symbols)} symbols seen)")
         return res
 
     def stop_all(self):
