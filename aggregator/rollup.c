@@ -88,9 +88,8 @@ static const char agg_sql_consume[] =
     "  ON CONFLICT (name, symbol) DO UPDATE"
     "  SET watermark = greatest(w.watermark, excluded.watermark), updated_at = now(),"
     "      first_open_time = least(coalesce(w.first_open_time, '-infinity'), excluded.first_open_time)"
-    "), pend AS ("
-    "  INSERT INTO aggregator_pending AS p (name, interval_s, symbol, bucket)"
-    "  SELECT $1, iv, cp.symbol, g"
+    "), touched AS ("
+    "  SELECT $1::text AS name, iv AS interval_s, cp.symbol, g AS bucket"
     "  FROM cp, unnest($4::int[]) iv,"
     "       generate_series(date_bin(make_interval(secs => iv), cp.s, timestamptz 'epoch'),"
     "                       date_bin(make_interval(secs => iv), cp.l, timestamptz 'epoch'),"
@@ -103,9 +102,16 @@ static const char agg_sql_consume[] =
     "  FROM cp JOIN kline_1s k ON k.symbol = cp.symbol AND k.open_time BETWEEN cp.f AND cp.l,"
     "       unnest($4::int[]) iv"
     "  WHERE cp.l - cp.s > interval '" AGG_SPAN_MAX "'"
-    /* New rows in a held (incomplete) bucket: judge it again at once. The WHERE keeps the
-     * common case (the bucket of the current minute, already pending) free of writes. */
-    "  ON CONFLICT (name, interval_s, symbol, bucket) DO UPDATE SET held = false WHERE p.held"
+    "), pend AS ("
+    "  INSERT INTO aggregator_pending (name, interval_s, symbol, bucket) SELECT * FROM touched"
+    "  ON CONFLICT DO NOTHING"
+    "), unhold AS ("
+    /* New rows in a held (incomplete) bucket: judge it again at once. Separate from the
+     * insert, so that the common case (the bucket of the current minute, already
+     * pending) stays a plain DO NOTHING, without a row lock per checkpoint. */
+    "  UPDATE aggregator_pending p SET held = false FROM touched t"
+    "  WHERE p.held AND p.name = t.name AND p.interval_s = t.interval_s AND p.symbol = t.symbol"
+    "    AND p.bucket = t.bucket"
     "), chk AS ("
     "  SELECT cp.*, n.found,"
     "    CASE WHEN cp.f > cp.l THEN 'first_open_time is after last_open_time'"

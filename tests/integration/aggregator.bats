@@ -523,6 +523,31 @@ EOF
 	[ "$status" -eq 0 ]
 }
 
+@test "aggregator: the missing second arriving within the grace completes the held minute (never written incomplete, not reported)" {
+	agg_gen 3 0 --symbols ONEUSDT --cp-seconds 10
+	agg_split "$W/rows.csv" "s == 30 or s >= 150" "$W/a.csv" "$W/b0.csv"
+	agg_split "$W/b0.csv" "s >= 150" "$W/late.csv" "$W/b.csv"
+	agg_cp "$W/a.csv" "$W/ca.csv"
+	agg_cp "$W/late.csv" "$W/cl.csv"
+	agg_load "$W/a.csv" "$W/ca.csv"
+	agg --once -i 1m,5m
+	[ "$(kp_psql "$DB" "select count(*) from aggregator_pending where held")" = 1 ]
+	# The lost second turns up (a reconnect backfill) before the data is 2 minutes on.
+	agg_load "$W/late.csv" "$W/cl.csv"
+	run agg --once -i 1m,5m
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output != *"incomplete bar:"* ]]
+	[ "$(kp_psql "$DB" "select to_char(open_time at time zone 'UTC', 'HH24:MI'), row_count from kline_1m order by 1" | tr '\n' ' ')" = "22:14|60 22:15|60 " ]
+	[ "$(kp_psql "$DB" "select count(*) from incomplete_bar")" = 0 ]
+	[ "$(kp_psql "$DB" "select count(*) from aggregator_pending where held")" = 0 ]
+	cat "$W/a.csv" "$W/late.csv" >"$W/got.csv"
+	run agg_check kline_1m 60 "$W/got.csv"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == "ok 2 bars, 0 incomplete" ]]
+}
+
 @test "aggregator: after the grace the incomplete minute is written with row_count 59 and reported (table, metric, log)" {
 	agg_gen 3 0 --symbols ONEUSDT --cp-seconds 10
 	agg_split "$W/rows.csv" "s == 30 or s >= 150" "$W/a.csv" "$W/b0.csv"
