@@ -109,9 +109,12 @@ static const char agg_sql_consume[] =
     /* New rows in a held (incomplete) bucket: judge it again at once. Separate from the
      * insert, so that the common case (the bucket of the current minute, already
      * pending) stays a plain DO NOTHING, without a row lock per checkpoint. */
-    "  UPDATE aggregator_pending p SET held = false FROM touched t"
-    "  WHERE p.held AND p.name = t.name AND p.interval_s = t.interval_s AND p.symbol = t.symbol"
-    "    AND p.bucket = t.bucket"
+    /* Per touched bucket one probe of the partial index of held buckets (usually empty),
+     * by tid like the rollup's DELETE: no join order for the planner to misjudge. */
+    "  UPDATE aggregator_pending p SET held = false WHERE p.ctid = ANY (ARRAY("
+    "    SELECT h.tid FROM touched t CROSS JOIN LATERAL (SELECT q.ctid AS tid FROM aggregator_pending q"
+    "      WHERE q.held AND q.name = t.name AND q.symbol = t.symbol AND q.interval_s = t.interval_s"
+    "        AND q.bucket = t.bucket) h))"
     "), chk AS ("
     "  SELECT cp.*, n.found,"
     "    CASE WHEN cp.f > cp.l THEN 'first_open_time is after last_open_time'"

@@ -5,6 +5,10 @@
 -- (--incomplete-grace, measured on the symbol's watermark). A held bucket is not looked
 -- at again until the grace has passed or a new checkpoint touches it (which clears held).
 ALTER TABLE aggregator_pending ADD COLUMN IF NOT EXISTS held boolean NOT NULL DEFAULT false;
+-- Held buckets are few: a new checkpoint probes this (usually empty) index per bucket
+-- it touches, to un-hold them.
+CREATE INDEX IF NOT EXISTS aggregator_pending_held ON aggregator_pending (name, symbol, interval_s, bucket)
+    WHERE held;
 
 -- Min first_open_time over the checkpoints this aggregator consumed, per symbol: where
 -- the symbol's data begins. The bucket that contains it is judged from that second on
