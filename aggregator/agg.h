@@ -49,12 +49,16 @@ struct agg_config {
     const char *metrics_host;
     int metrics_port;               /* 0 = off */
     int stats_interval_s;           /* 0 = off */
+    int64_t incomplete_grace_s;     /* hold incomplete buckets this long in data time; 0 = off */
 };
 
 /* config.c: parsers for --intervals and --retain; 0, or -1 with the reason in errbuf. */
 int agg_parse_intervals(const char *csv, struct agg_config *cfg, char *errbuf, size_t errlen);
 int agg_parse_retain(const char *csv, struct agg_config *cfg, char *errbuf, size_t errlen);
 int agg_parse_duration(const char *s, int64_t *seconds);
+/* --incomplete-grace: "0" or a duration (agg_parse_duration) up to AGG_GRACE_MAX_S. */
+#define AGG_GRACE_MAX_S (7 * 86400)
+int agg_parse_grace(const char *s, int64_t *seconds);
 
 /* rollup.c: what one transaction did. */
 struct agg_tx_result {
@@ -62,6 +66,9 @@ struct agg_tx_result {
     long bad_checkpoints;           /* reported (rejected table + log) */
     long buckets[AGG_MAX_INTERVALS];/* rolled up, by agg_interval.index */
     long bars[AGG_MAX_INTERVALS];   /* inserted or changed, by agg_interval.index */
+    long held[AGG_MAX_INTERVALS];   /* found incomplete, held for the grace (no bar yet) */
+    long incomplete[AGG_MAX_INTERVALS]; /* reported incomplete (incomplete_bar + log) */
+    long resolved[AGG_MAX_INTERVALS];   /* reports resolved: rewritten complete */
     int64_t newest_1m_ms;           /* open_time of the newest 1m bar written, -1 if none */
     int more;                       /* a batch limit was hit: run another transaction */
 };
@@ -103,7 +110,10 @@ struct agg_stats {
     atomic_llong bad_state;
     atomic_llong buckets[AGG_MAX_INTERVALS];
     atomic_llong bars[AGG_MAX_INTERVALS];
+    atomic_llong incomplete[AGG_MAX_INTERVALS];
+    atomic_llong resolved[AGG_MAX_INTERVALS];
     atomic_llong pending;           /* gauge: aggregator_pending rows after the last run */
+    atomic_llong held;              /* gauge: ...of which held incomplete */
     atomic_llong last_run_us;       /* gauge */
     atomic_llong last_lag_ms;       /* gauge: commit time − end of the newest 1m bar */
     atomic_llong max_lag_ms;

@@ -87,6 +87,19 @@ int agg_parse_duration(const char *s, int64_t *seconds)
     return 0;
 }
 
+int agg_parse_grace(const char *s, int64_t *seconds)
+{
+    if (strcmp(s, "0") == 0) {
+        *seconds = 0;
+        return 0;
+    }
+    int64_t v;
+    if (agg_parse_duration(s, &v) < 0 || v > AGG_GRACE_MAX_S)
+        return -1;
+    *seconds = v;
+    return 0;
+}
+
 int agg_parse_retain(const char *csv, struct agg_config *cfg, char *errbuf, size_t errlen)
 {
     char **list = NULL;

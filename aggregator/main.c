@@ -31,6 +31,9 @@ static void agg_help(void)
            "      --retain SPEC        delete old rows, e.g. 1s=2h,1m=30d (units s,m,h,d,w); 1s\n"
            "                           rows are kept until rolled up  [AGG_RETAIN; default off]\n"
            "      --retain-batch N     rows per retention transaction  [default 10000]\n"
+           "      --incomplete-grace DUR  hold a bar with missing seconds until the symbol's data is\n"
+           "                           DUR past its end (data time), then write and report it;\n"
+           "                           0 = write at once  [AGG_INCOMPLETE_GRACE; default 2m]\n"
            "      --strict             --once exits 1 when a bad checkpoint was found  [AGG_STRICT=1]\n"
            "      --no-listen          loop mode: poll every SECONDS only, no LISTEN\n"
            "      --name NAME          progress row name (aggregator_progress.name)  [AGG_NAME; default default]\n"
@@ -56,7 +59,7 @@ static void agg_help(void)
 enum {
     OPT_ONCE = 256, OPT_EVERY, OPT_RETAIN, OPT_RETAIN_BATCH, OPT_STRICT, OPT_NO_LISTEN,
     OPT_NAME, OPT_BATCH_CP, OPT_BATCH_BK, OPT_CONNECT_TIMEOUT, OPT_METRICS_PORT,
-    OPT_METRICS_HOST, OPT_STATS, OPT_LOG_LEVEL, OPT_PG_TIMEOUT, OPT_PG_CONNECT_TIMEOUT
+    OPT_METRICS_HOST, OPT_STATS, OPT_LOG_LEVEL, OPT_PG_TIMEOUT, OPT_PG_CONNECT_TIMEOUT, OPT_GRACE
 };
 
 static long long agg_num(const char *opt, const char *v, long long min, long long max)
@@ -78,6 +81,7 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
         { "retain", required_argument, NULL, OPT_RETAIN },
         { "retain-batch", required_argument, NULL, OPT_RETAIN_BATCH },
         { "strict", no_argument, NULL, OPT_STRICT },
+        { "incomplete-grace", required_argument, NULL, OPT_GRACE },
         { "no-listen", no_argument, NULL, OPT_NO_LISTEN },
         { "name", required_argument, NULL, OPT_NAME },
         { "batch-checkpoints", required_argument, NULL, OPT_BATCH_CP },
@@ -98,6 +102,7 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
     const char *retain = cfg_env("AGG_RETAIN", NULL);
     const char *every = cfg_env("AGG_EVERY", NULL);
     const char *level = cfg_env("LOG_LEVEL", "info");
+    const char *grace = cfg_env("AGG_INCOMPLETE_GRACE", "2m");
     cfg->db_url = cfg_env("DATABASE_URL", NULL);
     cfg->name = cfg_env("AGG_NAME", "default");
     cfg->strict = cfg_env_ll("AGG_STRICT", 0, 0, 1);
@@ -122,6 +127,7 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
         case OPT_RETAIN: retain = optarg; break;
         case OPT_RETAIN_BATCH: cfg->retain_batch = (int)agg_num("--retain-batch", optarg, 1, 10000000); break;
         case OPT_STRICT: cfg->strict = 1; break;
+        case OPT_GRACE: grace = optarg; break;
         case OPT_NO_LISTEN: cfg->listen = 0; break;
         case OPT_NAME: cfg->name = optarg; break;
         case OPT_BATCH_CP: cfg->batch_checkpoints = (int)agg_num("--batch-checkpoints", optarg, 1, 10000000); break;
@@ -159,6 +165,9 @@ static void agg_parse_args(int argc, char **argv, struct agg_config *cfg)
         cfg_usage_error(AGG_PROG, agg_synopsis, "--name must not be empty");
     if (agg_parse_intervals(intervals, cfg, err, sizeof err) < 0)
         cfg_usage_error(AGG_PROG, agg_synopsis, "%s", err);
+    if (agg_parse_grace(grace, &cfg->incomplete_grace_s) < 0)
+        cfg_usage_error(AGG_PROG, agg_synopsis, "--incomplete-grace: bad duration '%s' (0, or a "
+                        "number with s, m, h or d, at most 7d)", grace);
     if (retain && agg_parse_retain(retain, cfg, err, sizeof err) < 0)
         cfg_usage_error(AGG_PROG, agg_synopsis, "%s", err);
 }

@@ -21,6 +21,10 @@
 
 #define AGG_BAD_LOG_MAX 20 /* bad checkpoints logged one by one per transaction */
 #define AGG_SPAN_MAX "7 days" /* checkpoint ranges longer than this: buckets from rows */
+#define AGG_GAP_MAX "1 day" /* gaps between checkpoints up to this long become pending buckets */
+#define AGG_INCOMPLETE_LOG_MAX 20 /* incomplete bars logged one by one per interval per transaction */
+#define AGG_STR_(x) #x
+#define AGG_STR(x) AGG_STR_(x)
 
 /* Runs a parameterised statement. Returns the result (caller PQclear()s it) or NULL with
  * the server's message in errbuf. */
@@ -52,30 +56,54 @@ int agg_session_init(PGconn *c, const struct agg_config *cfg, char *errbuf, size
 }
 
 static const char agg_sql_consume[] =
-    "WITH cp AS ("
+    "WITH cp0 AS ("
     "  SELECT id, symbol, first_open_time AS f, last_open_time AS l, row_count"
     "  FROM checkpoint WHERE id > $2::bigint ORDER BY id LIMIT $3::int"
+    "), cp AS ("
+    /* s: where this checkpoint's buckets start. Normally f; but when the symbol's data had
+     * only reached prev (its watermark, or an earlier checkpoint in this batch) and this
+     * one starts later, the seconds in between were lost upstream: their buckets become
+     * pending too, so that a minute lost as a whole is judged (and reported) like any
+     * other incomplete minute instead of silently having no bar. */
+    "  SELECT c.*, CASE WHEN c.prev + interval '1 s' < c.f AND c.f - c.prev <= interval '" AGG_GAP_MAX "'"
+    "              THEN c.prev + interval '1 s' ELSE c.f END AS s"
+    "  FROM (SELECT cp0.*, CASE WHEN cp0.f <= cp0.l THEN greatest(w.watermark,"
+    "          max(cp0.l) FILTER (WHERE cp0.f <= cp0.l) OVER (PARTITION BY cp0.symbol ORDER BY cp0.id"
+    "          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) END AS prev"
+    "        FROM cp0 LEFT JOIN aggregator_watermark w ON w.name = $1 AND w.symbol = cp0.symbol) c"
     "), wm AS ("
-    "  INSERT INTO aggregator_watermark AS w (name, symbol, watermark)"
-    "  SELECT $1, symbol, max(l) FROM cp WHERE f <= l GROUP BY symbol"
+    "  INSERT INTO aggregator_watermark AS w (name, symbol, watermark, first_open_time)"
+    "  SELECT $1, symbol, max(l), min(f) FROM cp WHERE f <= l GROUP BY symbol"
     "  ON CONFLICT (name, symbol) DO UPDATE"
-    "  SET watermark = greatest(w.watermark, excluded.watermark), updated_at = now()"
-    "), pend AS ("
-    "  INSERT INTO aggregator_pending (name, interval_s, symbol, bucket)"
-    "  SELECT $1, iv, cp.symbol, g"
+    "  SET watermark = greatest(w.watermark, excluded.watermark), updated_at = now(),"
+    "      first_open_time = least(coalesce(w.first_open_time, '-infinity'), excluded.first_open_time)"
+    "), touched AS ("
+    "  SELECT $1::text AS name, iv AS interval_s, cp.symbol, g AS bucket"
     "  FROM cp, unnest($4::int[]) iv,"
-    "       generate_series(date_bin(make_interval(secs => iv), cp.f, timestamptz 'epoch'),"
+    "       generate_series(date_bin(make_interval(secs => iv), cp.s, timestamptz 'epoch'),"
     "                       date_bin(make_interval(secs => iv), cp.l, timestamptz 'epoch'),"
     "                       make_interval(secs => iv)) g"
-    "  WHERE cp.f <= cp.l AND cp.l - cp.f <= interval '" AGG_SPAN_MAX "'"
+    "  WHERE cp.f <= cp.l AND cp.l - cp.s <= interval '" AGG_SPAN_MAX "'"
     /* A batch spanning more than that (a replay, or a corrupt checkpoint) would make
      * millions of empty buckets; take the buckets of the rows that exist instead. */
     "  UNION"
     "  SELECT $1, iv, cp.symbol, date_bin(make_interval(secs => iv), k.open_time, timestamptz 'epoch')"
     "  FROM cp JOIN kline_1s k ON k.symbol = cp.symbol AND k.open_time BETWEEN cp.f AND cp.l,"
     "       unnest($4::int[]) iv"
-    "  WHERE cp.l - cp.f > interval '" AGG_SPAN_MAX "'"
+    "  WHERE cp.l - cp.s > interval '" AGG_SPAN_MAX "'"
+    "), pend AS ("
+    "  INSERT INTO aggregator_pending (name, interval_s, symbol, bucket) SELECT * FROM touched"
     "  ON CONFLICT DO NOTHING"
+    "), unhold AS ("
+    /* New rows in a held (incomplete) bucket: judge it again at once. Separate from the
+     * insert, so that the common case (the bucket of the current minute, already
+     * pending) stays a plain DO NOTHING, without a row lock per checkpoint. */
+    /* Per touched bucket one probe of the partial index of held buckets (usually empty),
+     * by tid like the rollup's DELETE: no join order for the planner to misjudge. */
+    "  UPDATE aggregator_pending p SET held = false WHERE p.ctid = ANY (ARRAY("
+    "    SELECT h.tid FROM touched t CROSS JOIN LATERAL (SELECT q.ctid AS tid FROM aggregator_pending q"
+    "      WHERE q.held AND q.name = t.name AND q.symbol = t.symbol AND q.interval_s = t.interval_s"
+    "        AND q.bucket = t.bucket) h))"
     "), chk AS ("
     "  SELECT cp.*, n.found,"
     "    CASE WHEN cp.f > cp.l THEN 'first_open_time is after last_open_time'"
@@ -96,29 +124,41 @@ static const char agg_sql_consume[] =
 
 /* The shared shape of every rollup. Splices (all from the fixed agg_intervals list, never
  * user text): %1$s target table, %2$s source table, %3$s row-count expression, %4$s extra
- * readiness condition. $1 name, $2 interval seconds, $3 bucket limit.
+ * readiness condition. $1 name, $2 interval seconds, $3 bucket limit, $4 incomplete grace
+ * seconds.
  *
  * Bar rules (= Binance's 1m kline built from trades): OHLC and trade ids come only from
  * source rows WITH trades, since a zero-trade second repeats the previous close as its
  * OHLC and would distort high/low; sums run over all rows (zero-trade rows add 0). A
  * bucket without any trade takes the close of its last row — the previous close, which
  * the zero-trade rows carry — as O=H=L=C, with trade ids -1. A bucket with no rows at
- * all (exchange maintenance) writes no bar. */
+ * all (exchange maintenance) writes no bar.
+ *
+ * Completeness: a bucket is incomplete when it has fewer 1s rows than seconds `expected`
+ * (all of them, or from the symbol's first second on for the bucket where its data
+ * begins). An incomplete bucket is held (stays pending, held = true, no bar) until the
+ * symbol's watermark is $4 seconds past the bucket's last second (`grace_over`); then
+ * the bar is written from the rows that exist and reported in incomplete_bar. A bucket
+ * judged complete resolves its report, if it has one. A bucket with no 1s rows whose bar
+ * came from elsewhere (source <> 'agg', e.g. REST 1m rows) is not judged. */
 static const char agg_sql_rollup_fmt[] =
     "WITH ready AS ("
-    "  SELECT p.ctid AS tid FROM aggregator_watermark w"
+    "  SELECT p.ctid AS tid, p.symbol, p.bucket,"
+    "    p.bucket <= w.watermark - make_interval(secs => $2::int - 1 + $4::int) AS grace_over,"
+    "    greatest(p.bucket, coalesce(w.first_open_time, '-infinity')) AS from_t"
+    "  FROM aggregator_watermark w"
     "  JOIN aggregator_pending p ON p.name = w.name AND p.interval_s = $2::int"
     "       AND p.symbol = w.symbol AND p.bucket <= w.watermark - make_interval(secs => $2::int - 1)"
     "  WHERE w.name = $1 %4$s"
+    /* A held bucket is not read again before its grace is over: otherwise held buckets,
+     * oldest first, would fill every batch and starve the rest. */
+    "    AND (NOT p.held OR p.bucket <= w.watermark - make_interval(secs => $2::int - 1 + $4::int))"
     "  ORDER BY p.bucket LIMIT $3::int"
-    "), done AS ("
-    /* By tid, not by joining on the key: the planner's row estimates for a table filled
-     * earlier in this transaction are useless, and a misjudged join here went quadratic. */
-    "  DELETE FROM aggregator_pending p WHERE p.ctid = ANY (ARRAY(SELECT tid FROM ready))"
-    "  RETURNING p.symbol, p.bucket"
     "), bars AS ("
-    "  SELECT d.symbol, d.bucket, a.* FROM done d CROSS JOIN LATERAL ("
-    "    SELECT %3$s AS n_rows,"
+    "  SELECT r.tid, r.symbol, r.bucket, r.grace_over,"
+    "    ceil(extract(epoch FROM r.bucket + make_interval(secs => $2::int) - r.from_t))::int AS expected,"
+    "    a.* FROM ready r CROSS JOIN LATERAL ("
+    "    SELECT coalesce(%3$s, 0) AS n_rows,"
     "      (array_agg(k.open ORDER BY k.open_time) FILTER (WHERE k.trades > 0))[1] AS t_open,"
     "      max(k.high) FILTER (WHERE k.trades > 0) AS t_high,"
     "      min(k.low) FILTER (WHERE k.trades > 0) AS t_low,"
@@ -129,9 +169,25 @@ static const char agg_sql_rollup_fmt[] =
     "      (array_agg(k.first_trade_id ORDER BY k.open_time) FILTER (WHERE k.trades > 0))[1] AS ftid,"
     "      (array_agg(k.last_trade_id ORDER BY k.open_time DESC) FILTER (WHERE k.trades > 0))[1] AS ltid,"
     "      max(k.event_time) AS ev"
-    "    FROM %2$s k WHERE k.symbol = d.symbol AND k.open_time >= d.bucket"
-    "      AND k.open_time < d.bucket + make_interval(secs => $2::int)"
-    "  ) a WHERE a.n_rows > 0"
+    "    FROM %2$s k WHERE k.symbol = r.symbol AND k.open_time >= r.bucket"
+    "      AND k.open_time < r.bucket + make_interval(secs => $2::int)"
+    "  ) a"
+    "), judged AS ("
+    "  SELECT b.*, CASE WHEN b.n_rows >= b.expected THEN false WHEN b.n_rows > 0 THEN true"
+    "    ELSE NOT EXISTS (SELECT 1 FROM %1$s t WHERE t.symbol = b.symbol AND t.open_time = b.bucket"
+    "                     AND t.source <> 'agg') END AS incomplete"
+    "  FROM bars b"
+    "), fin AS ("
+    "  SELECT * FROM judged WHERE NOT incomplete OR grace_over"
+    "), done AS ("
+    /* By tid, not by joining on the key: the planner's row estimates for a table filled
+     * earlier in this transaction are useless, and a misjudged join here went quadratic. */
+    "  DELETE FROM aggregator_pending p WHERE p.ctid = ANY (ARRAY(SELECT tid FROM fin))"
+    "  RETURNING 1"
+    "), hold AS ("
+    "  UPDATE aggregator_pending p SET held = true"
+    "  WHERE p.ctid = ANY (ARRAY(SELECT tid FROM judged WHERE incomplete AND NOT grace_over))"
+    "  RETURNING 1"
     "), up AS ("
     "  INSERT INTO %1$s AS t (symbol, open_time, close_time, open, high, low, close, volume,"
     "    quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,"
@@ -140,7 +196,7 @@ static const char agg_sql_rollup_fmt[] =
     "    coalesce(t_open, last_close), coalesce(t_high, last_close), coalesce(t_low, last_close),"
     "    coalesce(t_close, last_close), volume, quote_volume, trades, tbv, tbqv,"
     "    coalesce(ftid, -1), coalesce(ltid, -1), true, ev, 'agg', clock_timestamp(), n_rows"
-    "  FROM bars"
+    "  FROM fin WHERE n_rows > 0"
     "  ON CONFLICT (symbol, open_time) DO UPDATE SET"
     "    close_time = excluded.close_time, open = excluded.open, high = excluded.high,"
     "    low = excluded.low, close = excluded.close, volume = excluded.volume,"
@@ -159,9 +215,31 @@ static const char agg_sql_rollup_fmt[] =
     "         excluded.taker_buy_quote_volume, excluded.first_trade_id, excluded.last_trade_id,"
     "         excluded.closed, excluded.event_time, excluded.source, excluded.row_count)"
     "  RETURNING t.open_time"
+    "), rep AS ("
+    /* Reported once per state: judging the same incomplete bar again (a re-run, a late
+     * row that still leaves it short) changes nothing unless its count changed. */
+    "  INSERT INTO incomplete_bar AS i (interval_s, symbol, open_time, row_count, expected)"
+    "  SELECT $2::int, symbol, bucket, n_rows, expected FROM fin WHERE incomplete"
+    "  ON CONFLICT (interval_s, symbol, open_time) DO UPDATE SET row_count = excluded.row_count,"
+    "    expected = excluded.expected, updated_at = now(), resolved_at = NULL"
+    "  WHERE (i.row_count, i.expected, i.resolved_at IS NULL) IS DISTINCT FROM"
+    "        (excluded.row_count, excluded.expected, true)"
+    "  RETURNING i.symbol, i.open_time, i.row_count, i.expected"
+    "), fixed AS ("
+    /* A per-bar probe of the primary key (LATERAL), whatever the table's size. */
+    "  UPDATE incomplete_bar i SET resolved_at = now(), updated_at = now(), row_count = x.n_rows"
+    "  FROM (SELECT f.n_rows, o.tid FROM fin f CROSS JOIN LATERAL (SELECT ctid AS tid FROM incomplete_bar"
+    "          WHERE interval_s = $2::int AND symbol = f.symbol AND open_time = f.bucket"
+    "            AND resolved_at IS NULL) o WHERE NOT f.incomplete) x"
+    "  WHERE i.ctid = x.tid"
+    "  RETURNING 1"
     ")"
-    "SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM up),"
-    "       (SELECT (extract(epoch FROM max(open_time)) * 1000)::bigint FROM up)";
+    "SELECT (SELECT count(*) FROM ready), (SELECT count(*) FROM done), (SELECT count(*) FROM up),"
+    "       (SELECT (extract(epoch FROM max(open_time)) * 1000)::bigint FROM up),"
+    "       (SELECT count(*) FROM hold), (SELECT count(*) FROM rep), (SELECT count(*) FROM fixed),"
+    "       (SELECT string_agg(symbol || ' ' || to_char(open_time AT TIME ZONE 'UTC',"
+    "                 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' ' || row_count || ' ' || expected, chr(10))"
+    "        FROM (SELECT * FROM rep ORDER BY open_time, symbol LIMIT " AGG_STR(AGG_INCOMPLETE_LOG_MAX) ") l)";
 
 /* A coarse bucket also waits for every 1m bucket inside it, which a 1m batch limit may
  * have left for the next transaction. OFFSET 0 keeps this a per-row probe of the pending
@@ -210,11 +288,37 @@ static int agg_consume(PGconn *c, const struct agg_config *cfg, long long last_i
     return 0;
 }
 
+/* Logs the incomplete bars of one statement ("SYMBOL OPEN_TIME ROWS EXPECTED" lines,
+ * at most AGG_INCOMPLETE_LOG_MAX of them) and a summary of the rest. */
+static void agg_log_incomplete(const struct agg_interval *iv, const char *list, long reported)
+{
+    char sym[64], ts[32];
+    int rows, expected;
+    long logged = 0;
+    for (const char *p = list; p && *p; logged++) {
+        if (sscanf(p, "%63s %31s %d %d", sym, ts, &rows, &expected) != 4)
+            break;
+        if (rows > 0)
+            log_warn("incomplete bar: %s %s %s has %d of %d seconds (%d missing); written with "
+                     "row_count %d, recorded in table incomplete_bar", sym, iv->name, ts, rows,
+                     expected, expected - rows, rows);
+        else
+            log_warn("incomplete bar: %s %s %s has none of its %d seconds; no bar written, "
+                     "recorded in table incomplete_bar", sym, iv->name, ts, expected);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    if (reported > logged)
+        log_warn("incomplete bar: %ld more incomplete %s bars in this transaction (see table "
+                 "incomplete_bar)", reported - logged, iv->name);
+}
+
 static int agg_rollup_interval(PGconn *c, const struct agg_config *cfg,
                                const struct agg_interval *iv, struct agg_tx_result *res,
                                char *errbuf, size_t errlen)
 {
-    char sql[8192], s_iv[16], s_lim[16], what[64];
+    char sql[12288], s_iv[16], s_lim[16], s_grace[24], what[64];
     int fine = iv->seconds == 60;
     int n = snprintf(sql, sizeof sql, agg_sql_rollup_fmt, iv->table,
                      fine ? "kline_1s" : "kline_1m",
@@ -226,17 +330,29 @@ static int agg_rollup_interval(PGconn *c, const struct agg_config *cfg,
     }
     snprintf(s_iv, sizeof s_iv, "%d", iv->seconds);
     snprintf(s_lim, sizeof s_lim, "%d", cfg->batch_buckets);
+    snprintf(s_grace, sizeof s_grace, "%" PRId64, cfg->incomplete_grace_s);
     snprintf(what, sizeof what, "roll up %s", iv->table);
-    const char *params[3] = { cfg->name, s_iv, s_lim };
-    PGresult *r = agg_query(c, what, sql, 3, params, errbuf, errlen);
+    const char *params[4] = { cfg->name, s_iv, s_lim, s_grace };
+    PGresult *r = agg_query(c, what, sql, 4, params, errbuf, errlen);
     if (!r)
         return -1;
-    long buckets = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-    res->buckets[iv->index] = buckets;
-    res->bars[iv->index] = strtol(PQgetvalue(r, 0, 1), NULL, 10);
-    if (fine && !PQgetisnull(r, 0, 2))
-        res->newest_1m_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
-    if (buckets >= cfg->batch_buckets)
+    int k = iv->index;
+    long examined = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    res->buckets[k] = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+    res->bars[k] = strtol(PQgetvalue(r, 0, 2), NULL, 10);
+    if (fine && !PQgetisnull(r, 0, 3))
+        res->newest_1m_ms = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    res->held[k] = strtol(PQgetvalue(r, 0, 4), NULL, 10);
+    res->incomplete[k] = strtol(PQgetvalue(r, 0, 5), NULL, 10);
+    res->resolved[k] = strtol(PQgetvalue(r, 0, 6), NULL, 10);
+    if (res->incomplete[k])
+        agg_log_incomplete(iv, PQgetisnull(r, 0, 7) ? NULL : PQgetvalue(r, 0, 7), res->incomplete[k]);
+    if (res->resolved[k])
+        log_info("%ld incomplete %s bars are complete now (late seconds arrived): rewritten, "
+                 "marked resolved in table incomplete_bar", res->resolved[k], iv->name);
+    /* Held buckets count as examined: they leave the ready set until their grace is over,
+     * so the next transaction makes progress on the rest. */
+    if (examined >= cfg->batch_buckets)
         res->more = 1;
     PQclear(r);
     return 0;

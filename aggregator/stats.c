@@ -22,6 +22,8 @@ void agg_stats_add_tx(const struct agg_tx_result *r)
     for (int i = 0; i < AGG_MAX_INTERVALS; i++) {
         AGG_ADD(buckets[i], r->buckets[i]);
         AGG_ADD(bars[i], r->bars[i]);
+        AGG_ADD(incomplete[i], r->incomplete[i]);
+        AGG_ADD(resolved[i], r->resolved[i]);
     }
     if (r->newest_1m_ms >= 0) {
         /* Only meaningful for live data; a backfill of old minutes shows as a big lag,
@@ -37,11 +39,14 @@ void agg_stats_refresh_pending(PGconn *c, const struct agg_config *cfg)
 {
     const char *params[1] = { cfg->name };
     char err[256];
-    PGresult *r = pgx_query(c, "SELECT count(*) FROM aggregator_pending WHERE name = $1", 1,
-                            params, err, sizeof err);
-    if (r && PQntuples(r) == 1)
+    PGresult *r = pgx_query(c, "SELECT count(*), count(*) FILTER (WHERE held)"
+                            " FROM aggregator_pending WHERE name = $1", 1, params, err, sizeof err);
+    if (r && PQntuples(r) == 1) {
         atomic_store_explicit(&agg_stats.pending, strtoll(PQgetvalue(r, 0, 0), NULL, 10),
                               memory_order_relaxed);
+        atomic_store_explicit(&agg_stats.held, strtoll(PQgetvalue(r, 0, 1), NULL, 10),
+                              memory_order_relaxed);
+    }
     PQclear(r);
 }
 
@@ -92,6 +97,14 @@ static size_t agg_stats_render(char *b, size_t len, void *ud)
                        "buckets rolled up (including unchanged and empty), by interval", agg_stats.buckets);
     o = metrics_put(b, len, o, "kline_aggregator_buckets_pending", "gauge",
                     "buckets waiting for their watermark, all intervals", AGG_D(pending));
+    o = metrics_put(b, len, o, "kline_aggregator_buckets_held", "gauge",
+                    "pending buckets held incomplete, waiting out --incomplete-grace", AGG_D(held));
+    o = agg_put_family(b, len, o, "kline_aggregator_incomplete_bars_total",
+                       "bars written (or left out: no rows) with fewer seconds than the interval "
+                       "has, after the grace; see table incomplete_bar", agg_stats.incomplete);
+    o = agg_put_family(b, len, o, "kline_aggregator_incomplete_resolved_total",
+                       "incomplete bars rewritten complete when the missing seconds arrived",
+                       agg_stats.resolved);
     o = metrics_put(b, len, o, "kline_aggregator_run_duration_seconds", "gauge",
                     "duration of the last run", AGG_D(last_run_us) / 1e6);
     o = metrics_put(b, len, o, "kline_aggregator_lag_seconds", "gauge",
@@ -125,9 +138,15 @@ void agg_stats_log(const char *what)
         if (bars || i == 0)
             o += (size_t)snprintf(iv + o, sizeof iv - o, " bars_%s=%lld", agg_intervals[i].name, bars);
     }
-    log_info("%s: runs=%lld tx=%lld checkpoints=%lld%s pending=%lld bad_state=%lld "
-             "last_run_ms=%.1f lag_ms=%lld retention_deleted=%lld reconnects=%lld",
+    long long inc = 0, fixed = 0;
+    for (int i = 0; i < AGG_MAX_INTERVALS; i++) {
+        inc += atomic_load_explicit(&agg_stats.incomplete[i], memory_order_relaxed);
+        fixed += atomic_load_explicit(&agg_stats.resolved[i], memory_order_relaxed);
+    }
+    log_info("%s: runs=%lld tx=%lld checkpoints=%lld%s pending=%lld held=%lld incomplete=%lld "
+             "resolved=%lld bad_state=%lld last_run_ms=%.1f lag_ms=%lld retention_deleted=%lld "
+             "reconnects=%lld",
              what, AGG_LD(runs), AGG_LD(transactions), AGG_LD(checkpoints), iv, AGG_LD(pending),
-             AGG_LD(bad_state), AGG_D(last_run_us) / 1e3, AGG_LD(last_lag_ms),
+             AGG_LD(held), inc, fixed, AGG_LD(bad_state), AGG_D(last_run_us) / 1e3, AGG_LD(last_lag_ms),
              AGG_LD(retention_deleted), AGG_LD(reconnects));
 }

@@ -62,6 +62,22 @@ static void test_durations(void **state)
     assert_int_equal(agg_parse_duration("999999999999999w", &s), -1);
 }
 
+static void test_grace(void **state)
+{
+    (void)state;
+    int64_t s = -1;
+    assert_int_equal(agg_parse_grace("0", &s), 0);
+    assert_int_equal(s, 0);
+    assert_int_equal(agg_parse_grace("2m", &s), 0);
+    assert_int_equal(s, 120);
+    assert_int_equal(agg_parse_grace("7d", &s), 0);
+    assert_int_equal(s, 7 * 86400);
+    assert_int_equal(agg_parse_grace("8d", &s), -1); /* longer than AGG_GRACE_MAX_S */
+    assert_int_equal(agg_parse_grace("120", &s), -1); /* a unit is required (except 0) */
+    assert_int_equal(agg_parse_grace("-1m", &s), -1);
+    assert_int_equal(agg_parse_grace("", &s), -1);
+}
+
 static void test_retain(void **state)
 {
     (void)state;
@@ -90,6 +106,7 @@ int main(void)
         cmocka_unit_test(test_intervals_sorted_and_deduplicated),
         cmocka_unit_test(test_intervals_errors),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_grace),
         cmocka_unit_test(test_retain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

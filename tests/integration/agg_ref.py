@@ -6,9 +6,14 @@
       1s rows (CSV, kline_1s column order below) with the awkward cases the tests need,
       and checkpoint rows (symbol, first, last, row_count) of K consecutive rows each.
   agg_ref.py check --rows 1s.csv --bars bars.csv --interval SECONDS [--watermark-ms W]
+                   [--grace SECONDS] [--incomplete inc.csv]
       Computes every bar of the given length from the 1s rows, by the rules written out
       in bar() below (NOT by the aggregator's SQL), and compares with bars.csv (as dumped
-      by BAR_QUERY). Prints "ok N bars" or the differences (exit 1).
+      by BAR_QUERY). Prints "ok N bars" or the differences (exit 1). With --grace, a
+      bucket with missing seconds has no bar until the watermark is SECONDS past its end
+      (docs/aggregator.md, "Incomplete bars"); --incomplete also compares the unresolved
+      reports (symbol,open_ms,row_count,expected as dumped from incomplete_bar) with the
+      buckets that are final and incomplete.
   agg_ref.py ndjson --rows 1s.csv
       The same rows as canonical kline NDJSON (input for kline-inserter -i -).
   agg_ref.py binance5m FILE.csv
@@ -142,26 +147,59 @@ def bar(rows, before):
     return b
 
 
-def reference(rows_by_sym, interval_ms, watermark_ms):
-    ref = {}
+def expected_secs(start, interval_ms, first):
+    """Seconds a bucket should have: all of them, or from the symbol's first second on."""
+    return (start + interval_ms - max(start, first)) // 1000
+
+
+def judge(groups, start, interval_ms, first, wm, grace_ms, n_rows=None):
+    """(final, incomplete) of a bucket by the hold rule: incomplete = fewer rows than
+    expected seconds; final = ready and (complete or the grace is over)."""
+    n = len(groups.get(start, ())) if n_rows is None else n_rows
+    if wm < start + interval_ms - 1000:
+        return False, False
+    incomplete = n < expected_secs(start, interval_ms, first)
+    return (not incomplete) or wm >= start + interval_ms - 1000 + grace_ms, incomplete
+
+
+def reference(rows_by_sym, interval_ms, watermark_ms, grace_ms=0):
+    """Bars that must exist, and the buckets that must be reported incomplete:
+    {(sym, start): bar}, {(sym, start): (row_count, expected)}. Every bucket from the
+    symbol's first row to its watermark is pending (checkpoints cover the data and the
+    gaps between them). A coarse bucket waits until each 1m bucket in it is final."""
+    ref, inc = {}, {}
     for sym, rows in rows_by_sym.items():
         wm = watermark_ms if watermark_ms is not None else rows[-1]["t"]
-        groups = {}
+        first = rows[0]["t"]
+        groups, g1m = {}, {}
         for r in rows:
             groups.setdefault(r["t"] - r["t"] % interval_ms, []).append(r)
+            g1m.setdefault(r["t"] - r["t"] % 60000, []).append(r)
         prev = None
-        for start in sorted(groups):
-            g = groups[start]
-            if wm >= start + interval_ms - 1000:  # the bucket's last second has arrived
+        b0 = first - first % interval_ms
+        for start in range(b0, wm + 1, interval_ms):
+            m0 = max(start, first - first % 60000)
+            if interval_ms > 60000 and not all(judge(g1m, m, 60000, first, wm, grace_ms)[0]
+                                               for m in range(m0, start + interval_ms, 60000)):
+                final = False
+            else:
+                n = len(groups.get(start, ()))
+                final, incomplete = judge(groups, start, interval_ms, first, wm, grace_ms, n)
+                if final and incomplete:
+                    inc[(sym, start)] = (n, expected_secs(start, interval_ms, first))
+            g = groups.get(start)
+            if final and g:
                 b = bar(g, prev)
                 b["close_ms"] = start + interval_ms - 1
                 ref[(sym, start)] = b
-            prev = g[-1]
-    return ref
+            if g:
+                prev = g[-1]
+    return ref, inc
 
 
 def check(args):
-    ref = reference(load_rows(args.rows), args.interval * 1000, args.watermark_ms)
+    ref, inc = reference(load_rows(args.rows), args.interval * 1000, args.watermark_ms,
+                         args.grace * 1000)
     got = {}
     with open(args.bars, newline="") as f:
         for r in csv.DictReader(f, fieldnames=BAR_COLS):
@@ -184,11 +222,19 @@ def check(args):
                 errors.append(f"{key} {k}: got {g[k]} want {e[k]}")
         if g["closed"] != "t" or g["source"] != "agg":
             errors.append(f"{key} closed/source: got {g['closed']}/{g['source']}")
+    if args.incomplete is not None:
+        got_inc = {}
+        with open(args.incomplete, newline="") as f:
+            for r in csv.reader(f):
+                got_inc[(r[0], int(r[1]))] = (int(r[2]), int(r[3]))
+        for key in sorted(set(inc) | set(got_inc)):
+            if inc.get(key) != got_inc.get(key):
+                errors.append(f"incomplete {key}: reported {got_inc.get(key)} want {inc.get(key)}")
     if errors:
         print("\n".join(errors[:50]))
         print(f"{len(errors)} differences over {len(ref)} reference bars")
         return 1
-    print(f"ok {len(ref)} bars")
+    print(f"ok {len(ref)} bars" + (f", {len(inc)} incomplete" if args.incomplete is not None else ""))
     return 0
 
 
@@ -248,6 +294,8 @@ def main():
     c.add_argument("--bars", required=True)
     c.add_argument("--interval", type=int, required=True)
     c.add_argument("--watermark-ms", type=int)
+    c.add_argument("--grace", type=int, default=0)
+    c.add_argument("--incomplete")
     b = sub.add_parser("binance5m")
     b.add_argument("file")
     n = sub.add_parser("ndjson")
