@@ -36,6 +36,8 @@ host_mirror() {
 }
 MIRROR=${KP_DEBIAN_MIRROR:-$(host_mirror)}
 SECURITY=${KP_DEBIAN_SECURITY:-${MIRROR%/debian*}/debian-security}
+HOST_CA=${KP_IMAGE_HOST_CA-/etc/ssl/certs/ca-certificates.crt}
+[[ -z $HOST_CA || -r $HOST_CA ]] || HOST_CA=
 
 cleanup() {
 	local rc=$?
@@ -53,7 +55,9 @@ cleanup() {
 # The *_argv forms fill ARGV, for `nice` and for background jobs (whose $! is then the
 # program itself: every layer execs the next).
 # shellcheck disable=SC2016
-INROOT_SH='r=$1; shift; mount -t proc proc "$r/proc" && mount --bind /dev "$r/dev" || exit 125; exec chroot "$r" "$@"'
+INROOT_SH='r=$1; shift; mount -t proc proc "$r/proc" && mount --bind /dev "$r/dev" || exit 125
+if [ -n "${KP_CA:-}" ]; then : >"$r/run/kp-host-ca.pem" && mount --bind "$KP_CA" "$r/run/kp-host-ca.pem" || exit 125; fi
+exec chroot "$r" "$@"'
 ARGV=()
 in_root_argv() { ARGV=(unshare --mount --propagation private -- sh -c "$INROOT_SH" sh "$@"); } # ROOT CMD...
 in_root() { in_root_argv "$@"; "${ARGV[@]}"; }
@@ -192,8 +196,12 @@ build_stage() {
 			local envs=()
 			mapfile -t envs < <(jq -r 'to_entries[] | "\(.key)=\(.value)"' "$envf")
 			# shellcheck disable=SC2016
-			in_root_argv "$r" /usr/bin/env -i "${envs[@]}" /bin/sh -c 'cd "$0" && eval "$1"' "$cwd" "$arg"
-			nice -n 5 "${ARGV[@]}" \
+			# The host's CA certificates, for RUN only (bind-mounted, not in the image): where
+			# the registries are reached through a TLS-inspecting proxy, npm needs them, as
+			# `docker build` would. KP_IMAGE_HOST_CA= turns it off.
+			in_root_argv "$r" /usr/bin/env -i "${envs[@]}" ${HOST_CA:+NODE_EXTRA_CA_CERTS=/run/kp-host-ca.pem} \
+				/bin/sh -c 'cd "$0" && eval "$1"' "$cwd" "$arg"
+			KP_CA=$HOST_CA nice -n 5 "${ARGV[@]}" \
 				>>"$WORK/run-$name.log" 2>&1 ||
 				{ tail -30 "$WORK/run-$name.log" >&2; die "stage $name: RUN failed (log: $WORK/run-$name.log)"; }
 			;;
@@ -201,6 +209,7 @@ build_stage() {
 		CMD) ;;
 		esac
 	done
+	rm -f "$r/run/kp-host-ca.pem"
 	echo "$user" >"$WORK/user-$name"
 	say "stage $name: done, root $(du -sh "$r" | cut -f1)"
 	echo "$name" >"$WORK/last-stage"
