@@ -18,7 +18,8 @@ ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 WORK=${KP_IMAGE_DIR:-$ROOT/build/image-check}
 : "${KP_TBIN:=$ROOT/build/release/tbin}"
 SUITE=bookworm
-t0=$(date +%s)
+t0=${KP_IMAGE_T0:-$(date +%s)}
+export KP_IMAGE_T0=$t0 # the live half, under tests/harness/up, counts from the same start
 
 say() { printf 'image-check: [%4ss] %s\n' "$(($(date +%s) - t0))" "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
