@@ -84,6 +84,49 @@ install: programs web
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	cp -R web/dist/. $(DESTDIR)$(PREFIX)/share/klinepipe/web/
 
+# ---- operations kit: systemd units, man pages, the image check (docs/operations.md) ----
+SYSTEMD_DIR  ?= $(PREFIX)/lib/systemd/system
+SYSUSERS_DIR ?= $(PREFIX)/lib/sysusers.d
+MAN1_DIR     ?= $(PREFIX)/share/man/man1
+KP_ENV_DIR   ?= /etc/klinepipe
+KP_EXAMPLES  ?= $(PREFIX)/share/klinepipe/env
+UNITS_IN     := $(wildcard deploy/systemd/*.service.in)
+UNITS_PLAIN  := $(wildcard deploy/systemd/*.timer)
+MAN_PAGES    := $(patsubst $(BIN)/%,$(BUILD)/man/%.1,$(PROGRAMS))
+
+.PHONY: man install-systemd install-man image-check
+man: $(MAN_PAGES)
+
+# From the program's --help, so the page cannot list an option the binary lacks.
+$(BUILD)/man/%.1: $(BIN)/% scripts/gen-man.sh
+	@mkdir -p $(dir $@)
+	scripts/gen-man.sh $< >$@.tmp && mv $@.tmp $@
+
+install: install-systemd install-man
+
+# The units name the installed binaries: @BINDIR@ is $(PREFIX)/bin (without DESTDIR).
+install-systemd: $(UNITS_IN) $(UNITS_PLAIN) deploy/systemd/klinepipe.sysusers.conf
+	install -d $(DESTDIR)$(SYSTEMD_DIR) $(DESTDIR)$(SYSUSERS_DIR) $(DESTDIR)$(KP_EXAMPLES)
+	for u in $(UNITS_IN); do \
+		sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@ENVDIR@|$(KP_ENV_DIR)|g' \
+		    -e 's|@EXAMPLEDIR@|$(KP_EXAMPLES)|g' $$u >$(DESTDIR)$(SYSTEMD_DIR)/$$(basename $$u .in) || exit 1; \
+		chmod 0644 $(DESTDIR)$(SYSTEMD_DIR)/$$(basename $$u .in); \
+	done
+	install -m 0644 $(UNITS_PLAIN) $(DESTDIR)$(SYSTEMD_DIR)/
+	install -m 0644 deploy/systemd/klinepipe.sysusers.conf $(DESTDIR)$(SYSUSERS_DIR)/klinepipe.conf
+	install -m 0644 deploy/systemd/env/*.env $(DESTDIR)$(KP_EXAMPLES)/
+
+install-man: $(MAN_PAGES)
+	install -d $(DESTDIR)$(MAN1_DIR)
+	install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MAN1_DIR)/
+
+# Builds the Dockerfile's two stages in throwaway Debian 12 roots and runs every
+# program's --version and HEALTHCHECK in the runtime root. Slow (minutes), needs root
+# and the Debian mirror; not part of `make test`.
+image-check: deps
+	@$(MAKE) --no-print-directory testbins
+	@KP_TBIN=$(abspath $(TBIN)) scripts/image-check.sh
+
 .PHONY: clean
 clean:
 	rm -rf build bin
