@@ -39,6 +39,38 @@ size_t metrics_put(char *buf, size_t len, size_t off, const char *name, const ch
     return off + (size_t)n >= len ? len : off + (size_t)n;
 }
 
+int metrics_process(double *rss_bytes, double *cpu_seconds)
+{
+    long pages = 0, resident = 0;
+    unsigned long utime = 0, stime = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    int ok = f && fscanf(f, "%ld %ld", &pages, &resident) == 2;
+    if (f)
+        fclose(f);
+    f = fopen("/proc/self/stat", "re");
+    char line[1024];
+    const char *p = f && fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+    /* after "pid (comm)": state is field 3, utime 14 and stime 15 */
+    ok = ok && p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2;
+    if (f)
+        fclose(f);
+    if (!ok)
+        return -1;
+    *rss_bytes = (double)resident * (double)sysconf(_SC_PAGESIZE);
+    *cpu_seconds = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    return 0;
+}
+
+size_t metrics_put_process(char *buf, size_t len, size_t off)
+{
+    double rss, cpu;
+    if (metrics_process(&rss, &cpu) < 0)
+        return off;
+    off = metrics_put(buf, len, off, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
+    return metrics_put(buf, len, off, "process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.",
+                       cpu);
+}
+
 static void metrics_reply(int fd, const char *status, const char *ctype, const char *body, size_t blen)
 {
     char head[256];
@@ -67,6 +99,7 @@ static void metrics_serve_one(int fd, char *body)
     req[got] = '\0';
     if (strncmp(req, "GET /metrics ", 13) == 0 || strncmp(req, "GET /metrics?", 13) == 0) {
         size_t n = metrics.fn(body, METRICS_BODY_MAX, metrics.ud);
+        n = metrics_put_process(body, METRICS_BODY_MAX, n); /* the standard process_* pair */
         metrics_reply(fd, "200 OK", "text/plain; version=0.0.4", body, n);
     } else if (strncmp(req, "GET /healthz ", 13) == 0) {
         metrics_reply(fd, "200 OK", "text/plain", "ok\n", 3);

@@ -18,4 +18,12 @@ void metrics_http_stop(void);
 size_t metrics_put(char *buf, size_t len, size_t off, const char *name, const char *type,
                    const char *help, double value);
 
+/* The process's RSS (bytes) and CPU time (user + system, seconds), from /proc/self.
+ * 0, or -1 when /proc cannot be read. */
+int metrics_process(double *rss_bytes, double *cpu_seconds);
+/* Appends process_resident_memory_bytes and process_cpu_seconds_total (the names
+ * Prometheus client libraries use), as metrics_put does. The HTTP endpoint above adds
+ * them to every program's /metrics by itself. */
+size_t metrics_put_process(char *buf, size_t len, size_t off);
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
 
 extern const struct st_config *st_cfg; /* main.c */
 
@@ -333,6 +334,11 @@ char *st_metrics_render(size_t *len)
     ST_M(&m, "kline_streamer_placeholders_freed_total", "counter",
          "Placeholders removed when their last subscriber left.", "%llu",
          (unsigned long long)s->placeholders_freed);
+    double rss, cpu;
+    if (metrics_process(&rss, &cpu) == 0) {
+        ST_M(&m, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", "%.0f", rss);
+        ST_M(&m, "process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.", "%.2f", cpu);
+    }
     st_mput(&m, "# HELP kline_streamer_subscriptions Subscribed clients per symbol.\n"
                 "# TYPE kline_streamer_subscriptions gauge\n");
     for (struct st_symbol *y = st_hub.symbols; y; y = y->next)
