@@ -190,9 +190,9 @@ static void init_params(sim_symbol_t *y, gen_param_t *p)
     p->trade = p->rate / (10 + 20 * unit(rnd(&r)));
     if (p->trade < 15.0 * SIM_SCALE / quote_usd(y->quote))
         p->trade = 15.0 * SIM_SCALE / quote_usd(y->quote);
-    /* the first second opens at the model's price; 0 = "not known yet", because the
-     * start time is set after this runs (sim_gen_step fills it in, the same way for a
-     * checkpoint as for the live state) */
+    /* the first second opens at the model's price and its trade ids depend on the time;
+     * close 0 = "not known yet", because the start time is set after this runs
+     * (sim_gen_step fills both in, the same way for a checkpoint as for the live state) */
     y->cur.close = 0;
 }
 
@@ -304,8 +304,12 @@ int sim_gen_step(size_t i, int64_t s, sim_state_t *st, sim_k_t *k)
     int64_t ot = sim_open_time(s);
     uint64_t u = (uint64_t)(ot >= 0 ? ot / 1000 : 0);  /* absolute second: the model's clock */
     rng_t r = { p->key ^ sim_hash64(u * 0x2545f4914f6cdd1dULL) };
-    if (st->close == 0)
+    if (st->close == 0) { /* first second (see init_params) */
         st->close = price_at(p, u);
+        /* trade ids grow with time too (100 per second, more than a symbol averages), so
+         * a sim started later with the same seed continues the ids of an earlier one */
+        st->next_trade += (int64_t)u * 100;
+    }
     memset(k, 0, sizeof *k);
     k->o = k->h = k->l = k->c = st->close;
     if (rnd(&r) % 10 == 0) { /* ~10% of seconds without trades */
