@@ -15,7 +15,7 @@
   const IV_MS = { '1s': 1e3, '1m': 6e4, '5m': 3e5, '15m': 9e5, '1h': 36e5, '4h': 144e5, '1d': 864e5 };
   const IVS = Object.keys(IV_MS);
   const LIVE_1S_MAX = 1800;   // live 1s klines kept per symbol (30 min)
-  const LIVE_1M_MAX = 1500;   // live 1m bars kept per symbol (25 h: enough to fold a 1d bar)
+  const LIVE_1M_MAX = 600;    // live 1m bars kept per symbol (10 h; history comes from the database)
   const HIST_LIMIT = 500;     // bars of history per view (1s: LIVE_1S_MAX)
   const FILL_TRIES = 15;      // reconnect gap fill: attempts, 1 s apart, while the database catches up
   const ALERTS_MAX = 60;
