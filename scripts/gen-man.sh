@@ -28,9 +28,15 @@ kline-streamer) summary="live klines to browsers over WebSocket, the web page an
 *) summary="a klinepipe program" ;;
 esac
 
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$(dirname "$0")" log -1 --format=%ct 2>/dev/null || date +%s)}
+# A program whose options live in a common/opt.c table renders its own page.
+if page=$(SOURCE_DATE_EPOCH=$epoch "$prog_path" --help=man 2>/dev/null) && [[ $page == '.\"'* ]]; then
+	printf '%s\n' "$page"
+	exit 0
+fi
+
 help=$("$prog_path" --help 2>&1) || { echo "gen-man.sh: $prog_path --help failed" >&2; exit 1; }
 version=$("$prog_path" --version 2>&1 | head -1 | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^v?[0-9]+\.[0-9]/) { print $i; exit } }')
-epoch=${SOURCE_DATE_EPOCH:-$(git -C "$(dirname "$0")" log -1 --format=%ct 2>/dev/null || date +%s)}
 date=$(date -u -d "@$epoch" +%Y-%m-%d)
 
 printf '%s\n' "$help" | awk -v prog="$prog" -v summary="$summary" -v version="${version:-unknown}" -v date="$date" '
