@@ -22,7 +22,7 @@ PACKAGES=(
 	"openjdk-17-jre-headless|default-jre-headless" maven
 	chromium nodejs "npm|cmd:npm" docker-compose valgrind
 	curl jq python3 procps util-linux
-	prometheus systemd groff-base mmdebstrap
+	prometheus systemd groff-base mmdebstrap haproxy
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }
