@@ -223,6 +223,9 @@ static const kp_opt_prog_t agg_prog = {
 static void agg_opts_check(struct agg_config *cfg)
 {
     long long every = 0;
+    cfg->log_level = log_level_parse(agg_raw.level); /* first, as before: LOG_LEVEL=loud alone */
+    if (cfg->log_level < 0)
+        kp_opt_usage_error(&agg_prog, "unknown log level '%s'", agg_raw.level);
     cfg->once = agg_raw.once;
     cfg->listen = !agg_raw.no_listen;
     if (!cfg->once && !agg_raw.every)
@@ -232,9 +235,6 @@ static void agg_opts_check(struct agg_config *cfg)
     cfg->every_s = cfg->once ? 0 : (int)every;
     if (!*cfg->name)
         kp_opt_usage_error(&agg_prog, "--name must not be empty");
-    cfg->log_level = log_level_parse(agg_raw.level);
-    if (cfg->log_level < 0)
-        kp_opt_usage_error(&agg_prog, "unknown log level '%s'", agg_raw.level);
 }
 
 void agg_opts_parse(int argc, char **argv, struct agg_config *cfg)
