@@ -156,7 +156,7 @@ int agg_parse_retain(const char *csv, void *dest, char *errbuf, size_t errlen)
 static const kp_opt_t agg_opt_table[] = {
     { KP_OPT_SECTION, .help = "Mode (one of the two)" },
     { KP_OPT_FLAG, "once", 0, NULL, NULL, NULL,
-      "do all ready work, exit 0 (also when idle or another\naggregator holds the lock)",
+      "do all ready work and exit 0 (also when idle: \"nothing to do\",\nor when another aggregator holds the lock)",
       .dest = &agg_raw.once },
     { KP_OPT_STR, "every", 0, "SECONDS", "AGG_EVERY", NULL,
       "loop; run at least every SECONDS (1-86400), and at once on\nNOTIFY kline_checkpoint; "
@@ -172,9 +172,9 @@ static const kp_opt_t agg_opt_table[] = {
       .dest = &agg_o.incomplete_grace_s, .call = agg_opt_grace },
     { KP_OPT_FLAG, "strict", 0, NULL, "AGG_STRICT", NULL, "--once exits 1 when a bad checkpoint was found",
       .dest = &agg_o.strict },
-    { KP_OPT_FLAG, "no-listen", 0, NULL, NULL, NULL, "loop mode: poll every SECONDS only, no LISTEN",
+    { KP_OPT_FLAG, "no-listen", 0, NULL, NULL, NULL, "loop mode without LISTEN (e.g. behind a transaction-\npooling proxy): poll every SECONDS only",
       .dest = &agg_raw.no_listen },
-    { KP_OPT_STR, "name", 0, "NAME", "AGG_NAME", "default", "progress row name (aggregator_progress.name)",
+    { KP_OPT_STR, "name", 0, "NAME", "AGG_NAME", "default", "progress row name (aggregator_progress.name); a new\nname starts from checkpoint 0",
       .dest = &agg_o.name },
     { KP_OPT_INT, "batch-checkpoints", 0, "N", NULL, "10000", "checkpoints consumed per transaction",
       KP_OPT_INT_DEST(agg_o.batch_checkpoints), .min = 1, .max = 10000000 },
@@ -187,7 +187,7 @@ static const kp_opt_t agg_opt_table[] = {
     { KP_OPT_INT, "retain-batch", 0, "N", NULL, "10000", "rows per retention transaction",
       KP_OPT_INT_DEST(agg_o.retain_batch), .min = 1, .max = 10000000 },
     { KP_OPT_SECTION, .help = "PostgreSQL time limits" },
-    { KP_OPT_INT, "connect-timeout", 0, "S", NULL, "10", "--once: give up connecting after S seconds",
+    { KP_OPT_INT, "connect-timeout", 0, "S", NULL, "10", "--once: give up connecting after S seconds (loop mode\nretries forever)",
       KP_OPT_INT_DEST(agg_o.connect_timeout_s), .min = 0, .max = 86400 },
     { KP_OPT_INT, "pg-timeout-ms", 0, "MS", "AGG_PG_TIMEOUT_MS", "60000",
       "client-side bound on one statement; a server or network\nthat stops answering costs this, "
@@ -200,7 +200,7 @@ static const kp_opt_t agg_opt_table[] = {
       KP_OPT_INT_DEST(agg_o.metrics_port), .min = 0, .max = 65535 },
     { KP_OPT_STR, "metrics-host", 0, "HOST", "METRICS_HOST", "0.0.0.0", "address for /metrics",
       .dest = &agg_o.metrics_host },
-    { KP_OPT_INT, "stats-interval", 0, "S", "STATS_INTERVAL", "60", "one stats log line every S seconds, 0 = off",
+    { KP_OPT_INT, "stats-interval", 0, "S", "STATS_INTERVAL", "60", "loop mode: one stats line on stderr every S seconds,\n0 = off",
       KP_OPT_INT_DEST(agg_o.stats_interval_s), .min = 0, .max = 86400 },
     { KP_OPT_STR, "log-level", 0, "LEVEL", "LOG_LEVEL", "info", "error, warn, info, debug",
       .dest = &agg_raw.level },

@@ -259,18 +259,24 @@ static const char agg_sql_coarse_ready[] =
     "   AND f.symbol = p.symbol AND f.bucket >= p.bucket"
     "   AND f.bucket < p.bucket + make_interval(secs => $2::int) OFFSET 0)";
 
+/* The configured interval lengths as a PostgreSQL int[] literal: "{60,300}". */
+static void agg_interval_array(const struct agg_config *cfg, char *out, size_t len)
+{
+    size_t o = (size_t)snprintf(out, len, "{");
+    for (int i = 0; i < cfg->n_iv && o < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%d", i ? "," : "", cfg->iv[i]->seconds);
+    if (o < len)
+        snprintf(out + o, len - o, "}");
+}
+
 static int agg_consume(PGconn *c, const struct agg_config *cfg, long long last_id,
                        long long *new_last, struct agg_tx_result *res,
                        char *errbuf, size_t errlen)
 {
     char s_last[24], s_lim[16], s_ivs[64];
-    size_t o = 0;
     snprintf(s_last, sizeof s_last, "%lld", last_id);
     snprintf(s_lim, sizeof s_lim, "%d", cfg->batch_checkpoints);
-    o += (size_t)snprintf(s_ivs + o, sizeof s_ivs - o, "{");
-    for (int i = 0; i < cfg->n_iv; i++)
-        o += (size_t)snprintf(s_ivs + o, sizeof s_ivs - o, "%s%d", i ? "," : "", cfg->iv[i]->seconds);
-    snprintf(s_ivs + o, sizeof s_ivs - o, "}");
+    agg_interval_array(cfg, s_ivs, sizeof s_ivs);
     const char *params[4] = { cfg->name, s_last, s_lim, s_ivs };
     PGresult *r = agg_query(c, "consume checkpoints", agg_sql_consume, 4, params, errbuf, errlen);
     if (!r)
