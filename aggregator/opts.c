@@ -172,7 +172,7 @@ static const kp_opt_t agg_opt_table[] = {
       .dest = &agg_o.incomplete_grace_s, .call = agg_opt_grace },
     { KP_OPT_FLAG, "strict", 0, NULL, "AGG_STRICT", NULL, "--once exits 1 when a bad checkpoint was found",
       .dest = &agg_o.strict },
-    { KP_OPT_FLAG, "no-listen", 0, NULL, NULL, NULL, "loop mode without LISTEN (e.g. behind a transaction-\npooling proxy): poll every SECONDS only",
+    { KP_OPT_FLAG, "no-listen", 0, NULL, NULL, NULL, "loop mode without LISTEN (e.g. behind a pooling proxy in\ntransaction mode): poll every SECONDS only",
       .dest = &agg_raw.no_listen },
     { KP_OPT_STR, "name", 0, "NAME", "AGG_NAME", "default", "progress row name (aggregator_progress.name); a new\nname starts from checkpoint 0",
       .dest = &agg_o.name },
