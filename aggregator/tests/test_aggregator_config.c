@@ -14,9 +14,8 @@
 static void test_intervals_sorted_and_deduplicated(void **state)
 {
     (void)state;
-    struct agg_config cfg;
+    struct agg_config cfg = { 0 };
     char err[256];
-    memset(&cfg, 0, sizeof cfg);
     assert_int_equal(agg_parse_intervals(" 1d, 1m,5m ,1m,4h", &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.n_iv, 4);
     assert_string_equal(cfg.iv[0]->name, "1m");
@@ -30,9 +29,8 @@ static void test_intervals_sorted_and_deduplicated(void **state)
 static void test_intervals_errors(void **state)
 {
     (void)state;
-    struct agg_config cfg;
+    struct agg_config cfg = { 0 };
     char err[256];
-    memset(&cfg, 0, sizeof cfg);
     assert_int_equal(agg_parse_intervals("5m,1h", &cfg, err, sizeof err), -1);
     assert_non_null(strstr(err, "must include 1m"));
     assert_int_equal(agg_parse_intervals("1m,2m", &cfg, err, sizeof err), -1);
@@ -83,9 +81,8 @@ static void test_grace(void **state)
 static void test_retain(void **state)
 {
     (void)state;
-    struct agg_config cfg;
+    struct agg_config cfg = { 0 };
     char err[256];
-    memset(&cfg, 0, sizeof cfg);
     assert_int_equal(agg_parse_retain("1s=2h, 1m=30d,1d=52w", &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.n_retain, 3);
     assert_string_equal(cfg.retain[0].table, "kline_1s");
