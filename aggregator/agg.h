@@ -4,6 +4,7 @@
 #define AGG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <libpq-fe.h>
@@ -36,25 +37,36 @@ struct agg_config {
     const char *name;               /* aggregator_progress.name */
     const struct agg_interval *iv[AGG_MAX_INTERVALS]; /* ascending; iv[0] is 1m */
     int n_iv;
-    int once;
+    bool once;
     int every_s;                    /* loop period when !once */
     int listen;                     /* LISTEN kline_checkpoint in loop mode */
-    int strict;                     /* --once exits 1 on bad state */
+    bool strict;                    /* --once exits 1 on bad state */
     struct agg_retain retain[AGG_MAX_INTERVALS + 1];
     int n_retain;
     int retain_batch;               /* rows per retention DELETE transaction */
     int batch_checkpoints;          /* checkpoints consumed per transaction */
     int batch_buckets;              /* buckets rolled up per interval per transaction */
-    int connect_timeout_s;
+    int connect_timeout_s;          /* --once: connecting gives up after this */
+    int pg_timeout_ms;              /* bound on one statement (pgx_set_timeouts) */
+    int pg_connect_timeout_ms;      /* bound on one connection attempt */
+    int log_level;                  /* log_level_parse */
     const char *metrics_host;
     int metrics_port;               /* 0 = off */
     int stats_interval_s;           /* 0 = off */
     int64_t incomplete_grace_s;     /* hold incomplete buckets this long in data time; 0 = off */
 };
 
-/* config.c: parsers for --intervals and --retain; 0, or -1 with the reason in errbuf. */
-int agg_parse_intervals(const char *csv, struct agg_config *cfg, char *errbuf, size_t errlen);
-int agg_parse_retain(const char *csv, struct agg_config *cfg, char *errbuf, size_t errlen);
+/* interval.c: the list above. */
+
+/* opts.c: the option table. Parses argv and the environment into *cfg (exit 2 on a usage
+ * error; --help and --version exit 0). */
+void agg_opts_parse(int argc, char **argv, struct agg_config *cfg);
+/* The structured values, also usable on their own (unit tests): 0, or -1 with the reason
+ * in errbuf. dest is the struct agg_config to fill (they are the table's KP_OPT_CALLs). */
+int agg_parse_intervals(const char *csv, void *dest, char *errbuf, size_t errlen);
+int agg_parse_retain(const char *csv, void *dest, char *errbuf, size_t errlen);
+/* A whole positive number with a unit (s m h d w) → seconds: cfg_parse_duration_ms's
+ * grammar without fractions or bare numbers. 0 / -1. */
 int agg_parse_duration(const char *s, int64_t *seconds);
 /* --incomplete-grace: "0" or a duration (agg_parse_duration) up to AGG_GRACE_MAX_S. */
 #define AGG_GRACE_MAX_S (7 * 86400)
@@ -92,6 +104,8 @@ int agg_wait_notify(PGconn *c, int timeout_ms);
  * go to agg_stats; *did_work set when anything was consumed or written. */
 int agg_run_until_idle(PGconn *c, const struct agg_config *cfg, int *did_work,
                        char *errbuf, size_t errlen);
+/* --once: connect, lock, roll up until idle, retention. Returns the exit code. */
+int agg_once(const struct agg_config *cfg);
 /* The --every loop: reconnects, waits for the lock, runs, sleeps or is woken by NOTIFY.
  * Returns the exit code. */
 int agg_loop(const struct agg_config *cfg);

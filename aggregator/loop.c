@@ -1,6 +1,6 @@
 /* loop.c — running: the advisory lock, "roll up until idle", waiting for NOTIFY
- * kline_checkpoint with PQsocket + poll, and the --every loop that survives PostgreSQL
- * restarts. */
+ * kline_checkpoint with PQsocket + poll, the --once run and the --every loop that
+ * survives PostgreSQL restarts. */
 #include "agg.h"
 
 #include <errno.h>
@@ -136,76 +136,175 @@ static int agg_wait_until(PGconn *c, int64_t deadline)
     return 0;
 }
 
-int agg_loop(const struct agg_config *cfg)
+/* --once after connecting: migrations, session, lock, rollup, retention. Returns the exit
+ * code; *ran is set when the rollup ran (there is a result to tell), *did when it did work. */
+static int agg_once_on(PGconn *c, const struct agg_config *cfg, int *ran, int *did)
 {
     char err[512];
-    PGconn *c = NULL;
-    int have_lock = 0, said_busy = 0, fail_backoff = 1000;
-    int64_t next_retention = 0, next_stats = cfg_mono_ms() + (int64_t)cfg->stats_interval_s * 1000;
-    while (!sig_stop) {
-        if (!c || pgx_is_broken(c)) {
-            if (c) {
-                log_warn("PostgreSQL connection lost; reconnecting");
-                atomic_fetch_add_explicit(&agg_stats.reconnects, 1, memory_order_relaxed);
-                PQfinish(c);
-            }
-            have_lock = 0;
-            c = agg_connect_forever(cfg);
-            if (!c)
-                break;
-        }
-        if (!have_lock) {
-            int got = agg_try_lock(c, err, sizeof err);
-            if (got < 0) {
-                log_warn("%s", err);
-                agg_sleep_ms(1000);
-                continue;
-            }
-            if (!got) {
-                atomic_fetch_add_explicit(&agg_stats.lock_busy, 1, memory_order_relaxed);
-                if (!said_busy++)
-                    log_info("another aggregator is running; waiting for its lock");
-                /* Checkpoint notifications wake us early too; harmless, we just retry. */
-                agg_wait_until(c, cfg_mono_ms() + AGG_LOCK_RETRY_MS);
-                continue;
-            }
-            have_lock = 1;
-            if (said_busy)
-                log_info("took over the aggregator lock");
-            said_busy = 0;
-        }
-        int did;
-        if (agg_run_until_idle(c, cfg, &did, err, sizeof err) < 0) {
-            /* A lost connection is retried at once (reconnect at the loop top); any other
-             * failure would most likely fail again, so back off up to 30 s. */
-            log_error("rollup failed, will retry: %s", err);
-            if (!pgx_is_broken(c)) {
-                agg_sleep_ms(fail_backoff);
-                fail_backoff = fail_backoff * 2 > 30000 ? 30000 : fail_backoff * 2;
-            }
-            continue;
-        }
-        fail_backoff = 1000;
-        int64_t now = cfg_mono_ms();
-        if (cfg->n_retain && now >= next_retention && !sig_stop) {
-            int rr = agg_retention_run(c, cfg, AGG_RETENTION_LOOP_BATCHES, err, sizeof err);
-            if (rr < 0)
-                log_error("%s", err);
-            /* Unfinished retention continues on the next tick, after the new bars. */
-            next_retention = rr == 1 ? now : now + AGG_RETENTION_EVERY_MS;
-        }
-        if (cfg->stats_interval_s > 0 && now >= next_stats) {
-            agg_stats_log("stats");
-            next_stats = now + (int64_t)cfg->stats_interval_s * 1000;
-        }
-        int64_t deadline = cfg_mono_ms() + (int64_t)cfg->every_s * 1000;
-        if (cfg->stats_interval_s > 0 && next_stats < deadline)
-            deadline = next_stats;
-        if (cfg->n_retain && next_retention < deadline)
-            deadline = next_retention;
-        agg_wait_until(c, deadline); /* a broken connection is noticed at the loop top */
+    if (pgx_migrate(c, err, sizeof err) < 0 || agg_session_init(c, cfg, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
     }
-    PQfinish(c);
+    int got = agg_try_lock(c, err, sizeof err);
+    if (got < 0)
+        log_error("%s", err);
+    else if (!got)
+        log_info("another aggregator is running; nothing to do");
+    if (got <= 0)
+        return got < 0;
+    *ran = 1;
+    if (agg_run_until_idle(c, cfg, did, err, sizeof err) < 0) {
+        log_error("rollup failed (rolled back; the next run retries): %s", err);
+        return 1;
+    }
+    if (cfg->n_retain && !sig_stop && agg_retention_run(c, cfg, 0, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+int agg_once(const struct agg_config *cfg)
+{
+    char err[512];
+    int ran = 0, did = 0;
+    PGconn *c = pgx_connect(cfg->db_url, cfg->connect_timeout_s * 1000, &sig_stop, err, sizeof err);
+    if (!c) {
+        log_error("cannot connect to PostgreSQL: %s", err);
+        return 1;
+    }
+    int rc = agg_once_on(c, cfg, &ran, &did);
+    PQfinish(c); /* also releases the session advisory lock */
+    if (!ran)
+        return rc;
+    if (rc == 0 && !did)
+        log_info("nothing to do");
+    else
+        agg_stats_log("done");
+    long long bad = atomic_load(&agg_stats.bad_state);
+    if (rc == 0 && bad && cfg->strict) {
+        log_error("%lld bad checkpoints found (--strict); see table rejected", bad);
+        rc = 1;
+    }
+    return rc;
+}
+
+/* The --every loop's state. It owns the connection: PQfinish on a reconnect and at the end. */
+struct agg_loop_state {
+    PGconn *c;
+    int have_lock, said_busy, fail_backoff;
+    int64_t next_retention, next_stats; /* monotonic ms */
+};
+
+/* Makes sure there is a working connection (reconnecting after a loss): 0, or -1 on stop. */
+static int agg_loop_connect(struct agg_loop_state *s, const struct agg_config *cfg)
+{
+    if (s->c && !pgx_is_broken(s->c))
+        return 0;
+    if (s->c) {
+        log_warn("PostgreSQL connection lost; reconnecting");
+        atomic_fetch_add_explicit(&agg_stats.reconnects, 1, memory_order_relaxed);
+        PQfinish(s->c);
+    }
+    s->have_lock = 0; /* a session lock dies with its session */
+    s->c = agg_connect_forever(cfg);
+    return s->c ? 0 : -1;
+}
+
+/* 1 when this process holds the aggregator lock; 0 when not yet (it waited: try again). */
+static int agg_loop_lock(struct agg_loop_state *s)
+{
+    char err[512];
+    if (s->have_lock)
+        return 1;
+    int got = agg_try_lock(s->c, err, sizeof err);
+    if (got < 0) {
+        log_warn("%s", err);
+        agg_sleep_ms(1000);
+        return 0;
+    }
+    if (!got) {
+        atomic_fetch_add_explicit(&agg_stats.lock_busy, 1, memory_order_relaxed);
+        if (!s->said_busy++)
+            log_info("another aggregator is running; waiting for its lock");
+        /* Checkpoint notifications wake us early too; harmless, we just retry. */
+        agg_wait_until(s->c, cfg_mono_ms() + AGG_LOCK_RETRY_MS);
+        return 0;
+    }
+    s->have_lock = 1;
+    if (s->said_busy)
+        log_info("took over the aggregator lock");
+    s->said_busy = 0;
+    return 1;
+}
+
+/* One run until idle: 0, or -1 after the failure's back-off. */
+static int agg_loop_run(struct agg_loop_state *s, const struct agg_config *cfg)
+{
+    char err[512];
+    int did;
+    if (agg_run_until_idle(s->c, cfg, &did, err, sizeof err) == 0) {
+        s->fail_backoff = 1000;
+        return 0;
+    }
+    /* A lost connection is retried at once (reconnect at the loop top); any other failure
+     * would most likely fail again, so back off up to 30 s. */
+    log_error("rollup failed, will retry: %s", err);
+    if (!pgx_is_broken(s->c)) {
+        agg_sleep_ms(s->fail_backoff);
+        s->fail_backoff = s->fail_backoff * 2 > 30000 ? 30000 : s->fail_backoff * 2;
+    }
+    return -1;
+}
+
+/* What is due after a run (retention, the stats line), then the wait for the next run:
+ * the period, a NOTIFY, or the next chore, whichever comes first. */
+static void agg_loop_chores_and_wait(struct agg_loop_state *s, const struct agg_config *cfg)
+{
+    char err[512];
+    int64_t now = cfg_mono_ms();
+    if (cfg->n_retain && now >= s->next_retention && !sig_stop) {
+        int rr = agg_retention_run(s->c, cfg, AGG_RETENTION_LOOP_BATCHES, err, sizeof err);
+        if (rr < 0)
+            log_error("%s", err);
+        /* Unfinished retention continues on the next tick, after the new bars. */
+        s->next_retention = rr == 1 ? now : now + AGG_RETENTION_EVERY_MS;
+    }
+    if (cfg->stats_interval_s > 0 && now >= s->next_stats) {
+        agg_stats_log("stats");
+        s->next_stats = now + (int64_t)cfg->stats_interval_s * 1000;
+    }
+    int64_t deadline = cfg_mono_ms() + (int64_t)cfg->every_s * 1000;
+    if (cfg->stats_interval_s > 0 && s->next_stats < deadline)
+        deadline = s->next_stats;
+    if (cfg->n_retain && s->next_retention < deadline)
+        deadline = s->next_retention;
+    agg_wait_until(s->c, deadline); /* a broken connection is noticed at the loop top */
+}
+
+static void agg_loop_announce(const struct agg_config *cfg)
+{
+    char ivs[64] = "";
+    for (int i = 0; i < cfg->n_iv; i++)
+        snprintf(ivs + strlen(ivs), sizeof ivs - strlen(ivs), "%s%s", i ? "," : "", cfg->iv[i]->name);
+    log_info("looping every %d s%s; intervals %s%s", cfg->every_s,
+             cfg->listen ? ", woken by NOTIFY " PGX_NOTIFY_CHANNEL : "", ivs,
+             cfg->n_retain ? "; retention on" : "");
+}
+
+int agg_loop(const struct agg_config *cfg)
+{
+    struct agg_loop_state s = {
+        .fail_backoff = 1000, .next_stats = cfg_mono_ms() + (int64_t)cfg->stats_interval_s * 1000,
+    };
+    agg_loop_announce(cfg);
+    while (!sig_stop) {
+        if (agg_loop_connect(&s, cfg) < 0)
+            break;
+        if (agg_loop_lock(&s) && agg_loop_run(&s, cfg) == 0)
+            agg_loop_chores_and_wait(&s, cfg);
+    }
+    PQfinish(s.c);
     agg_stats_log("stopped");
     return 0;
 }

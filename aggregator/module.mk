@@ -10,8 +10,8 @@ $(TBIN)/kp-agg-latency: $(AGG_LATENCY_OBJS) $(LIBKP)
 TESTBINS += $(TBIN)/kp-agg-latency
 ALL_OBJS += $(AGG_LATENCY_OBJS)
 
-# test_aggregator_config: cmocka tests of the option parsers (config.c only, no database).
-AGG_TEST_OBJS := $(BUILD)/aggregator/tests/test_aggregator_config.o $(BUILD)/aggregator/config.o
+# test_aggregator_config: cmocka tests of the option parsers (opts.c + interval.c, no database).
+AGG_TEST_OBJS := $(BUILD)/aggregator/tests/test_aggregator_config.o $(BUILD)/aggregator/opts.o $(BUILD)/aggregator/interval.o
 $(TBIN)/test_aggregator_config: $(AGG_TEST_OBJS) $(LIBKP)
 TESTBINS += $(TBIN)/test_aggregator_config
 ALL_OBJS += $(BUILD)/aggregator/tests/test_aggregator_config.o

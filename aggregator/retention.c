@@ -75,8 +75,29 @@ static int agg_last_consumed(PGconn *c, const struct agg_config *cfg, long long 
     return 0;
 }
 
-/* Deletes from one table until done or *budget batches are used (budget < 0: no limit).
- * Returns 0 done, 1 budget exhausted, -1 error. */
+/* Runs one batched DELETE until a batch comes back short or the budget (< 0: no limit) is
+ * used up. Returns 0 done, 1 budget exhausted, -1 error. */
+static int agg_retain_batches(PGconn *c, const char *sql, int np, const char *const *params,
+                              const char *what, int batch, int *budget, char *errbuf, size_t errlen)
+{
+    for (;;) {
+        if (*budget == 0)
+            return 1;
+        long n = agg_retain_batch(c, sql, np, params, what, errbuf, errlen);
+        if (n < 0)
+            return -1;
+        if (*budget > 0)
+            (*budget)--;
+        atomic_fetch_add_explicit(&agg_stats.retention_deleted, n, memory_order_relaxed);
+        if (n > 0)
+            log_debug("retention: deleted %ld rows from %s", n, what);
+        if (n < batch)
+            return 0;
+    }
+}
+
+/* Deletes from one table (and, after kline_1s, the checkpoints nothing needs any more)
+ * until done or *budget batches are used. Returns 0 done, 1 budget exhausted, -1 error. */
 static int agg_retain_table(PGconn *c, const struct agg_config *cfg, const struct agg_retain *rt,
                             long long last_id, int *budget, char *errbuf, size_t errlen)
 {
@@ -90,36 +111,12 @@ static int agg_retain_table(PGconn *c, const struct agg_config *cfg, const struc
     const char *params[4] = { cfg->name, s_cut, s_batch, s_last };
     /* Only the parameters the statement mentions may be sent. */
     int np = guard == agg_guard_1s ? 4 : 3;
-    for (;;) {
-        if (*budget == 0)
-            return 1;
-        long n = agg_retain_batch(c, sql, np, params, rt->table, errbuf, errlen);
-        if (n < 0)
-            return -1;
-        if (*budget > 0)
-            (*budget)--;
-        atomic_fetch_add_explicit(&agg_stats.retention_deleted, n, memory_order_relaxed);
-        if (n > 0)
-            log_debug("retention: deleted %ld rows from %s", n, rt->table);
-        if (n < cfg->retain_batch)
-            break;
-    }
-    if (strcmp(rt->key, "1s") != 0)
-        return 0;
+    int rc = agg_retain_batches(c, sql, np, params, rt->table, cfg->retain_batch, budget, errbuf, errlen);
+    if (rc != 0 || strcmp(rt->key, "1s") != 0)
+        return rc;
     const char *cparams[3] = { s_last, s_cut, s_batch };
-    for (;;) {
-        if (*budget == 0)
-            return 1;
-        long n = agg_retain_batch(c, agg_sql_retain_checkpoint, 3, cparams, "checkpoint",
-                                  errbuf, errlen);
-        if (n < 0)
-            return -1;
-        if (*budget > 0)
-            (*budget)--;
-        atomic_fetch_add_explicit(&agg_stats.retention_deleted, n, memory_order_relaxed);
-        if (n < cfg->retain_batch)
-            return 0;
-    }
+    return agg_retain_batches(c, agg_sql_retain_checkpoint, 3, cparams, "checkpoint", cfg->retain_batch,
+                              budget, errbuf, errlen);
 }
 
 int agg_retention_run(PGconn *c, const struct agg_config *cfg, int max_batches,

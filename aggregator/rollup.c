@@ -38,6 +38,15 @@ static PGresult *agg_query(PGconn *c, const char *what, const char *sql, int n,
     return r;
 }
 
+/* A statement whose rows (if any) are not needed: 0, or -1 as agg_query. */
+static int agg_command(PGconn *c, const char *what, const char *sql, int n,
+                       const char *const *params, char *errbuf, size_t errlen)
+{
+    PGresult *r = agg_query(c, what, sql, n, params, errbuf, errlen);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
 int agg_session_init(PGconn *c, const struct agg_config *cfg, char *errbuf, size_t errlen)
 {
     char err[512];
@@ -250,18 +259,24 @@ static const char agg_sql_coarse_ready[] =
     "   AND f.symbol = p.symbol AND f.bucket >= p.bucket"
     "   AND f.bucket < p.bucket + make_interval(secs => $2::int) OFFSET 0)";
 
+/* The configured interval lengths as a PostgreSQL int[] literal: "{60,300}". */
+static void agg_interval_array(const struct agg_config *cfg, char *out, size_t len)
+{
+    size_t o = (size_t)snprintf(out, len, "{");
+    for (int i = 0; i < cfg->n_iv && o < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%d", i ? "," : "", cfg->iv[i]->seconds);
+    if (o < len)
+        snprintf(out + o, len - o, "}");
+}
+
 static int agg_consume(PGconn *c, const struct agg_config *cfg, long long last_id,
                        long long *new_last, struct agg_tx_result *res,
                        char *errbuf, size_t errlen)
 {
     char s_last[24], s_lim[16], s_ivs[64];
-    size_t o = 0;
     snprintf(s_last, sizeof s_last, "%lld", last_id);
     snprintf(s_lim, sizeof s_lim, "%d", cfg->batch_checkpoints);
-    o += (size_t)snprintf(s_ivs + o, sizeof s_ivs - o, "{");
-    for (int i = 0; i < cfg->n_iv; i++)
-        o += (size_t)snprintf(s_ivs + o, sizeof s_ivs - o, "%s%d", i ? "," : "", cfg->iv[i]->seconds);
-    snprintf(s_ivs + o, sizeof s_ivs - o, "}");
+    agg_interval_array(cfg, s_ivs, sizeof s_ivs);
     const char *params[4] = { cfg->name, s_last, s_lim, s_ivs };
     PGresult *r = agg_query(c, "consume checkpoints", agg_sql_consume, 4, params, errbuf, errlen);
     if (!r)
@@ -314,6 +329,27 @@ static void agg_log_incomplete(const struct agg_interval *iv, const char *list, 
                  "incomplete_bar)", reported - logged, iv->name);
 }
 
+/* Reads the one row of an interval's rollup statement into res, logs what it reported;
+ * returns how many buckets it examined. */
+static long agg_rollup_result(const PGresult *r, const struct agg_interval *iv, struct agg_tx_result *res)
+{
+    int k = iv->index;
+    long examined = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    res->buckets[k] = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+    res->bars[k] = strtol(PQgetvalue(r, 0, 2), NULL, 10);
+    if (iv->seconds == 60 && !PQgetisnull(r, 0, 3))
+        res->newest_1m_ms = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    res->held[k] = strtol(PQgetvalue(r, 0, 4), NULL, 10);
+    res->incomplete[k] = strtol(PQgetvalue(r, 0, 5), NULL, 10);
+    res->resolved[k] = strtol(PQgetvalue(r, 0, 6), NULL, 10);
+    if (res->incomplete[k])
+        agg_log_incomplete(iv, PQgetisnull(r, 0, 7) ? NULL : PQgetvalue(r, 0, 7), res->incomplete[k]);
+    if (res->resolved[k])
+        log_info("%ld incomplete %s bars are complete now (late seconds arrived): rewritten, "
+                 "marked resolved in table incomplete_bar", res->resolved[k], iv->name);
+    return examined;
+}
+
 static int agg_rollup_interval(PGconn *c, const struct agg_config *cfg,
                                const struct agg_interval *iv, struct agg_tx_result *res,
                                char *errbuf, size_t errlen)
@@ -336,20 +372,7 @@ static int agg_rollup_interval(PGconn *c, const struct agg_config *cfg,
     PGresult *r = agg_query(c, what, sql, 4, params, errbuf, errlen);
     if (!r)
         return -1;
-    int k = iv->index;
-    long examined = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-    res->buckets[k] = strtol(PQgetvalue(r, 0, 1), NULL, 10);
-    res->bars[k] = strtol(PQgetvalue(r, 0, 2), NULL, 10);
-    if (fine && !PQgetisnull(r, 0, 3))
-        res->newest_1m_ms = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
-    res->held[k] = strtol(PQgetvalue(r, 0, 4), NULL, 10);
-    res->incomplete[k] = strtol(PQgetvalue(r, 0, 5), NULL, 10);
-    res->resolved[k] = strtol(PQgetvalue(r, 0, 6), NULL, 10);
-    if (res->incomplete[k])
-        agg_log_incomplete(iv, PQgetisnull(r, 0, 7) ? NULL : PQgetvalue(r, 0, 7), res->incomplete[k]);
-    if (res->resolved[k])
-        log_info("%ld incomplete %s bars are complete now (late seconds arrived): rewritten, "
-                 "marked resolved in table incomplete_bar", res->resolved[k], iv->name);
+    long examined = agg_rollup_result(r, iv, res);
     /* Held buckets count as examined: they leave the ready set until their grace is over,
      * so the next transaction makes progress on the rest. */
     if (examined >= cfg->batch_buckets)
@@ -362,15 +385,13 @@ static int agg_progress_lock(PGconn *c, const struct agg_config *cfg, long long 
                              char *errbuf, size_t errlen)
 {
     const char *params[1] = { cfg->name };
-    PGresult *r = agg_query(c, "progress row",
-                            "INSERT INTO aggregator_progress (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-                            1, params, errbuf, errlen);
-    if (!r)
+    if (agg_command(c, "progress row",
+                    "INSERT INTO aggregator_progress (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+                    1, params, errbuf, errlen) < 0)
         return -1;
-    PQclear(r);
     /* The row lock also serialises two aggregators of the same name that bypassed the
      * advisory lock (e.g. an older binary): the second waits, then sees the new progress. */
-    r = agg_query(c, "progress row",
+    PGresult *r = agg_query(c, "progress row",
                   "SELECT last_checkpoint_id FROM aggregator_progress WHERE name = $1 FOR UPDATE",
                   1, params, errbuf, errlen);
     if (!r)
@@ -386,14 +407,10 @@ static int agg_progress_save(PGconn *c, const struct agg_config *cfg, long long 
     char s_last[24];
     snprintf(s_last, sizeof s_last, "%lld", last_id);
     const char *params[2] = { cfg->name, s_last };
-    PGresult *r = agg_query(c, "save progress",
-                            "UPDATE aggregator_progress SET last_checkpoint_id = $2::bigint,"
-                            " updated_at = now() WHERE name = $1",
-                            2, params, errbuf, errlen);
-    if (!r)
-        return -1;
-    PQclear(r);
-    return 0;
+    return agg_command(c, "save progress",
+                       "UPDATE aggregator_progress SET last_checkpoint_id = $2::bigint,"
+                       " updated_at = now() WHERE name = $1",
+                       2, params, errbuf, errlen);
 }
 
 /* Tells listeners (the streamer, benchmarks) which bars just committed:
@@ -403,12 +420,8 @@ static int agg_notify(PGconn *c, const struct agg_tx_result *res, char *errbuf, 
     char payload[64];
     snprintf(payload, sizeof payload, "1m %" PRId64, res->newest_1m_ms);
     const char *params[1] = { payload };
-    PGresult *r = agg_query(c, "notify", "SELECT pg_notify('" AGG_NOTIFY_ROLLUP "', $1)",
-                            1, params, errbuf, errlen);
-    if (!r)
-        return -1;
-    PQclear(r);
-    return 0;
+    return agg_command(c, "notify", "SELECT pg_notify('" AGG_NOTIFY_ROLLUP "', $1)", 1, params,
+                       errbuf, errlen);
 }
 
 int agg_rollup_tx(PGconn *c, const struct agg_config *cfg, struct agg_tx_result *res,

@@ -62,61 +62,80 @@ static size_t agg_put_labeled(char *b, size_t len, size_t o, const char *name,
     return o + (size_t)n >= len ? len : o + (size_t)n;
 }
 
-static size_t agg_put_family(char *b, size_t len, size_t o, const char *name,
-                             const char *help, atomic_llong *arr)
+/* One /metrics family: a single counter or gauge, or one sample per interval. */
+struct agg_metric {
+    const char *name, *type, *help;
+    atomic_llong *v;   /* the value, or the first of AGG_MAX_INTERVALS when per_interval */
+    double scale;      /* shown = value × scale (µs and ms counters are shown in seconds) */
+    bool per_interval;
+};
+
+static const struct agg_metric agg_metrics[] = {
+    { "kline_aggregator_runs_total", "counter", "runs (a wake-up that rolled up everything ready)",
+      &agg_stats.runs, 1, false },
+    { "kline_aggregator_run_errors_total", "counter", "runs that failed (rolled back, retried)",
+      &agg_stats.run_errors, 1, false },
+    { "kline_aggregator_transactions_total", "counter", "rollup transactions committed",
+      &agg_stats.transactions, 1, false },
+    { "kline_aggregator_checkpoints_total", "counter", "inserter checkpoints consumed",
+      &agg_stats.checkpoints, 1, false },
+    { "kline_aggregator_bad_state_total", "counter",
+      "checkpoints that do not match kline_1s (see table rejected)", &agg_stats.bad_state, 1, false },
+    { "kline_aggregator_bars_written_total", "counter", "bars inserted or changed, by interval",
+      agg_stats.bars, 1, true },
+    { "kline_aggregator_buckets_total", "counter",
+      "buckets rolled up (including unchanged and empty), by interval", agg_stats.buckets, 1, true },
+    { "kline_aggregator_buckets_pending", "gauge", "buckets waiting for their watermark, all intervals",
+      &agg_stats.pending, 1, false },
+    { "kline_aggregator_buckets_held", "gauge",
+      "pending buckets held incomplete, waiting out --incomplete-grace", &agg_stats.held, 1, false },
+    { "kline_aggregator_incomplete_bars_total", "counter",
+      "bars written (or left out: no rows) with fewer seconds than the interval has, after the "
+      "grace; see table incomplete_bar", agg_stats.incomplete, 1, true },
+    { "kline_aggregator_incomplete_resolved_total", "counter",
+      "incomplete bars rewritten complete when the missing seconds arrived", agg_stats.resolved, 1, true },
+    { "kline_aggregator_run_duration_seconds", "gauge", "duration of the last run",
+      &agg_stats.last_run_us, 1e-6, false },
+    { "kline_aggregator_lag_seconds", "gauge", "commit time minus end of the newest 1m bar, last run",
+      &agg_stats.last_lag_ms, 1e-3, false },
+    { "kline_aggregator_lag_max_seconds", "gauge", "largest lag seen since start",
+      &agg_stats.max_lag_ms, 1e-3, false },
+    { "kline_aggregator_retention_deleted_total", "counter", "rows deleted by --retain",
+      &agg_stats.retention_deleted, 1, false },
+    { "kline_aggregator_reconnects_total", "counter", "PostgreSQL reconnects", &agg_stats.reconnects,
+      1, false },
+    { "kline_aggregator_lock_busy_total", "counter", "times another aggregator held the lock",
+      &agg_stats.lock_busy, 1, false },
+};
+
+static double agg_metric_value(const struct agg_metric *m, int i)
+{
+    return (double)atomic_load_explicit(&m->v[i], memory_order_relaxed) * m->scale;
+}
+
+static size_t agg_put_family(char *b, size_t len, size_t o, const struct agg_metric *m)
 {
     if (o < len) {
-        int n = snprintf(b + o, len - o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+        int n = snprintf(b + o, len - o, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, m->type);
         o = n < 0 ? o : (o + (size_t)n >= len ? len : o + (size_t)n);
     }
     for (int i = 0; i < AGG_MAX_INTERVALS; i++)
-        o = agg_put_labeled(b, len, o, name, "interval", agg_intervals[i].name,
-                            (double)atomic_load_explicit(&arr[i], memory_order_relaxed));
+        o = agg_put_labeled(b, len, o, m->name, "interval", agg_intervals[i].name, agg_metric_value(m, i));
     return o;
 }
 
-#define AGG_D(x) ((double)AGG_LD(x))
-
+/* Runs on the metrics thread: reads atomics only. */
 static size_t agg_stats_render(char *b, size_t len, void *ud)
 {
     (void)ud;
     size_t o = 0;
-    o = metrics_put(b, len, o, "kline_aggregator_runs_total", "counter",
-                    "runs (a wake-up that rolled up everything ready)", AGG_D(runs));
-    o = metrics_put(b, len, o, "kline_aggregator_run_errors_total", "counter",
-                    "runs that failed (rolled back, retried)", AGG_D(run_errors));
-    o = metrics_put(b, len, o, "kline_aggregator_transactions_total", "counter",
-                    "rollup transactions committed", AGG_D(transactions));
-    o = metrics_put(b, len, o, "kline_aggregator_checkpoints_total", "counter",
-                    "inserter checkpoints consumed", AGG_D(checkpoints));
-    o = metrics_put(b, len, o, "kline_aggregator_bad_state_total", "counter",
-                    "checkpoints that do not match kline_1s (see table rejected)", AGG_D(bad_state));
-    o = agg_put_family(b, len, o, "kline_aggregator_bars_written_total",
-                       "bars inserted or changed, by interval", agg_stats.bars);
-    o = agg_put_family(b, len, o, "kline_aggregator_buckets_total",
-                       "buckets rolled up (including unchanged and empty), by interval", agg_stats.buckets);
-    o = metrics_put(b, len, o, "kline_aggregator_buckets_pending", "gauge",
-                    "buckets waiting for their watermark, all intervals", AGG_D(pending));
-    o = metrics_put(b, len, o, "kline_aggregator_buckets_held", "gauge",
-                    "pending buckets held incomplete, waiting out --incomplete-grace", AGG_D(held));
-    o = agg_put_family(b, len, o, "kline_aggregator_incomplete_bars_total",
-                       "bars written (or left out: no rows) with fewer seconds than the interval "
-                       "has, after the grace; see table incomplete_bar", agg_stats.incomplete);
-    o = agg_put_family(b, len, o, "kline_aggregator_incomplete_resolved_total",
-                       "incomplete bars rewritten complete when the missing seconds arrived",
-                       agg_stats.resolved);
-    o = metrics_put(b, len, o, "kline_aggregator_run_duration_seconds", "gauge",
-                    "duration of the last run", AGG_D(last_run_us) / 1e6);
-    o = metrics_put(b, len, o, "kline_aggregator_lag_seconds", "gauge",
-                    "commit time minus end of the newest 1m bar, last run", AGG_D(last_lag_ms) / 1e3);
-    o = metrics_put(b, len, o, "kline_aggregator_lag_max_seconds", "gauge",
-                    "largest lag seen since start", AGG_D(max_lag_ms) / 1e3);
-    o = metrics_put(b, len, o, "kline_aggregator_retention_deleted_total", "counter",
-                    "rows deleted by --retain", AGG_D(retention_deleted));
-    o = metrics_put(b, len, o, "kline_aggregator_reconnects_total", "counter",
-                    "PostgreSQL reconnects", AGG_D(reconnects));
-    o = metrics_put(b, len, o, "kline_aggregator_lock_busy_total", "counter",
-                    "times another aggregator held the lock", AGG_D(lock_busy));
+    for (size_t i = 0; i < sizeof agg_metrics / sizeof agg_metrics[0]; i++) {
+        const struct agg_metric *m = &agg_metrics[i];
+        if (m->per_interval)
+            o = agg_put_family(b, len, o, m);
+        else
+            o = metrics_put(b, len, o, m->name, m->type, m->help, agg_metric_value(m, 0));
+    }
     return o;
 }
 
@@ -147,6 +166,6 @@ void agg_stats_log(const char *what)
              "resolved=%lld bad_state=%lld last_run_ms=%.1f lag_ms=%lld retention_deleted=%lld "
              "reconnects=%lld",
              what, AGG_LD(runs), AGG_LD(transactions), AGG_LD(checkpoints), iv, AGG_LD(pending),
-             AGG_LD(held), inc, fixed, AGG_LD(bad_state), AGG_D(last_run_us) / 1e3, AGG_LD(last_lag_ms),
+             AGG_LD(held), inc, fixed, AGG_LD(bad_state), (double)AGG_LD(last_run_us) / 1e3, AGG_LD(last_lag_ms),
              AGG_LD(retention_deleted), AGG_LD(reconnects));
 }

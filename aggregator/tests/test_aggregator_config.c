@@ -1,8 +1,10 @@
-/* test_aggregator_config.c — kline-aggregator's --intervals / --retain parsers (cmocka). */
+/* test_aggregator_config.c — kline-aggregator's option parsers: --intervals, --retain,
+ * the durations, and the option table (cmocka). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -12,9 +14,8 @@
 static void test_intervals_sorted_and_deduplicated(void **state)
 {
     (void)state;
-    struct agg_config cfg;
+    struct agg_config cfg = { 0 };
     char err[256];
-    memset(&cfg, 0, sizeof cfg);
     assert_int_equal(agg_parse_intervals(" 1d, 1m,5m ,1m,4h", &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.n_iv, 4);
     assert_string_equal(cfg.iv[0]->name, "1m");
@@ -28,9 +29,8 @@ static void test_intervals_sorted_and_deduplicated(void **state)
 static void test_intervals_errors(void **state)
 {
     (void)state;
-    struct agg_config cfg;
+    struct agg_config cfg = { 0 };
     char err[256];
-    memset(&cfg, 0, sizeof cfg);
     assert_int_equal(agg_parse_intervals("5m,1h", &cfg, err, sizeof err), -1);
     assert_non_null(strstr(err, "must include 1m"));
     assert_int_equal(agg_parse_intervals("1m,2m", &cfg, err, sizeof err), -1);
@@ -81,9 +81,8 @@ static void test_grace(void **state)
 static void test_retain(void **state)
 {
     (void)state;
-    struct agg_config cfg;
+    struct agg_config cfg = { 0 };
     char err[256];
-    memset(&cfg, 0, sizeof cfg);
     assert_int_equal(agg_parse_retain("1s=2h, 1m=30d,1d=52w", &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.n_retain, 3);
     assert_string_equal(cfg.retain[0].table, "kline_1s");
@@ -100,6 +99,59 @@ static void test_retain(void **state)
     assert_non_null(strstr(err, "bad duration"));
 }
 
+/* The common grammar without what the aggregator never took: fractions, bare numbers. */
+static void test_durations_common_grammar(void **state)
+{
+    (void)state;
+    int64_t s;
+    assert_int_equal(agg_parse_duration("0.5h", &s), -1);
+    assert_int_equal(agg_parse_duration("1.0h", &s), -1);
+    assert_int_equal(agg_parse_duration("90ms", &s), -1); /* no ms for these options */
+    assert_int_equal(agg_parse_duration("0s", &s), -1);
+    assert_int_equal(agg_parse_grace("1w", &s), 0);
+    assert_int_equal(s, 7 * 86400);
+    assert_int_equal(agg_parse_grace("0s", &s), -1); /* only a bare 0 means "at once" */
+}
+
+/* The table: CALL defaults applied, the environment under the flag, the last --retain wins. */
+static void test_opts_table(void **state)
+{
+    (void)state;
+    struct agg_config cfg;
+    char *argv1[] = { "kline-aggregator", "--once", NULL };
+    unsetenv("AGG_INTERVALS");
+    unsetenv("AGG_INCOMPLETE_GRACE");
+    setenv("AGG_RETAIN", "1m=1d", 1);
+    agg_opts_parse(2, argv1, &cfg);
+    assert_true(cfg.once);
+    assert_int_equal(cfg.n_iv, 1);
+    assert_int_equal(cfg.incomplete_grace_s, 120);
+    assert_int_equal(cfg.n_retain, 1);
+    assert_string_equal(cfg.retain[0].key, "1m");
+    assert_int_equal(cfg.listen, 1);
+    char *argv2[] = { "kline-aggregator", "--every", "5", "-i", "1m,1h", "--retain", "1s=2h",
+                      "--incomplete-grace", "0", "--no-listen", "--pg-timeout-ms", "500", NULL };
+    setenv("AGG_INTERVALS", "1m,5m,1d", 1);
+    setenv("AGG_INCOMPLETE_GRACE", "30s", 1);
+    agg_opts_parse(12, argv2, &cfg);
+    assert_false(cfg.once);
+    assert_int_equal(cfg.every_s, 5);
+    assert_int_equal(cfg.n_iv, 2);
+    assert_string_equal(cfg.iv[1]->name, "1h");
+    assert_int_equal(cfg.n_retain, 1);
+    assert_string_equal(cfg.retain[0].key, "1s");
+    assert_int_equal(cfg.retain[0].keep_s, 7200);
+    assert_int_equal(cfg.incomplete_grace_s, 0);
+    assert_int_equal(cfg.listen, 0);
+    assert_int_equal(cfg.pg_timeout_ms, 500);
+    agg_opts_parse(2, argv1, &cfg);
+    assert_int_equal(cfg.n_iv, 3); /* from AGG_INTERVALS */
+    assert_int_equal(cfg.incomplete_grace_s, 30);
+    unsetenv("AGG_INTERVALS");
+    unsetenv("AGG_INCOMPLETE_GRACE");
+    unsetenv("AGG_RETAIN");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +160,8 @@ int main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_grace),
         cmocka_unit_test(test_retain),
+        cmocka_unit_test(test_durations_common_grammar),
+        cmocka_unit_test(test_opts_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

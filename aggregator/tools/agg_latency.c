@@ -7,7 +7,6 @@
  * Per sample (one synthetic minute): one transaction with seconds 0..58 of M symbols and
  * their checkpoints (untimed), then one with second 59 (timed from its COMMIT returning).
  * Prints one line per sample and a summary line "latency_ms p50=.. p90=.. p99=.. max=..". */
-#include <getopt.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 #include <libpq-fe.h>
 
+#include "opt.h"
 #include "pgx.h"
 
 static int64_t lat_now_us(void)
@@ -25,14 +25,15 @@ static int64_t lat_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* One statement through the deadline driver (pgx, like the programs). 0 / -1 (said on stderr). */
 static int lat_exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "kp-agg-latency: %s\n", PQerrorMessage(c));
+    char err[512];
+    PGresult *r = pgx_query(c, sql, n, params, err, sizeof err);
+    if (!r)
+        fprintf(stderr, "kp-agg-latency: %s\n", err);
     PQclear(r);
-    return ok ? 0 : -1;
+    return r ? 0 : -1;
 }
 
 /* $1 symbols, $2 minute start (epoch s), $3 first second, $4 last second of the minute. */
@@ -101,74 +102,85 @@ static int lat_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static struct {
+    const char *url;
+    int samples, symbols;
+    long long start_ms;
+} lat_o;
+
+static const kp_opt_t lat_opts[] = {
+    { KP_OPT_STR, "database-url", 'd', "URL", "DATABASE_URL", NULL, "libpq URI or conninfo", .dest = &lat_o.url },
+    { KP_OPT_INT, "samples", 'n', "N", NULL, "50", "synthetic minutes to time", KP_OPT_INT_DEST(lat_o.samples),
+      .min = 1, .max = 100000 },
+    { KP_OPT_INT, "symbols", 's', "M", NULL, "100", "symbols per minute", KP_OPT_INT_DEST(lat_o.symbols),
+      .min = 1, .max = 100000 },
+    /* any minute boundary the test data does not use */
+    { KP_OPT_INT, "start-ms", 't', "MS", NULL, "1800000000000", "first minute, epoch ms on a minute boundary",
+      KP_OPT_INT_DEST(lat_o.start_ms), .min = 0, .max = 4102444800000LL },
+    { KP_OPT_END },
+};
+
+static const kp_opt_prog_t lat_prog = {
+    .name = "kp-agg-latency",
+    .summary = "last second of a minute committed → its 1m bar committed, against a running aggregator",
+    .synopsis = "usage: kp-agg-latency -d URL [--samples N] [--symbols M] [--start-ms MS]\n",
+    .epilog = "Exit codes: 0 measured, 1 database error or no bar within 30 s, 2 usage error.\n",
+    .opts = lat_opts,
+};
+
+/* Times one synthetic minute: *ms from its last second's COMMIT to its bar's NOTIFY. 0 / -1. */
+static int lat_sample(PGconn *w, PGconn *l, int i, double *ms)
+{
+    long long minute_s = lat_o.start_ms / 1000 + (long long)i * 60;
+    if (lat_batch(w, lat_o.symbols, minute_s, 0, 58) < 0)
+        return -1;
+    int64_t t0 = lat_now_us();
+    if (lat_batch(w, lat_o.symbols, minute_s, 59, 59) < 0)
+        return -1;
+    int64_t t1 = lat_now_us(); /* COMMIT returned: the inserter's view */
+    if (lat_wait_bar(l, minute_s * 1000, 30000) < 0) {
+        fprintf(stderr, "kp-agg-latency: no bar for minute %lld within 30 s\n", minute_s);
+        return -1;
+    }
+    *ms = (double)(lat_now_us() - t1) / 1000.0;
+    printf("sample %d: last second committed in %.1f ms, bar %.1f ms after commit\n", i,
+           (double)(t1 - t0) / 1000.0, *ms);
+    return 0;
+}
+
+static void lat_summary(double *lat, int got)
+{
+    if (got <= 0)
+        return;
+    qsort(lat, (size_t)got, sizeof *lat, lat_cmp);
+#define Q(p) lat[(int)((p) * (got - 1) + 0.5)]
+    printf("latency_ms samples=%d p50=%.1f p90=%.1f p99=%.1f max=%.1f\n", got, Q(0.5), Q(0.9),
+           Q(0.99), lat[got - 1]);
+#undef Q
+}
+
 int main(int argc, char **argv)
 {
-    const char *url = getenv("DATABASE_URL");
-    int samples = 50, symbols = 100;
-    long long start_ms = 1800000000000LL; /* any minute boundary the test data does not use */
-    static const struct option opts[] = {
-        { "database-url", required_argument, NULL, 'd' },
-        { "samples", required_argument, NULL, 'n' },
-        { "symbols", required_argument, NULL, 's' },
-        { "start-ms", required_argument, NULL, 't' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "d:n:s:t:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'd': url = optarg; break;
-        case 'n': samples = atoi(optarg); break;
-        case 's': symbols = atoi(optarg); break;
-        case 't': start_ms = atoll(optarg); break;
-        case 'h':
-            printf("usage: kp-agg-latency -d URL [--samples N] [--symbols M] [--start-ms MS]\n");
-            return 0;
-        default:
-            fprintf(stderr, "usage: kp-agg-latency -d URL [--samples N] [--symbols M] [--start-ms MS]\n");
-            return 2;
-        }
-    }
-    if (samples < 1 || symbols < 1 || start_ms % 60000) {
-        fprintf(stderr, "kp-agg-latency: --samples, --symbols >= 1; --start-ms on a minute\n");
-        return 2;
-    }
-    PGconn *w = PQconnectdb(url ? url : ""), *l = PQconnectdb(url ? url : "");
-    if (PQstatus(w) != CONNECTION_OK || PQstatus(l) != CONNECTION_OK) {
-        fprintf(stderr, "kp-agg-latency: connect: %s\n", PQerrorMessage(PQstatus(w) != CONNECTION_OK ? w : l));
-        return 1;
-    }
-    if (lat_exec(l, "LISTEN kline_rollup", 0, NULL) < 0)
-        return 1;
-    double *lat = calloc((size_t)samples, sizeof *lat);
+    char err[512];
+    kp_opt_parse(&lat_prog, argc, argv, false);
+    if (lat_o.start_ms % 60000)
+        kp_opt_usage_error(&lat_prog, "--start-ms %lld is not on a minute", lat_o.start_ms);
+    /* Both owned here (PQfinish at the end): w writes like an inserter, l LISTENs. */
+    PGconn *w = pgx_connect(lat_o.url, 0, NULL, err, sizeof err);
+    PGconn *l = w ? pgx_connect(lat_o.url, 0, NULL, err, sizeof err) : NULL;
+    double *lat = calloc((size_t)lat_o.samples, sizeof *lat);
     int rc = 0, got = 0;
-    for (int i = 0; i < samples && rc == 0; i++) {
-        long long minute_s = start_ms / 1000 + (long long)i * 60;
-        if (lat_batch(w, symbols, minute_s, 0, 58) < 0) {
+    if (!l)
+        fprintf(stderr, "kp-agg-latency: connect: %s\n", err);
+    if (!l || !lat || lat_exec(l, "LISTEN kline_rollup", 0, NULL) < 0)
+        rc = 1;
+    for (int i = 0; i < lat_o.samples && rc == 0; i++) {
+        if (lat_sample(w, l, i, &lat[got]) < 0)
             rc = 1;
-            break;
-        }
-        int64_t t0 = lat_now_us();
-        if (lat_batch(w, symbols, minute_s, 59, 59) < 0) {
-            rc = 1;
-            break;
-        }
-        int64_t t1 = lat_now_us(); /* COMMIT returned: the inserter's view */
-        if (lat_wait_bar(l, minute_s * 1000, 30000) < 0) {
-            fprintf(stderr, "kp-agg-latency: no bar for minute %lld within 30 s\n", minute_s);
-            rc = 1;
-            break;
-        }
-        lat[got++] = (double)(lat_now_us() - t1) / 1000.0;
-        printf("sample %d: last second committed in %.1f ms, bar %.1f ms after commit\n", i,
-               (double)(t1 - t0) / 1000.0, lat[got - 1]);
+        else
+            got++;
     }
-    if (got > 0) {
-        qsort(lat, (size_t)got, sizeof *lat, lat_cmp);
-#define Q(p) lat[(int)((p) * (got - 1) + 0.5)]
-        printf("latency_ms samples=%d p50=%.1f p90=%.1f p99=%.1f max=%.1f\n", got, Q(0.5), Q(0.9),
-               Q(0.99), lat[got - 1]);
-    }
+    lat_summary(lat, got);
     free(lat);
     PQfinish(w);
     PQfinish(l);
