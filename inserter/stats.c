@@ -180,9 +180,9 @@ static size_t st_render(char *buf, size_t len, void *ud)
     return off;
 }
 
-int ins_stats_start_http(int port, char *errbuf, size_t errlen)
+int ins_stats_start_http(const char *host, int port, char *errbuf, size_t errlen)
 {
-    return metrics_http_start(NULL, port, st_render, NULL, errbuf, errlen);
+    return metrics_http_start(host, port, st_render, NULL, errbuf, errlen);
 }
 
 void ins_stats_stop_http(void)
