@@ -24,6 +24,7 @@
 
 #include "kline.h"
 #include "kq.h"
+#include "lines.h"
 
 #define INS_PROG "kline-inserter"
 
@@ -209,14 +210,9 @@ void ins_kafka_close(struct ins_app *app);
 /* ---- input.c ---- */
 
 typedef struct ins_input {
-    int fd;
-    const char *name;     /* "-" or the path */
-    char *buf;            /* owned: KLINE_INPUT_MAX bytes of line, then the read chunk */
-    size_t rpos, rend;    /* unread part of the chunk */
-    size_t len;           /* bytes of the current line held */
-    size_t line_bytes;    /* true length of the current line (may exceed what is held) */
-    long long lineno;
-    bool eof;
+    kp_lines_t lines;     /* owned: the bounded line reader (common/lines.h) */
+    const char *name;     /* "-" or the path, for the origin of rejects */
+    bool eof;             /* the reader said end of input */
 } ins_input_t;
 
 int  ins_input_open(ins_input_t *in, const char *name, char *errbuf, size_t errlen);
