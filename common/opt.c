@@ -38,6 +38,17 @@ static int opt_store_int(const kp_opt_t *o, const char *v, char *err, size_t err
     return 0;
 }
 
+/* DUR: the shared grammar, then the table's lower bound (.min, in ms) if it has one. */
+static int opt_store_dur(const kp_opt_t *o, const char *v, char *err, size_t errlen)
+{
+    if (cfg_parse_duration_ms(v, o->units, o->bare_ms, o->max, o->dest, err, errlen) < 0)
+        return -1;
+    if (*(int64_t *)o->dest >= o->min)
+        return 0;
+    snprintf(err, errlen, "too small (at least %lld ms)", o->min);
+    return -1;
+}
+
 static int opt_store_flag(const kp_opt_t *o, const char *v, char *err, size_t errlen)
 {
     static const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off"};
@@ -87,8 +98,7 @@ static int opt_store(const kp_opt_t *o, const char *v, char *err, size_t errlen)
     case KP_OPT_DOUBLE:
         return opt_hinted(cfg_parse_double(v, o->dmin, o->dmax, o->dest, err, errlen), o, err, errlen);
     case KP_OPT_DUR:
-        return opt_hinted(cfg_parse_duration_ms(v, o->units, o->bare_ms, o->max, o->dest, err, errlen),
-                          o, err, errlen);
+        return opt_hinted(opt_store_dur(o, v, err, errlen), o, err, errlen);
     case KP_OPT_TIME: return opt_hinted(cfg_parse_time_ms(v, o->dest, err, errlen), o, err, errlen);
     case KP_OPT_CALL: return opt_hinted(o->call(v, o->dest, err, errlen), o, err, errlen);
     default: snprintf(err, errlen, "option type %d has no value", (int)o->type); return -1;

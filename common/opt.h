@@ -18,7 +18,7 @@ typedef enum {
     KP_OPT_STR,     /* const char * pointing into argv, environ or the table */
     KP_OPT_INT,     /* int or long long (by .size), in [min, max], stored times .scale */
     KP_OPT_DOUBLE,  /* double in [dmin, dmax]: finite decimal, no exponent */
-    KP_OPT_DUR,     /* int64_t ms: "<number><unit>", units .units, a bare number .bare_ms each */
+    KP_OPT_DUR,     /* int64_t ms in [min, max]: "<number><unit>", units .units, a bare number .bare_ms each */
     KP_OPT_TIME,    /* int64_t epoch ms: ISO 8601, now, 123s, 123ms (see cfg_parse_time_ms) */
     KP_OPT_CHOICE,  /* int: index of the value in .choices ("uv|poll") */
     KP_OPT_CALL,    /* .call(value, .dest) parses and stores; repeatable (-X k=v) */

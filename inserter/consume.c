@@ -118,16 +118,14 @@ static void kf_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         log_error("rebalance: %s", rd_kafka_err2str(re));
 }
 
-int ins_kafka_open(ins_app_t *app, char *errbuf, size_t errlen)
+/* The consumer's configuration: our defaults, the group, then -X (applied last, so it
+ * wins). The caller owns the result (rd_kafka_new takes it). */
+static rd_kafka_conf_t *kf_conf(ins_app_t *app, char *errbuf, size_t errlen)
 {
-    ins_kafka_t *kf = &app->kafka;
     const ins_opts_t *o = &app->opt;
-    memset(kf, 0, sizeof *kf);
-    kf->topic = o->topic;
-    kf->dlq = o->dlq_topic;
     rd_kafka_conf_t *conf = kq_conf_new(o->brokers, errbuf, errlen);
     if (!conf)
-        return -1;
+        return NULL;
     static const char *const defaults[][2] = {
         { "client.id", INS_PROG },
         { "enable.auto.commit", "false" },       /* offsets only after the COMMIT */
@@ -146,22 +144,46 @@ int ins_kafka_open(ins_app_t *app, char *errbuf, size_t errlen)
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, kf_rebalance);
     rd_kafka_conf_set_opaque(conf, app);
-    char rerr[512];
-    kf->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof rerr);
-    if (!kf->rk) {
-        snprintf(errbuf, errlen, "kafka consumer: %s", rerr);
-        goto fail;
-    }
-    conf = NULL; /* owned by rk now */
-    rd_kafka_poll_set_consumer(kf->rk);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* Subscribes to the klines topic and, unless --dlq-topic "", the dead-letter topic. */
+static int kf_subscribe(ins_kafka_t *kf, char *errbuf, size_t errlen)
+{
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(sub, kf->topic, RD_KAFKA_PARTITION_UA);
     if (kf->dlq && *kf->dlq)
         rd_kafka_topic_partition_list_add(sub, kf->dlq, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(kf->rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
-    if (err) {
-        snprintf(errbuf, errlen, "subscribe: %s", rd_kafka_err2str(err));
+    if (!err)
+        return 0;
+    snprintf(errbuf, errlen, "subscribe: %s", rd_kafka_err2str(err));
+    return -1;
+}
+
+int ins_kafka_open(ins_app_t *app, char *errbuf, size_t errlen)
+{
+    ins_kafka_t *kf = &app->kafka;
+    const ins_opts_t *o = &app->opt;
+    memset(kf, 0, sizeof *kf);
+    kf->topic = o->topic;
+    kf->dlq = o->dlq_topic;
+    rd_kafka_conf_t *conf = kf_conf(app, errbuf, errlen);
+    if (!conf)
+        return -1;
+    char rerr[512];
+    kf->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof rerr);
+    if (!kf->rk) {
+        snprintf(errbuf, errlen, "kafka consumer: %s", rerr);
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes it only on success */
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(kf->rk);
+    if (kf_subscribe(kf, errbuf, errlen) < 0) {
         rd_kafka_destroy(kf->rk);
         kf->rk = NULL;
         return -1;
@@ -170,10 +192,6 @@ int ins_kafka_open(ins_app_t *app, char *errbuf, size_t errlen)
              kf->dlq && *kf->dlq ? " and " : "", kf->dlq && *kf->dlq ? kf->dlq : "", o->group,
              o->brokers);
     return 0;
-fail:
-    if (conf)
-        rd_kafka_conf_destroy(conf);
-    return -1;
 }
 
 static void kf_error(ins_app_t *app, const rd_kafka_message_t *m)

@@ -113,28 +113,10 @@ static void flush_failed(ins_app_t *app, const char *err)
     app->retry_at_ms = now + app->backoff_ms;
 }
 
-int ins_flush(ins_app_t *app)
+/* After COMMIT: the Kafka offsets, the metrics, an empty batch. */
+static void flush_committed(ins_app_t *app, const ins_result_t *res, int64_t lat_us)
 {
     ins_batch_t *b = &app->batch;
-    char err[1024];
-    ins_result_t res;
-    if (b->nrecords == 0) {
-        if (!app->pg_down)
-            return 0;
-        if (ins_store_probe(&app->store, err, sizeof err) < 0) {
-            flush_failed(app, err);
-            return -1;
-        }
-        flush_recovered(app);
-        return 0;
-    }
-    int64_t t0 = cfg_mono_us();
-    if (ins_store_write(&app->store, b, app->opt.topic, &res, err, sizeof err) < 0) {
-        flush_failed(app, err);
-        ins_stats_set_pending((long long)b->nrecords);
-        return -1;
-    }
-    int64_t lat_us = cfg_mono_us() - t0;
     if (app->pg_down)
         flush_recovered(app);
     /* Only now, with the rows committed, may Kafka forget these records. */
@@ -144,12 +126,40 @@ int ins_flush(ins_app_t *app)
     for (size_t i = 0; i < b->nrows; i++)
         if (b->rows[i].ts_ms > 0)
             ins_stats_e2e(now - b->rows[i].ts_ms);
-    ins_stats_batch(&res, b->nrecords, b->ndup, b->nrej, lat_us);
+    ins_stats_batch(res, b->nrecords, b->ndup, b->nrej, lat_us);
     log_debug("batch: %zu records, %zu rows: %lld inserted, %lld updated, %lld unchanged; "
               "%zu rejected (%lld new), %lld checkpoints, %.1f ms", b->nrecords, b->nrows,
-              res.inserted, res.updated, res.unchanged, b->nrej, res.rejected_new,
-              res.checkpoints, (double)lat_us / 1000.0);
+              res->inserted, res->updated, res->unchanged, b->nrej, res->rejected_new,
+              res->checkpoints, (double)lat_us / 1000.0);
     ins_batch_reset(b);
     ins_stats_set_pending(0);
+}
+
+/* An empty batch while PostgreSQL is down: a probe decides whether to resume. */
+static int flush_probe(ins_app_t *app)
+{
+    char err[1024];
+    if (ins_store_probe(&app->store, err, sizeof err) < 0) {
+        flush_failed(app, err);
+        return -1;
+    }
+    flush_recovered(app);
+    return 0;
+}
+
+int ins_flush(ins_app_t *app)
+{
+    ins_batch_t *b = &app->batch;
+    char err[1024];
+    ins_result_t res;
+    if (b->nrecords == 0)
+        return app->pg_down ? flush_probe(app) : 0;
+    int64_t t0 = cfg_mono_us();
+    if (ins_store_write(&app->store, b, app->opt.topic, &res, err, sizeof err) < 0) {
+        flush_failed(app, err);
+        ins_stats_set_pending((long long)b->nrecords);
+        return -1;
+    }
+    flush_committed(app, &res, cfg_mono_us() - t0);
     return 0;
 }

@@ -1,6 +1,9 @@
 /*
  * ins.h — kline-inserter internals shared by its files (not a public API).
  *
+ *   main.c     set-up, one of the two loops, tear-down
+ *   opts.c     the option table (--help, man page, environment) and cross-option checks
+ *   loop.c     the Kafka loop and the -i loop: flush by size or age, periodic work, shutdown
  *   batch.c    accumulate records: dedupe by (symbol, open_time), rejects, offsets
  *   store.c    one PostgreSQL transaction per batch: COPY + upsert + rejected + checkpoint
  *   consume.c  Kafka consumer group: subscribe, rebalance, pause/resume, offset commit
@@ -21,6 +24,7 @@
 
 #include "kline.h"
 #include "kq.h"
+#include "lines.h"
 
 #define INS_PROG "kline-inserter"
 
@@ -37,15 +41,32 @@ typedef struct ins_opts {
     const char *input;          /* NULL = Kafka; "-" = stdin; else a file */
     const char *symbol_hint;    /* for REST/CSV rows on -i, which carry no symbol */
     long long batch_rows;
-    long long flush_ms;
-    long long pg_timeout_ms;    /* bound on one batch transaction */
-    long long connect_timeout_ms; /* start-up wait for PostgreSQL */
-    long long pg_connect_timeout_ms; /* bound on one connection attempt */
+    int64_t flush_ms;
+    int64_t pg_timeout_ms;      /* bound on one batch transaction */
+    int64_t connect_timeout_ms; /* start-up wait for PostgreSQL */
+    int64_t pg_connect_timeout_ms; /* bound on one connection attempt */
     long long rejected_prefix;  /* bytes of a rejected input stored */
-    long long stats_interval_s;
+    int64_t stats_interval_ms;  /* 0 = no stats line */
+    const char *metrics_host;   /* NULL = every interface */
     int metrics_port;
+    int log_level;
     kq_xopts_t xopts;
 } ins_opts_t;
+
+/* ---- opts.c ---- */
+
+/* Command line > environment > defaults into *o; a usage error exits 2 (after printing
+ * the reason and the synopsis), --help and --version exit 0. The strings point into
+ * argv, environ or the option table: they live as long as the process. */
+void ins_opts_parse(int argc, char **argv, ins_opts_t *o);
+
+/* ---- loop.c ---- */
+
+struct ins_app;
+/* Consume Kafka until a stop signal, then write what is in hand. The exit code. */
+int ins_loop_kafka(struct ins_app *app);
+/* Read -i until its end (or a stop signal), then write what is in hand. The exit code. */
+int ins_loop_input(struct ins_app *app);
 
 /* ---- batch.c ---- */
 
@@ -159,7 +180,8 @@ void ins_stats_commit_error(void);
 void ins_stats_set_lag(long long lag);
 void ins_stats_set_pending(long long n);
 void ins_stats_set_pg_up(bool up);
-int  ins_stats_start_http(int port, char *errbuf, size_t errlen);
+/* /metrics on host:port (host NULL = every interface). */
+int  ins_stats_start_http(const char *host, int port, char *errbuf, size_t errlen);
 void ins_stats_stop_http(void);
 void ins_stats_log(void);                /* the periodic one-line summary */
 
@@ -188,14 +210,9 @@ void ins_kafka_close(struct ins_app *app);
 /* ---- input.c ---- */
 
 typedef struct ins_input {
-    int fd;
-    const char *name;     /* "-" or the path */
-    char *buf;            /* owned: KLINE_INPUT_MAX bytes of line, then the read chunk */
-    size_t rpos, rend;    /* unread part of the chunk */
-    size_t len;           /* bytes of the current line held */
-    size_t line_bytes;    /* true length of the current line (may exceed what is held) */
-    long long lineno;
-    bool eof;
+    kp_lines_t lines;     /* owned: the bounded line reader (common/lines.h) */
+    const char *name;     /* "-" or the path, for the origin of rejects */
+    bool eof;             /* the reader said end of input */
 } ins_input_t;
 
 int  ins_input_open(ins_input_t *in, const char *name, char *errbuf, size_t errlen);

@@ -44,6 +44,7 @@
 #include "pgd.h"
 #include "pgx.h"
 #include "sig.h"
+#include "buf.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -51,90 +52,96 @@
 #include <string.h>
 #include <time.h>
 
-/* Output buffer for COPY text, reused across batches (owned by this file). */
-static struct {
-    char *p;
-    size_t len, cap;
-} st_buf;
+/* Bound on the COPY text of one batch: the largest batch of rows (1,000,000 × ~600 bytes)
+ * fits several times; past it the batch fails like any ENOMEM and is retried. */
+#define INS_STORE_COPY_MAX ((size_t)4 << 30)
+
+/* COPY text, reused across batches (owned by this file; freed by ins_store_close). Every
+ * builder reserves the room it needs first, so the appends after that cannot fail. */
+static kp_buf_t ins_store_copy_buf = { .max = INS_STORE_COPY_MAX };
 
 /* Pointers into the batch, reused across batches (owned by this file). */
 static struct {
     const ins_row_t **p;
     size_t cap;
-} st_idx;
+} ins_store_idx;
 
-static int st_reserve(size_t more)
+static int ins_store_reserve(size_t more)
 {
-    if (st_buf.len + more <= st_buf.cap)
-        return 0;
-    size_t nc = st_buf.cap ? st_buf.cap : 1 << 20;
-    while (nc < st_buf.len + more)
-        nc *= 2;
-    char *np = realloc(st_buf.p, nc);
-    if (!np)
-        return -1;
-    st_buf.p = np;
-    st_buf.cap = nc;
-    return 0;
+    return kp_buf_reserve(&ins_store_copy_buf, more);
 }
 
-static void st_put(const char *s, size_t n)
+/* The hot path of every batch (some 35 fields a row): inline while the reserved room
+ * lasts, which it always does (the builders reserve first); kp_buf_append otherwise. */
+static void ins_store_put(const char *s, size_t n)
 {
-    memcpy(st_buf.p + st_buf.len, s, n);
-    st_buf.len += n;
+    kp_buf_t *b = &ins_store_copy_buf;
+    if (b->len + n >= b->cap) {
+        (void)kp_buf_append(b, s, n);
+        return;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0'; /* kp_buf's invariant */
 }
 
-static void st_puts(const char *s)
+static void ins_store_puts(const char *s)
 {
-    st_put(s, strlen(s));
+    ins_store_put(s, strlen(s));
 }
 
-static void st_put_i64(int64_t v)
+static void ins_store_putc(char c)
+{
+    ins_store_put(&c, 1);
+}
+
+static void ins_store_put_i64(int64_t v)
 {
     char tmp[24];
     int n = 0;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     do {
-        tmp[n++] = (char)('0' + u % 10);
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u);
     if (v < 0)
-        tmp[n++] = '-';
-    while (n)
-        st_buf.p[st_buf.len++] = tmp[--n];
+        tmp[sizeof tmp - 1 - n++] = '-';
+    ins_store_put(tmp + sizeof tmp - n, (size_t)n);
 }
 
 /* COPY text escaping for values that may hold tabs, newlines or backslashes. */
-static void st_put_text(const char *s)
+static void ins_store_put_text(const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '\\': st_put("\\\\", 2); break;
-        case '\t': st_put("\\t", 2); break;
-        case '\n': st_put("\\n", 2); break;
-        case '\r': st_put("\\r", 2); break;
-        default: st_buf.p[st_buf.len++] = *s;
+        case '\\': ins_store_put("\\\\", 2); break;
+        case '\t': ins_store_put("\\t", 2); break;
+        case '\n': ins_store_put("\\n", 2); break;
+        case '\r': ins_store_put("\\r", 2); break;
+        default: ins_store_putc(*s);
         }
     }
 }
 
 /* ---- the deadline driver (common/pgd.c) on this store's connection ---- */
 
-static int st_run(ins_store_t *s, const char *sql, int64_t deadline, PGresult **keep,
-                  char *errbuf, size_t errlen)
+static int ins_store_run(ins_store_t *s, const char *sql, int64_t deadline, PGresult **keep,
+                         char *errbuf, size_t errlen)
 {
     return pgd_run(s->conn, sql, deadline, keep, errbuf, errlen);
 }
 
-/* COPY <sql> FROM STDIN with the text in st_buf. */
-static int st_copy(ins_store_t *s, const char *sql, int64_t deadline, char *errbuf, size_t errlen)
+/* COPY <sql> FROM STDIN with the text in ins_store_copy_buf. */
+static int ins_store_copy(ins_store_t *s, const char *sql, int64_t deadline, char *errbuf,
+                          size_t errlen)
 {
-    return pgd_copy_in(s->conn, sql, st_buf.p, st_buf.len, deadline, errbuf, errlen);
+    return pgd_copy_in(s->conn, sql, ins_store_copy_buf.data, ins_store_copy_buf.len, deadline,
+                       errbuf, errlen);
 }
 
 /* ---- connection ---- */
 
-static const char st_setup_sql[] =
+static const char ins_store_setup_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS ins_stage ("
     " symbol text, open_ms bigint, close_ms bigint, open numeric, high numeric, low numeric,"
     " close numeric, volume numeric, quote_volume numeric, trades bigint,"
@@ -146,10 +153,10 @@ static const char st_setup_sql[] =
     " ON COMMIT DELETE ROWS";
 
 /* Connection-level set-up: the temporary tables live as long as the session. */
-static int st_setup(ins_store_t *s, char *errbuf, size_t errlen)
+static int ins_store_setup(ins_store_t *s, char *errbuf, size_t errlen)
 {
     char err[512];
-    if (pgx_exec(s->conn, st_setup_sql, err, sizeof err) < 0) {
+    if (pgx_exec(s->conn, ins_store_setup_sql, err, sizeof err) < 0) {
         snprintf(errbuf, errlen, "session set-up: %s", err);
         return -1;
     }
@@ -162,7 +169,7 @@ static int st_setup(ins_store_t *s, char *errbuf, size_t errlen)
     return 0;
 }
 
-static void st_drop(ins_store_t *s)
+static void ins_store_drop(ins_store_t *s)
 {
     PQfinish(s->conn); /* NULL-safe */
     s->conn = NULL;
@@ -170,13 +177,13 @@ static void st_drop(ins_store_t *s)
 
 /* One connection attempt, bounded by the connect timeout (the caller paces retries so it
  * keeps serving Kafka). */
-static int st_reconnect(ins_store_t *s, char *errbuf, size_t errlen)
+static int ins_store_reconnect(ins_store_t *s, char *errbuf, size_t errlen)
 {
     s->conn = pgx_connect(s->url, 0, NULL, errbuf, errlen);
     if (!s->conn)
         return -1;
-    if (st_setup(s, errbuf, errlen) < 0) {
-        st_drop(s);
+    if (ins_store_setup(s, errbuf, errlen) < 0) {
+        ins_store_drop(s);
         return -1;
     }
     if (s->ever_connected)
@@ -195,8 +202,8 @@ int ins_store_open(ins_store_t *s, const char *url, int op_timeout_ms, int timeo
     s->conn = pgx_connect(url, timeout_ms, (volatile int *)&sig_stop, errbuf, errlen);
     if (!s->conn)
         return -1;
-    if (pgx_migrate(s->conn, errbuf, errlen) < 0 || st_setup(s, errbuf, errlen) < 0) {
-        st_drop(s);
+    if (pgx_migrate(s->conn, errbuf, errlen) < 0 || ins_store_setup(s, errbuf, errlen) < 0) {
+        ins_store_drop(s);
         return -1;
     }
     s->ever_connected = true;
@@ -205,16 +212,15 @@ int ins_store_open(ins_store_t *s, const char *url, int op_timeout_ms, int timeo
 
 void ins_store_close(ins_store_t *s)
 {
-    st_drop(s);
-    free(st_buf.p);
-    memset(&st_buf, 0, sizeof st_buf);
-    free(st_idx.p);
-    memset(&st_idx, 0, sizeof st_idx);
+    ins_store_drop(s);
+    kp_buf_free(&ins_store_copy_buf);
+    free(ins_store_idx.p);
+    memset(&ins_store_idx, 0, sizeof ins_store_idx);
 }
 
 /* ---- the batch transaction ---- */
 
-static int st_row_cmp(const void *pa, const void *pb)
+static int ins_store_row_cmp(const void *pa, const void *pb)
 {
     const ins_row_t *a = *(const ins_row_t *const *)pa, *b = *(const ins_row_t *const *)pb;
     int c = strcmp(a->k.symbol, b->k.symbol);
@@ -224,7 +230,7 @@ static int st_row_cmp(const void *pa, const void *pb)
 }
 
 /* Sort order for checkpoint grouping: (symbol, partition, open_time). */
-static int st_cp_cmp(const void *pa, const void *pb)
+static int ins_store_cp_cmp(const void *pa, const void *pb)
 {
     const ins_row_t *a = *(const ins_row_t *const *)pa, *b = *(const ins_row_t *const *)pb;
     int c = strcmp(a->k.symbol, b->k.symbol);
@@ -235,21 +241,21 @@ static int st_cp_cmp(const void *pa, const void *pb)
     return a->k.open_time < b->k.open_time ? -1 : a->k.open_time > b->k.open_time;
 }
 
-static int st_idx_reserve(size_t n)
+static int ins_store_idx_reserve(size_t n)
 {
-    if (n <= st_idx.cap)
+    if (n <= ins_store_idx.cap)
         return 0;
-    const ins_row_t **np = realloc(st_idx.p, n * sizeof *np);
+    const ins_row_t **np = realloc(ins_store_idx.p, n * sizeof *np);
     if (!np)
         return -1;
-    st_idx.p = np;
-    st_idx.cap = n;
+    ins_store_idx.p = np;
+    ins_store_idx.cap = n;
     return 0;
 }
 
 /* timestamptz text "YYYY-MM-DD HH:MM:SS.mmm+00". The rows of a batch share a handful of
  * seconds: the calendar part is computed once per distinct second. */
-static void st_put_ts(int64_t ms)
+static void ins_store_put_ts(int64_t ms)
 {
     static int64_t cached_sec = INT64_MIN;
     static char cached[80]; /* 19 used: kline_validate bounds times to year 9999 */
@@ -265,115 +271,118 @@ static void st_put_ts(int64_t ms)
     int m = (int)(ms % 1000);
     char frac[8] = { '.', (char)('0' + m / 100), (char)('0' + m / 10 % 10), (char)('0' + m % 10),
                      '+', '0', '0', 0 };
-    st_put(cached, 19);
-    st_put(frac, 7);
+    ins_store_put(cached, 19);
+    ins_store_put(frac, 7);
 }
 
-/* COPY text of the batch's rows, sorted by (symbol, open_time). direct: for kline_1s
- * itself (timestamps as text); otherwise for ins_stage (epoch ms, partition, offset). */
-static int st_build_rows(const ins_batch_t *b, bool direct)
+/* A time column: timestamptz text for kline_1s itself, epoch ms for ins_stage. */
+static void ins_store_put_time(int64_t ms, bool direct)
+{
+    if (direct)
+        ins_store_put_ts(ms);
+    else
+        ins_store_put_i64(ms);
+}
+
+/* One row of COPY text. Every field passed kline_validate: no tab, newline or backslash
+ * to escape. direct: for kline_1s; otherwise for ins_stage (with partition and offset). */
+static void ins_store_put_row(const ins_row_t *r, bool direct)
+{
+    const kline_t *k = &r->k;
+    const char *dec[] = { k->open, k->high, k->low, k->close, k->volume, k->quote_volume };
+    ins_store_puts(k->symbol); ins_store_putc('\t');
+    ins_store_put_time(k->open_time, direct); ins_store_putc('\t');
+    ins_store_put_time(k->close_time, direct); ins_store_putc('\t');
+    for (size_t i = 0; i < sizeof dec / sizeof dec[0]; i++) {
+        ins_store_puts(dec[i]); ins_store_putc('\t');
+    }
+    ins_store_put_i64(k->trades); ins_store_putc('\t');
+    ins_store_puts(k->taker_buy_volume); ins_store_putc('\t');
+    ins_store_puts(k->taker_buy_quote_volume); ins_store_putc('\t');
+    ins_store_put_i64(k->first_trade_id); ins_store_putc('\t');
+    ins_store_put_i64(k->last_trade_id); ins_store_putc('\t');
+    ins_store_put(k->closed ? "t\t" : "f\t", 2);
+    if (k->event_time <= 0)
+        ins_store_put("\\N", 2);
+    else
+        ins_store_put_time(k->event_time, direct);
+    ins_store_putc('\t');
+    ins_store_puts(kline_source_name(k->source));
+    if (direct) {
+        ins_store_putc('\n');
+    } else if (r->part >= 0) {
+        ins_store_putc('\t'); ins_store_put_i64(r->part);
+        ins_store_putc('\t'); ins_store_put_i64(r->off); ins_store_putc('\n');
+    } else {
+        ins_store_put("\t\\N\t\\N\n", 7);
+    }
+}
+
+/* COPY text of the batch's rows, sorted by (symbol, open_time): see ins_store_put_row. */
+static int ins_store_build_rows(const ins_batch_t *b, bool direct)
 {
     /* 8 decimals of at most KLINE_DEC_MAX, the symbol, 8 integers, flags and tabs */
     size_t per_row = 8 * KLINE_DEC_MAX + KLINE_SYMBOL_MAX + 8 * 21 + 64;
-    st_buf.len = 0;
-    if (st_reserve(b->nrows * per_row) < 0 || st_idx_reserve(b->nrows) < 0)
+    kp_buf_reset(&ins_store_copy_buf);
+    if (ins_store_reserve(b->nrows * per_row) < 0 || ins_store_idx_reserve(b->nrows) < 0)
         return -1;
     for (size_t i = 0; i < b->nrows; i++)
-        st_idx.p[i] = &b->rows[i];
-    qsort(st_idx.p, b->nrows, sizeof *st_idx.p, st_row_cmp);
-    for (size_t i = 0; i < b->nrows; i++) {
-        const ins_row_t *r = st_idx.p[i];
-        const kline_t *k = &r->k;
-        /* Every field passed kline_validate: no tab, newline or backslash to escape. */
-        st_puts(k->symbol); st_put("\t", 1);
-        if (direct) {
-            st_put_ts(k->open_time); st_put("\t", 1);
-            st_put_ts(k->close_time); st_put("\t", 1);
-        } else {
-            st_put_i64(k->open_time); st_put("\t", 1);
-            st_put_i64(k->close_time); st_put("\t", 1);
-        }
-        st_puts(k->open); st_put("\t", 1);
-        st_puts(k->high); st_put("\t", 1);
-        st_puts(k->low); st_put("\t", 1);
-        st_puts(k->close); st_put("\t", 1);
-        st_puts(k->volume); st_put("\t", 1);
-        st_puts(k->quote_volume); st_put("\t", 1);
-        st_put_i64(k->trades); st_put("\t", 1);
-        st_puts(k->taker_buy_volume); st_put("\t", 1);
-        st_puts(k->taker_buy_quote_volume); st_put("\t", 1);
-        st_put_i64(k->first_trade_id); st_put("\t", 1);
-        st_put_i64(k->last_trade_id); st_put("\t", 1);
-        st_put(k->closed ? "t\t" : "f\t", 2);
-        if (k->event_time <= 0)
-            st_put("\\N", 2);
-        else if (direct)
-            st_put_ts(k->event_time);
-        else
-            st_put_i64(k->event_time);
-        st_put("\t", 1);
-        st_puts(kline_source_name(k->source));
-        if (direct) {
-            st_put("\n", 1);
-        } else if (r->part >= 0) {
-            st_put("\t", 1);
-            st_put_i64(r->part); st_put("\t", 1);
-            st_put_i64(r->off); st_put("\n", 1);
-        } else {
-            st_put("\t\\N\t\\N\n", 7);
-        }
-    }
+        ins_store_idx.p[i] = &b->rows[i];
+    qsort(ins_store_idx.p, b->nrows, sizeof *ins_store_idx.p, ins_store_row_cmp);
+    for (size_t i = 0; i < b->nrows; i++)
+        ins_store_put_row(ins_store_idx.p[i], direct);
     return 0;
 }
 
 /* bytea hex input; the backslash itself escaped for COPY */
-static void st_put_bytea(const void *s, size_t n)
+static void ins_store_put_bytea(const void *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = s;
-    st_put("\\\\x", 3);
+    ins_store_put("\\\\x", 3);
     for (size_t j = 0; j < n; j++) {
-        st_buf.p[st_buf.len++] = hex[p[j] >> 4];
-        st_buf.p[st_buf.len++] = hex[p[j] & 15];
+        char two[2] = { hex[p[j] >> 4], hex[p[j] & 15] };
+        ins_store_put(two, 2);
     }
 }
 
 /* COPY text of the rejects: the prefix batch.c kept (bounded), size, SHA-256, reason, origin. */
-static int st_build_rejects(const ins_batch_t *b)
+static int ins_store_build_rejects(const ins_batch_t *b)
 {
     size_t need = 0;
     for (size_t i = 0; i < b->nrej; i++)
         need += 2 * b->rej[i].len + 2 * (sizeof b->rej[i].reason + sizeof b->rej[i].origin) +
                 2 * sizeof b->rej[i].sha256 + 40;
-    st_buf.len = 0;
-    if (st_reserve(need) < 0)
+    kp_buf_reset(&ins_store_copy_buf);
+    if (ins_store_reserve(need) < 0)
         return -1;
     for (size_t i = 0; i < b->nrej; i++) {
         const ins_reject_t *r = &b->rej[i];
-        st_put_bytea(r->raw, r->len);
-        st_put("\t", 1);
-        st_put_i64(r->size);
-        st_put("\t", 1);
-        st_put_bytea(r->sha256, sizeof r->sha256);
-        st_put("\t", 1);
-        st_put_text(r->reason);
-        st_put("\t", 1);
-        st_put_text(r->origin);
-        st_put("\n", 1);
+        ins_store_put_bytea(r->raw, r->len);
+        ins_store_put("\t", 1);
+        ins_store_put_i64(r->size);
+        ins_store_put("\t", 1);
+        ins_store_put_bytea(r->sha256, sizeof r->sha256);
+        ins_store_put("\t", 1);
+        ins_store_put_text(r->reason);
+        ins_store_put("\t", 1);
+        ins_store_put_text(r->origin);
+        ins_store_put("\n", 1);
     }
     return 0;
 }
 
-#define ST_TS(col) "'epoch'::timestamptz + " col " * interval '1 millisecond'"
+#define INS_STORE_TS(col) "'epoch'::timestamptz + " col " * interval '1 millisecond'"
 
-static const char st_upsert_sql[] =
+static const char ins_store_upsert_sql[] =
     "INSERT INTO kline_1s AS k (symbol, open_time, close_time, open, high, low, close,"
     "  volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,"
     "  first_trade_id, last_trade_id, closed, event_time, source)"
-    " SELECT symbol, " ST_TS("open_ms") ", " ST_TS("close_ms") ", open, high, low, close,"
+    " SELECT symbol, " INS_STORE_TS("open_ms") ", " INS_STORE_TS("close_ms") ","
+    "  open, high, low, close,"
     "  volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,"
-    "  first_trade_id, last_trade_id, closed, " ST_TS("event_ms") ", source"
-    /* no ORDER BY: st_build_rows wrote the rows sorted by (symbol, open_time), which a
+    "  first_trade_id, last_trade_id, closed, " INS_STORE_TS("event_ms") ", source"
+    /* no ORDER BY: ins_store_build_rows wrote the rows sorted by (symbol, open_time), which a
      * scan of the fresh staging table returns as they are; concurrent inserters thus
      * lock rows in one order, and the index sees each symbol's keys in a run */
     " FROM ins_stage"
@@ -399,7 +408,7 @@ static const char st_upsert_sql[] =
     "    EXCLUDED.taker_buy_quote_volume, EXCLUDED.first_trade_id, EXCLUDED.last_trade_id))"
     " RETURNING k.symbol, (extract(epoch FROM k.open_time) * 1000)::bigint, k.xmax = 0";
 
-static const char st_rejected_sql[] =
+static const char ins_store_rejected_sql[] =
     "INSERT INTO rejected (raw, raw_size, raw_sha256, reason, origin, program)"
     " SELECT r.raw, r.raw_size, r.raw_sha256, r.reason, r.origin, '" INS_PROG "' FROM ins_rej r"
     /* same origin and same bytes (hash and size of the whole input): a redelivery */
@@ -407,31 +416,31 @@ static const char st_rejected_sql[] =
     "  AND x.raw_sha256 = r.raw_sha256 AND x.raw_size = r.raw_size)"
     " RETURNING 1";
 
-static void st_put_cp(const ins_row_t *first, const ins_row_t *last, int64_t off_lo,
-                      int64_t off_hi, long long rows, const char *topic)
+static void ins_store_put_cp(const ins_row_t *first, const ins_row_t *last, int64_t off_lo,
+                             int64_t off_hi, long long rows, const char *topic)
 {
-    st_puts(first->k.symbol); st_put("\t", 1);
-    st_put_ts(first->k.open_time); st_put("\t", 1);
-    st_put_ts(last->k.open_time); st_put("\t", 1);
-    st_put_i64(rows); st_put("\t", 1);
+    ins_store_puts(first->k.symbol); ins_store_put("\t", 1);
+    ins_store_put_ts(first->k.open_time); ins_store_put("\t", 1);
+    ins_store_put_ts(last->k.open_time); ins_store_put("\t", 1);
+    ins_store_put_i64(rows); ins_store_put("\t", 1);
     if (first->part >= 0) {
-        st_put_text(topic); st_put("\t", 1);
-        st_put_i64(first->part); st_put("\t", 1);
-        st_put_i64(off_lo); st_put("\t", 1);
-        st_put_i64(off_hi); st_put("\n", 1);
+        ins_store_put_text(topic); ins_store_put("\t", 1);
+        ins_store_put_i64(first->part); ins_store_put("\t", 1);
+        ins_store_put_i64(off_lo); ins_store_put("\t", 1);
+        ins_store_put_i64(off_hi); ins_store_put("\n", 1);
     } else {
-        st_put("\\N\t\\N\t\\N\t\\N\n", 12);
+        ins_store_put("\\N\t\\N\t\\N\t\\N\n", 12);
     }
 }
 
 /* The rows the upsert changed (its RETURNING rows), looked up in the batch, into
- * st_idx.p[0..n). *inserted counts the new ones. */
-static int st_changed_rows(const ins_batch_t *b, PGresult *r, long long *inserted,
-                           char *errbuf, size_t errlen)
+ * ins_store_idx.p[0..n). *inserted counts the new ones. */
+static int ins_store_changed_rows(const ins_batch_t *b, PGresult *r, long long *inserted,
+                                  char *errbuf, size_t errlen)
 {
     int n = PQntuples(r);
     *inserted = 0;
-    if (st_idx_reserve((size_t)n + 1) < 0) {
+    if (ins_store_idx_reserve((size_t)n + 1) < 0) {
         snprintf(errbuf, errlen, "out of memory for checkpoint rows");
         return -1;
     }
@@ -443,40 +452,40 @@ static int st_changed_rows(const ins_batch_t *b, PGresult *r, long long *inserte
                      PQgetvalue(r, i, 1));
             return -1;
         }
-        st_idx.p[i] = row;
+        ins_store_idx.p[i] = row;
         *inserted += PQgetvalue(r, i, 2)[0] == 't';
     }
     return 0;
 }
 
-/* COPY text of the checkpoint rows for the changed rows st_idx.p[0..n): one per
+/* COPY text of the checkpoint rows for the changed rows ins_store_idx.p[0..n): one per
  * (symbol, partition). Returns their number, -1 on ENOMEM. */
-static long long st_build_checkpoints(size_t n, const char *topic)
+static long long ins_store_build_checkpoints(size_t n, const char *topic)
 {
     long long ncp = 0;
-    qsort(st_idx.p, n, sizeof *st_idx.p, st_cp_cmp);
-    st_buf.len = 0;
-    if (st_reserve(n * (KLINE_SYMBOL_MAX + 2 * 32 + 4 * 21 + strlen(topic) * 2 + 16)) < 0)
+    qsort(ins_store_idx.p, n, sizeof *ins_store_idx.p, ins_store_cp_cmp);
+    kp_buf_reset(&ins_store_copy_buf);
+    if (ins_store_reserve(n * (KLINE_SYMBOL_MAX + 2 * 32 + 4 * 21 + strlen(topic) * 2 + 16)) < 0)
         return -1;
     for (size_t i = 0; i < n;) {
-        const ins_row_t *first = st_idx.p[i];
+        const ins_row_t *first = ins_store_idx.p[i];
         int64_t lo = first->off, hi = first->off;
         size_t j = i + 1;
-        for (; j < n && st_idx.p[j]->part == first->part &&
-               strcmp(st_idx.p[j]->k.symbol, first->k.symbol) == 0; j++) {
-            if (st_idx.p[j]->off < lo)
-                lo = st_idx.p[j]->off;
-            if (st_idx.p[j]->off > hi)
-                hi = st_idx.p[j]->off;
+        for (; j < n && ins_store_idx.p[j]->part == first->part &&
+             strcmp(ins_store_idx.p[j]->k.symbol, first->k.symbol) == 0; j++) {
+            if (ins_store_idx.p[j]->off < lo)
+                lo = ins_store_idx.p[j]->off;
+            if (ins_store_idx.p[j]->off > hi)
+                hi = ins_store_idx.p[j]->off;
         }
-        st_put_cp(first, st_idx.p[j - 1], lo, hi, (long long)(j - i), topic);
+        ins_store_put_cp(first, ins_store_idx.p[j - 1], lo, hi, (long long)(j - i), topic);
         ncp++;
         i = j;
     }
     return ncp;
 }
 
-#define ST_KLINE_COLS "symbol, open_time, close_time, open, high, low, close, volume," \
+#define INS_STORE_KLINE_COLS "symbol, open_time, close_time, open, high, low, close, volume," \
     " quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id," \
     " last_trade_id, closed, event_time, source"
 
@@ -484,93 +493,125 @@ static long long st_build_checkpoints(size_t n, const char *topic)
  * when every row is new (the common case: live data, a first load); one existing key
  * makes it fail with unique_violation, and the batch takes the upsert path instead.
  * 1 = done (every row inserted), 0 = conflict (savepoint rolled back), -1 = error. */
-static int st_direct(ins_store_t *s, const ins_batch_t *b, int64_t deadline,
-                     char *errbuf, size_t errlen)
+static int ins_store_direct(ins_store_t *s, const ins_batch_t *b, int64_t deadline, char *errbuf,
+                            size_t errlen)
 {
-    if (st_build_rows(b, true) < 0) {
+    if (ins_store_build_rows(b, true) < 0) {
         snprintf(errbuf, errlen, "out of memory for COPY data");
         return -1;
     }
-    if (st_run(s, "SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0)
+    if (ins_store_run(s, "SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0)
         return -1;
-    if (st_copy(s, "COPY kline_1s (" ST_KLINE_COLS ") FROM STDIN", deadline, errbuf, errlen) == 0)
-        return st_run(s, "RELEASE SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0 ? -1 : 1;
+    if (ins_store_copy(s, "COPY kline_1s (" INS_STORE_KLINE_COLS ") FROM STDIN", deadline, errbuf,
+                       errlen) == 0)
+        return ins_store_run(s, "RELEASE SAVEPOINT ins_direct", deadline, NULL, errbuf,
+                             errlen) < 0 ? -1 : 1;
     if (strcmp(pgd_last_sqlstate(), "23505") != 0 || pgd_abandoned(s->conn))
         return -1;
-    if (st_run(s, "ROLLBACK TO SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0)
+    if (ins_store_run(s, "ROLLBACK TO SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0)
         return -1;
     return 0;
 }
 
-static int st_tx(ins_store_t *s, const ins_batch_t *b, const char *topic, int64_t deadline,
-                 ins_result_t *res, char *errbuf, size_t errlen)
+/* Step 1: the rejects, each stored once per (origin, bytes). *stored = rows new to `rejected`. */
+static int ins_store_tx_rejects(ins_store_t *s, const ins_batch_t *b, int64_t deadline,
+                                long long *stored, char *errbuf, size_t errlen)
 {
     PGresult *r = NULL;
-    long long changed = 0, inserted = 0, ncp = 0, rej_new = 0;
-    if (st_run(s, "BEGIN", deadline, NULL, errbuf, errlen) < 0)
+    if (ins_store_build_rejects(b) < 0) {
+        snprintf(errbuf, errlen, "out of memory for COPY data");
         return -1;
-    if (b->nrej) {
-        if (st_build_rejects(b) < 0) {
-            snprintf(errbuf, errlen, "out of memory for COPY data");
-            return -1;
-        }
-        if (st_copy(s, "COPY ins_rej FROM STDIN", deadline, errbuf, errlen) < 0 ||
-            st_run(s, st_rejected_sql, deadline, &r, errbuf, errlen) < 0)
-            return -1;
-        rej_new = r ? PQntuples(r) : 0;
-        PQclear(r);
-        r = NULL;
     }
-    if (b->nrows) {
-        int direct = s->direct_ok ? st_direct(s, b, deadline, errbuf, errlen) : 0;
-        if (direct < 0)
-            return -1;
-        if (direct == 1) {
-            changed = inserted = (long long)b->nrows; /* st_idx.p holds every row */
-            res->direct = true;
-        } else {
-            if (st_build_rows(b, false) < 0) {
-                snprintf(errbuf, errlen, "out of memory for COPY data");
-                return -1;
-            }
-            if (st_copy(s, "COPY ins_stage FROM STDIN", deadline, errbuf, errlen) < 0 ||
-                st_run(s, st_upsert_sql, deadline, &r, errbuf, errlen) < 0)
-                return -1;
-            changed = r ? PQntuples(r) : 0;
-            int rc = changed ? st_changed_rows(b, r, &inserted, errbuf, errlen) : 0;
-            PQclear(r);
-            r = NULL;
-            if (rc < 0)
-                return -1;
-        }
-        if (changed > 0 && (ncp = st_build_checkpoints((size_t)changed, topic ? topic : "")) < 0) {
-            snprintf(errbuf, errlen, "out of memory for checkpoint rows");
-            return -1;
-        }
+    if (ins_store_copy(s, "COPY ins_rej FROM STDIN", deadline, errbuf, errlen) < 0 ||
+        ins_store_run(s, ins_store_rejected_sql, deadline, &r, errbuf, errlen) < 0)
+        return -1;
+    *stored = r ? PQntuples(r) : 0;
+    PQclear(r);
+    return 0;
+}
+
+/* Step 3 (the direct COPY met an existing row): staging table + upsert. The rows it
+ * changed end up in ins_store_idx.p[0..*changed), *inserted of them new. */
+static int ins_store_tx_upsert(ins_store_t *s, const ins_batch_t *b, int64_t deadline,
+                               long long *changed, long long *inserted, char *errbuf, size_t errlen)
+{
+    PGresult *r = NULL;
+    if (ins_store_build_rows(b, false) < 0) {
+        snprintf(errbuf, errlen, "out of memory for COPY data");
+        return -1;
     }
-    if (ncp > 0) {
-        /* The lock is taken as late as possible: it serialises every inserter's tail so
-         * checkpoint ids follow commit order (DEVELOPING.md "Decisions"). The checkpoint
-         * rows are the last statement before COMMIT. */
-        char lock[96];
-        snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", PGX_LOCK_CHECKPOINT);
-        if (st_run(s, lock, deadline, NULL, errbuf, errlen) < 0 ||
-            st_copy(s, "COPY checkpoint (symbol, first_open_time, last_open_time, row_count,"
-                       " kafka_topic, kafka_partition, first_offset, last_offset) FROM STDIN",
-                    deadline, errbuf, errlen) < 0 ||
-            st_run(s, "NOTIFY " PGX_NOTIFY_CHANNEL "; COMMIT", deadline, NULL, errbuf, errlen) < 0)
-            return -1;
-    } else if (st_run(s, "COMMIT", deadline, NULL, errbuf, errlen) < 0) {
+    if (ins_store_copy(s, "COPY ins_stage FROM STDIN", deadline, errbuf, errlen) < 0 ||
+        ins_store_run(s, ins_store_upsert_sql, deadline, &r, errbuf, errlen) < 0)
+        return -1;
+    *changed = r ? PQntuples(r) : 0;
+    int rc = *changed ? ins_store_changed_rows(b, r, inserted, errbuf, errlen) : 0;
+    PQclear(r);
+    return rc;
+}
+
+/* Steps 2-3: the rows, direct COPY first (see the top of this file), and the checkpoint
+ * COPY text for those changed (in ins_store_copy_buf, *ncp rows). */
+static int ins_store_tx_rows(ins_store_t *s, const ins_batch_t *b, const char *topic,
+                             int64_t deadline, ins_result_t *res, long long *ncp, char *errbuf,
+                             size_t errlen)
+{
+    long long changed = 0, inserted = 0;
+    int direct = s->direct_ok ? ins_store_direct(s, b, deadline, errbuf, errlen) : 0;
+    if (direct < 0)
+        return -1;
+    if (direct == 1) {
+        changed = inserted = (long long)b->nrows; /* ins_store_idx.p holds every row */
+        res->direct = true;
+    } else if (ins_store_tx_upsert(s, b, deadline, &changed, &inserted, errbuf, errlen) < 0) {
+        return -1;
+    }
+    if (changed > 0 &&
+        (*ncp = ins_store_build_checkpoints((size_t)changed, topic ? topic : "")) < 0) {
+        snprintf(errbuf, errlen, "out of memory for checkpoint rows");
         return -1;
     }
     res->inserted = inserted;
     res->updated = changed - inserted;
     res->unchanged = (long long)b->nrows - changed;
-    res->rejected_new = rej_new;
+    return 0;
+}
+
+/* Step 4: the checkpoint rows (if any) and COMMIT. */
+static int ins_store_tx_commit(ins_store_t *s, long long ncp, int64_t deadline, char *errbuf,
+                               size_t errlen)
+{
+    if (ncp == 0)
+        return ins_store_run(s, "COMMIT", deadline, NULL, errbuf, errlen);
+    /* The lock is taken as late as possible: it serialises every inserter's tail so
+     * checkpoint ids follow commit order (DEVELOPING.md "Decisions"). The checkpoint
+     * rows are the last statement before COMMIT. */
+    char lock[96];
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", PGX_LOCK_CHECKPOINT);
+    if (ins_store_run(s, lock, deadline, NULL, errbuf, errlen) < 0 ||
+        ins_store_copy(s, "COPY checkpoint (symbol, first_open_time, last_open_time, row_count,"
+                   " kafka_topic, kafka_partition, first_offset, last_offset) FROM STDIN",
+                deadline, errbuf, errlen) < 0)
+        return -1;
+    return ins_store_run(s, "NOTIFY " PGX_NOTIFY_CHANNEL "; COMMIT", deadline, NULL, errbuf,
+                         errlen);
+}
+
+static int ins_store_tx(ins_store_t *s, const ins_batch_t *b, const char *topic, int64_t deadline,
+                        ins_result_t *res, char *errbuf, size_t errlen)
+{
+    long long ncp = 0;
+    if (ins_store_run(s, "BEGIN", deadline, NULL, errbuf, errlen) < 0)
+        return -1;
+    if (b->nrej && ins_store_tx_rejects(s, b, deadline, &res->rejected_new, errbuf, errlen) < 0)
+        return -1;
+    if (b->nrows && ins_store_tx_rows(s, b, topic, deadline, res, &ncp, errbuf, errlen) < 0)
+        return -1;
+    if (ins_store_tx_commit(s, ncp, deadline, errbuf, errlen) < 0)
+        return -1;
     res->checkpoints = ncp;
     /* Try the direct COPY again as soon as a batch is all new; stay on the upsert while
      * batches meet existing rows (a replay), where the direct attempt would only fail. */
-    s->direct_ok = inserted == (long long)b->nrows;
+    s->direct_ok = res->inserted == (long long)b->nrows;
     return 0;
 }
 
@@ -578,10 +619,10 @@ int ins_store_probe(ins_store_t *s, char *errbuf, size_t errlen)
 {
     errbuf[0] = '\0';
     if (!s->conn)
-        return st_reconnect(s, errbuf, errlen);
-    if (st_run(s, "SELECT 1", pgd_deadline(s->op_timeout_ms), NULL, errbuf, errlen) == 0)
+        return ins_store_reconnect(s, errbuf, errlen);
+    if (ins_store_run(s, "SELECT 1", pgd_deadline(s->op_timeout_ms), NULL, errbuf, errlen) == 0)
         return 0;
-    st_drop(s);
+    ins_store_drop(s);
     return -1;
 }
 
@@ -590,17 +631,17 @@ int ins_store_write(ins_store_t *s, const ins_batch_t *b, const char *topic,
 {
     memset(res, 0, sizeof *res);
     errbuf[0] = '\0';
-    if (!s->conn && st_reconnect(s, errbuf, errlen) < 0)
+    if (!s->conn && ins_store_reconnect(s, errbuf, errlen) < 0)
         return -1;
     int64_t deadline = pgd_deadline(s->op_timeout_ms);
-    if (st_tx(s, b, topic, deadline, res, errbuf, errlen) == 0)
+    if (ins_store_tx(s, b, topic, deadline, res, errbuf, errlen) == 0)
         return 0;
     ins_stats_pg_error();
     /* Roll back if the link still works; anything else means the session is gone
      * (or hangs): drop it, the next attempt reconnects and replays the batch. */
     char err2[256];
     if (pgd_abandoned(s->conn) ||
-        st_run(s, "ROLLBACK", pgd_deadline(5000), NULL, err2, sizeof err2) < 0)
-        st_drop(s);
+        ins_store_run(s, "ROLLBACK", pgd_deadline(5000), NULL, err2, sizeof err2) < 0)
+        ins_store_drop(s);
     return -1;
 }

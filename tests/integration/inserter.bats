@@ -227,6 +227,32 @@ INS=$KP_BIN/kline-inserter
 	[[ $output == *--flush-ms*INSERTER_FLUSH_MS* ]]
 }
 
+@test "inserter: durations take units (a bare number keeps its unit), -X is --kafka, --metrics-host binds there" {
+	db=$(kp_db_new)
+	INSERTER_FLUSH_MS=2s run --separate-stderr "$INS" -d "$db" -i /dev/null --stats-interval 0
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"or 2000 ms"* ]] || { echo "$stderr"; false; }
+	run --separate-stderr "$INS" -d "$db" -i /dev/null --flush-ms 250 --connect-timeout 1.5
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"or 250 ms"* ]] || { echo "$stderr"; false; }
+	for bad in "--flush-ms 0" "--flush-ms 2x" "--pg-timeout-ms 99ms" "--connect-timeout 25h"; do
+		# shellcheck disable=SC2086 # word splitting wanted
+		run --separate-stderr "$INS" -d "$db" -i /dev/null $bad
+		[ "$status" -eq 2 ] || { echo "$bad: exit $status"; false; }
+		[[ $stderr == *"${bad%% *}"* ]] || { echo "$bad: $stderr"; false; }
+	done
+	run --separate-stderr "$INS" --kafka nonsense
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"expected KEY=VALUE"* ]]
+	port=$(kp_free_port)
+	run --separate-stderr "$INS" -d "$db" -i /dev/null --metrics-host 127.0.0.1 --metrics-port "$port"
+	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
+	# an address of no local interface: the listen fails, so the host was used
+	METRICS_HOST=192.0.2.1 run --separate-stderr "$INS" -d "$db" -i /dev/null --metrics-port "$port"
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"192.0.2.1"* ]] || { echo "$stderr"; false; }
+}
+
 @test "inserter: -i rejects decimals written as 0E-8 at once, from a pipe and from a file, any batch size" {
 	# Regression: a colleague saw -i - appear to hang on canonical records whose decimals
 	# were "0E-8" (Python's Decimal for zero). Each run must end quickly and exactly.

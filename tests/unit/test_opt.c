@@ -47,7 +47,7 @@ static const kp_opt_t t_opts[] = {
       .max = 1024, .scale = 1024, .alias = "max-k" },
     { KP_OPT_FLAG, "all", 'a', NULL, "T_ALL", NULL, "every symbol", .dest = &t_cfg.all },
     { KP_OPT_DUR, "max-age", 0, "DUR", NULL, "23h", "replace after this long\nsecond line", &t_cfg.age_ms,
-      .units = "ms s m h d", .bare_ms = 1000, .max = 86400000LL * 366 },
+      .units = "ms s m h d", .bare_ms = 1000, .min = 1000, .max = 86400000LL * 366 },
     { KP_OPT_CHOICE, "event-loop", 0, "uv|poll", NULL, "uv", "loop", .dest = &t_cfg.loop, .choices = "uv|poll" },
     { KP_OPT_DOUBLE, "speed", 0, "F", NULL, "0", "pace", .dest = &t_cfg.speed, .dmin = 0, .dmax = 1e6 },
     { KP_OPT_CALL, NULL, 'X', "KEY=VALUE", NULL, NULL, "librdkafka setting (repeatable)", .dest = &t_cfg.nx,
@@ -118,6 +118,11 @@ static void test_values_and_errors(void **state)
     assert_int_equal(t_cfg.nx, 2);
     assert_int_equal(t_parse(err, sizeof err, "--partitions", "101", NULL), -1);
     assert_string_equal(err, "--partitions 101: expected an integer in [1, 100]");
+    /* DUR honours .min (in ms) as well as .max */
+    assert_int_equal(t_parse(err, sizeof err, "--max-age", "999ms", NULL), -1);
+    assert_string_equal(err, "--max-age 999ms: too small (at least 1000 ms)");
+    assert_true(t_parse(err, sizeof err, "--max-age", "1s", NULL) > 0);
+    assert_int_equal(t_cfg.age_ms, 1000);
     assert_int_equal(t_parse(err, sizeof err, "--event-loop", "epoll", NULL), -1);
     assert_non_null(strstr(err, "uv|poll"));
     assert_int_equal(t_parse(err, sizeof err, "-X", "novalue", NULL), -1);
