@@ -24,7 +24,7 @@
 
 struct st_db_job;
 
-/* ---- configuration (main.c) ---- */
+/* ---- configuration (opts.c: the option table fills it; read-only afterwards) ---- */
 struct st_config {
     char listen_host[256];
     int port;
@@ -52,9 +52,13 @@ struct st_config {
     const char *badge;          /* NULL: no badge */
     int stats_interval;
     int db_workers;
+    int db_timeout_ms;          /* deadline of one query from its submission */
     int coalesce_ms;            /* feed drains at most once per window (0 = every record) */
     bool event_loop_uv;         /* libuv (epoll) instead of lws's poll() loop */
 };
+
+/* Parses argv and the environment into *c; exits 2 on a usage error, 0 after --help. */
+void st_opts_parse(int argc, char **argv, struct st_config *c);
 
 /* ---- shared, refcounted message buffers (lws thread only: refs are not atomic) ---- */
 typedef struct st_msg {
@@ -348,8 +352,10 @@ int  st_http_on_writeable(struct lws *wsi, struct st_http *h);
 void st_http_on_close(struct st_http *h);
 /* Called on the lws thread when a DB job completes. */
 void st_http_job_done(struct st_db_job *j);
-/* lws thread: writes the Prometheus text for /metrics into a new malloc'd buffer. */
-char *st_metrics_render(size_t *len);
+/* ---- /metrics (prom.c) ---- */
+/* lws thread: the Prometheus text in a new malloc'd buffer with LWS_PRE bytes of headroom
+ * before its *len bytes (the caller frees it); NULL when out of memory. */
+char *st_prom_render(size_t *len);
 
 /* per-session data of the single lws protocol */
 struct st_pss {
