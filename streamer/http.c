@@ -14,7 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 
-extern const struct st_config *st_cfg; /* main.c */
+extern const struct st_config *st_cfg; /* server.c: the configuration, read-only */
 
 /* ---------------------------------------------------------------- responses */
 

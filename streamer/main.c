@@ -43,7 +43,7 @@ int main(int argc, char **argv)
                  st_server_port(), cfg.tls_cert ? "TLS" : "plain", cfg.web_root, cfg.brokers, cfg.topic);
     log_info("event loop: %s, --coalesce-ms %d", cfg.event_loop_uv ? "uv" : "poll", cfg.coalesce_ms);
 
-    st_server_run();
+    st_loop_run();
 
     /* Order matters: the feed and db threads call lws_cancel_service on the context, so they
      * stop first; jobs are freed only after the context has closed their connections. */
