@@ -196,13 +196,7 @@ static st_msg_t *st_reply_list(const char *type, struct st_client *c)
             rc = st_msg_appendf(m, "%s\"%s\"", first ? "" : ",", x->s->name);
             first = false;
         }
-    if (rc == 0)
-        rc = st_msg_append(m, "]}", 2);
-    if (rc < 0) {
-        st_msg_unref(m);
-        return NULL;
-    }
-    return m;
+    return st_msg_end(m, rc, "]}");
 }
 
 /* Subscriptions this request would add, and placeholders among them (O(1) per name). */

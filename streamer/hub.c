@@ -12,19 +12,12 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "hash.h"
 #include "log.h"
 
 struct st_hub st_hub;
 
 /* ---------------------------------------------------------------- symbols */
-
-static size_t st_hash(const char *s)
-{
-    size_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 int st_hub_init(const struct st_config *cfg, char *errbuf, size_t errlen)
 {
@@ -44,7 +37,7 @@ int st_hub_init(const struct st_config *cfg, char *errbuf, size_t errlen)
 
 struct st_symbol *st_hub_find(const char *name)
 {
-    for (struct st_symbol *s = st_hub.htab[st_hash(name) & (st_hub.hcap - 1)]; s; s = s->hnext)
+    for (struct st_symbol *s = st_hub.htab[kp_hash_str32(name) & (st_hub.hcap - 1)]; s; s = s->hnext)
         if (!strcmp(s->name, name))
             return s;
     return NULL;
@@ -67,7 +60,7 @@ struct st_symbol *st_hub_symbol(const char *name, bool from_client)
     }
     snprintf(s->name, sizeof s->name, "%s", name);
     s->id = ++st_hub.next_symbol_id;
-    size_t b = st_hash(name) & (st_hub.hcap - 1);
+    size_t b = kp_hash_str32(name) & (st_hub.hcap - 1);
     s->hnext = st_hub.htab[b];
     st_hub.htab[b] = s;
     s->next = st_hub.symbols;
@@ -84,7 +77,7 @@ struct st_symbol *st_hub_symbol(const char *name, bool from_client)
  * of that list may be in progress (a fan-out that closed a slow client got us here). */
 static void st_symbol_kill(struct st_symbol *s)
 {
-    struct st_symbol **pp = &st_hub.htab[st_hash(s->name) & (st_hub.hcap - 1)];
+    struct st_symbol **pp = &st_hub.htab[kp_hash_str32(s->name) & (st_hub.hcap - 1)];
     while (*pp != s)
         pp = &(*pp)->hnext;
     *pp = s->hnext;
@@ -319,13 +312,7 @@ st_msg_t *st_hub_snapshot(struct st_client *c, struct st_symbol **syms, int nsym
                 rc = st_msg_append(m, st_msg_payload(a), st_msg_len(a));
         }
     }
-    if (rc == 0)
-        rc = st_msg_append(m, "]}", 2);
-    if (rc < 0) {
-        st_msg_unref(m);
-        return NULL;
-    }
-    return m;
+    return st_msg_end(m, rc, "]}");
 }
 
 /* ---------------------------------------------------------------- ingest */

@@ -63,3 +63,13 @@ int st_msg_appendf(st_msg_t *m, const char *fmt, ...)
         return -1;
     return st_msg_append(m, tmp, (size_t)n);
 }
+
+st_msg_t *st_msg_end(st_msg_t *m, int rc, const char *tail)
+{
+    if (rc == 0)
+        rc = st_msg_append(m, tail, strlen(tail));
+    if (rc == 0)
+        return m;
+    st_msg_unref(m);
+    return NULL;
+}

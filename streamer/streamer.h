@@ -76,6 +76,9 @@ void st_msg_unref(st_msg_t *m);                   /* frees at 0; NULL is fine */
 /* Appends to a message being built; -1 when out of memory (the message is left as it was). */
 int st_msg_append(st_msg_t *m, const char *s, size_t len);
 int st_msg_appendf(st_msg_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Finishes a message built with appends: rc is theirs (0 or -1); appends tail if all went
+ * well. Returns m, or NULL after dropping it when anything failed. */
+st_msg_t *st_msg_end(st_msg_t *m, int rc, const char *tail);
 
 /* ---- indicators (indicators.c): per-symbol live 1m bar, SMA, crossover ---- */
 struct st_bar {
