@@ -65,20 +65,12 @@ static int st_body_append(struct st_db_job *j, const char *s, size_t n)
     return kp_buf_append(&j->body, s, n);
 }
 
-/* Empties the body down to its LWS_PRE headroom (lws_write writes in front of the payload). */
-static int st_body_start(struct st_db_job *j)
-{
-    static const char pre[LWS_PRE];
-    kp_buf_reset(&j->body);
-    return kp_buf_append(&j->body, pre, sizeof pre);
-}
-
 static void st_job_fail(struct st_db_job *j, int status, const char *msg)
 {
     char buf[300];
     int n = snprintf(buf, sizeof buf, "{\"error\":\"%s\"}", msg);
     j->status = status;
-    if (st_body_start(j) < 0 || st_body_append(j, buf, (size_t)n) < 0)
+    if (st_buf_headroom(&j->body) < 0 || st_body_append(j, buf, (size_t)n) < 0)
         j->status = 500;
 }
 
@@ -196,7 +188,7 @@ static void st_db_failed(PGconn *pg, struct st_db_job *j, const PGresult *r, con
 static void st_db_rows(struct st_db_job *j, PGresult *r, bool rollup)
 {
     int rows = PQntuples(r);
-    int rc = st_body_start(j);
+    int rc = st_buf_headroom(&j->body);
     if (rc == 0)
         rc = st_body_append(j, "[", 1);
     for (int i = 0; rc == 0 && i < rows; i++) {

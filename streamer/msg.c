@@ -13,15 +13,21 @@
  * bounded by --max-pending-bytes. */
 #define ST_MSG_MAX ((size_t)1 << 30)
 
-st_msg_t *st_msg_new(size_t cap)
+int st_buf_headroom(kp_buf_t *b)
 {
     static const char pre[LWS_PRE];
+    kp_buf_reset(b);
+    return kp_buf_append(b, pre, sizeof pre);
+}
+
+st_msg_t *st_msg_new(size_t cap)
+{
     st_msg_t *m = malloc(sizeof *m);
     if (!m)
         return NULL;
     m->refs = 1;
     kp_buf_init(&m->b, ST_MSG_MAX);
-    if (kp_buf_reserve(&m->b, LWS_PRE + cap) < 0 || kp_buf_append(&m->b, pre, sizeof pre) < 0) {
+    if (kp_buf_reserve(&m->b, LWS_PRE + cap) < 0 || st_buf_headroom(&m->b) < 0) {
         kp_buf_free(&m->b);
         free(m);
         return NULL;

@@ -104,10 +104,9 @@ static void st_prom_process(kp_buf_t *b)
 
 char *st_prom_render(size_t *len)
 {
-    static const char pre[LWS_PRE]; /* headroom lws_write writes its frame header into */
     kp_buf_t b;
     kp_buf_init(&b, ST_PROM_MAX);
-    if (kp_buf_append(&b, pre, sizeof pre) < 0)
+    if (st_buf_headroom(&b) < 0)
         return NULL;
     st_prom_gauges(&b);
     st_prom_counters(&b);

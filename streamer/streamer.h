@@ -79,6 +79,9 @@ int st_msg_appendf(st_msg_t *m, const char *fmt, ...) __attribute__((format(prin
 /* Finishes a message built with appends: rc is theirs (0 or -1); appends tail if all went
  * well. Returns m, or NULL after dropping it when anything failed. */
 st_msg_t *st_msg_end(st_msg_t *m, int rc, const char *tail);
+/* Empties b down to LWS_PRE bytes of headroom, where lws_write puts the frame or HTTP
+ * header in front of the payload (messages, /metrics, /api/klines bodies). Any thread. */
+int st_buf_headroom(kp_buf_t *b);
 
 /* ---- indicators (indicators.c): per-symbol live 1m bar, SMA, crossover ---- */
 struct st_bar {
