@@ -112,27 +112,38 @@ static void st_lws_log(int level, const char *line)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* The context's settings from the configuration (listen address, TLS, timeouts). */
+static void st_server_info(const struct st_config *cfg, struct lws_context_creation_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->port = cfg->port;
+    info->iface = cfg->listen_host[0] && strcmp(cfg->listen_host, "0.0.0.0") ? cfg->listen_host : NULL;
+    info->protocols = st_protocols;
+    info->options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (!strcmp(cfg->listen_host, "0.0.0.0"))
+        info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* No fd_limit_per_thread: with it lws 4.1 looks connections up by a linear scan
+     * (wsi_from_fd); without, by a table indexed by fd, sized from RLIMIT_NOFILE (raised
+     * to the hard limit in main). --max-clients is enforced in st_filter. */
+    info->max_http_header_pool = 1024;
+    info->timeout_secs = 20;
+    info->ka_time = 60; /* TCP keepalive: dead peers do not hold a slot forever */
+    info->ka_probes = 3;
+    info->ka_interval = 10;
+    if (cfg->tls_cert) {
+        info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info->ssl_cert_filepath = cfg->tls_cert;
+        info->ssl_private_key_filepath = cfg->tls_key;
+    }
+}
+
 int st_server_create(const struct st_config *cfg, char *errbuf, size_t errlen)
 {
     st_cfg = cfg;
     lws_set_log_level(log_level_get() >= LOG_LVL_DEBUG ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : LLL_ERR,
                       st_lws_log);
     struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = cfg->port;
-    info.iface = cfg->listen_host[0] && strcmp(cfg->listen_host, "0.0.0.0") ? cfg->listen_host : NULL;
-    info.protocols = st_protocols;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-    if (!strcmp(cfg->listen_host, "0.0.0.0"))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    /* No fd_limit_per_thread: with it lws 4.1 looks connections up by a linear scan
-     * (wsi_from_fd); without, by a table indexed by fd, sized from RLIMIT_NOFILE (raised
-     * to the hard limit in main). --max-clients is enforced in st_filter. */
-    info.max_http_header_pool = 1024;
-    info.timeout_secs = 20;
-    info.ka_time = 60; /* TCP keepalive: dead peers do not hold a slot forever */
-    info.ka_probes = 3;
-    info.ka_interval = 10;
+    st_server_info(cfg, &info);
     void *loops[1];
     if (st_loop_init(cfg, &loops[0], errbuf, errlen) < 0)
         return -1;
@@ -140,21 +151,15 @@ int st_server_create(const struct st_config *cfg, char *errbuf, size_t errlen)
         info.options |= LWS_SERVER_OPTION_LIBUV;
         info.foreign_loops = loops;
     }
-    if (cfg->tls_cert) {
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.ssl_cert_filepath = cfg->tls_cert;
-        info.ssl_private_key_filepath = cfg->tls_key;
-    }
+    const char *host = cfg->listen_host[0] ? cfg->listen_host : "*";
     st_ctx = lws_create_context(&info);
     if (!st_ctx) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d (in use, or bad TLS files?)",
-                 cfg->listen_host[0] ? cfg->listen_host : "*", cfg->port);
+        snprintf(errbuf, errlen, "cannot listen on %s:%d (in use, or bad TLS files?)", host, cfg->port);
         return -1;
     }
     /* lws may keep a context whose listening vhost failed (port in use): refuse to run so. */
     if (cfg->port && st_server_port() <= 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d (address in use?)",
-                 cfg->listen_host[0] ? cfg->listen_host : "*", cfg->port);
+        snprintf(errbuf, errlen, "cannot listen on %s:%d (address in use?)", host, cfg->port);
         return -1;
     }
     if (st_hub_init(cfg, errbuf, errlen) < 0)
