@@ -42,8 +42,8 @@ struct st_client *st_client_new(struct lws *wsi)
 
 static void st_client_drop_queues(struct st_client *c)
 {
-    st_hub_unsubscribe_all(c); /* clears every update slot */
-    st_outq_free_ctl(&c->q);
+    st_outq_free(&c->q);       /* first: the update nodes live in the subscriptions */
+    st_hub_unsubscribe_all(c);
 }
 
 void st_client_free(struct st_client *c)
@@ -188,21 +188,15 @@ static st_msg_t *st_reply_list(const char *type, struct st_client *c)
     st_msg_t *m = st_msg_new(256);
     if (!m)
         return NULL;
-    int rc = st_msg_appendf(&m, "{\"type\":\"%s\",\"wildcard\":%s,\"count\":%d,\"symbols\":[", type,
+    int rc = st_msg_appendf(m, "{\"type\":\"%s\",\"wildcard\":%s,\"count\":%d,\"symbols\":[", type,
                             c->wildcard ? "true" : "false", c->nsubs);
     bool first = true;
     if (!c->wildcard)
         for (struct st_sub *x = c->subs; rc == 0 && x; x = x->c_next) {
-            rc = st_msg_appendf(&m, "%s\"%s\"", first ? "" : ",", x->s->name);
+            rc = st_msg_appendf(m, "%s\"%s\"", first ? "" : ",", x->s->name);
             first = false;
         }
-    if (rc == 0)
-        rc = st_msg_append(&m, "]}", 2);
-    if (rc < 0) {
-        st_msg_unref(m);
-        return NULL;
-    }
-    return m;
+    return st_msg_end(m, rc, "]}");
 }
 
 /* Subscriptions this request would add, and placeholders among them (O(1) per name). */
@@ -270,7 +264,7 @@ static void st_op_subscribe(struct st_client *c, const struct st_proto_msg *req)
     for (int i = 0; i < nsyms; i++) {
         struct st_sub *x = st_hub_sub(c, syms[i]);
         if (x)
-            st_sub_clear(x, ST_KIND_KLINE);
+            st_outq_clear(&c->q, &x->q[ST_KIND_KLINE]);
     }
     st_msg_t *r = st_reply_list("subscribed", c);
     if (r)
@@ -418,7 +412,7 @@ static unsigned char st_batch_buf[LWS_PRE + ST_BATCH_MAX + 64];
 static st_msg_t *st_client_full_snapshot(struct st_client *c)
 {
     for (struct st_sub *x = c->subs; x; x = x->c_next)
-        st_sub_clear(x, ST_KIND_KLINE);
+        st_outq_clear(&c->q, &x->q[ST_KIND_KLINE]);
     st_msg_t *m = st_hub_snapshot(c, NULL, 0);
     if (!m)
         log_warn("client %llu: out of memory building a snapshot", (unsigned long long)c->id);
@@ -464,7 +458,7 @@ int st_client_on_writeable(struct st_client *c)
         return 0;
     }
     if (m) {
-        size_t len = m->len;
+        size_t len = st_msg_len(m);
         /* lws_write fills the frame header into the LWS_PRE headroom of the shared buffer;
          * it is identical for every client (same length, unmasked), and we are single-threaded. */
         int n = lws_write(c->wsi, (unsigned char *)st_msg_payload(m), len, LWS_WRITE_TEXT);

@@ -3,7 +3,7 @@
  * queue → worker → done queue → lws_cancel_service → lws thread (st_db_take_done).
  * Response bodies are malloc'd with LWS_PRE bytes of headroom so lws_write can use them.
  *
- * Every job has a deadline, STREAMER_DB_TIMEOUT_MS (default 10000) after it was submitted,
+ * Every job has a deadline, --db-timeout-ms (STREAMER_DB_TIMEOUT_MS, default 10000) after it was submitted,
  * that bounds its wait in the queue, the connect and the query together (common/pgd.c):
  * a database that stops answering gets the client a 503 in time, never a hung request,
  * and a worker that gave up drops its connection and reconnects for the next job. */
@@ -17,6 +17,7 @@
 
 #include <libpq-fe.h>
 
+#include "buf.h"
 #include "cfg.h"
 #include "log.h"
 #include "pgd.h"
@@ -24,7 +25,8 @@
 
 #define ST_DB_MAX_PENDING 256
 #define ST_DB_MAX_WORKERS 8
-#define ST_DB_TIMEOUT_MS 10000
+/* The largest answer: headroom, brackets, and ST_PROTO_LIMIT_MAX rows with their commas. */
+#define ST_DB_BODY_MAX (LWS_PRE + 2 + (size_t)ST_PROTO_LIMIT_MAX * (KLINE_JSON_MAX + 64 + 1))
 
 _Atomic uint64_t st_db_queries, st_db_errors;
 
@@ -37,8 +39,7 @@ struct st_db_job {
     int64_t deadline;           /* monotonic ms: answer by then, whatever PostgreSQL does */
     bool cancelled;
     int status;
-    char *body;                 /* LWS_PRE headroom, then len bytes of JSON */
-    size_t len, cap;
+    kp_buf_t body;              /* LWS_PRE bytes of headroom, then the JSON (bounded: ST_DB_BODY_MAX) */
     struct st_db_job *next;
 };
 
@@ -61,29 +62,15 @@ static struct {
 
 static int st_body_append(struct st_db_job *j, const char *s, size_t n)
 {
-    if (j->len + n + 1 > j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 4096;
-        while (cap < j->len + n + 1)
-            cap *= 2;
-        char *b = realloc(j->body, LWS_PRE + cap);
-        if (!b)
-            return -1;
-        j->body = b;
-        j->cap = cap;
-    }
-    memcpy(j->body + LWS_PRE + j->len, s, n);
-    j->len += n;
-    j->body[LWS_PRE + j->len] = '\0';
-    return 0;
+    return kp_buf_append(&j->body, s, n);
 }
 
 static void st_job_fail(struct st_db_job *j, int status, const char *msg)
 {
     char buf[300];
     int n = snprintf(buf, sizeof buf, "{\"error\":\"%s\"}", msg);
-    j->len = 0;
     j->status = status;
-    if (st_body_append(j, buf, (size_t)n) < 0)
+    if (st_buf_headroom(&j->body) < 0 || st_body_append(j, buf, (size_t)n) < 0)
         j->status = 500;
 }
 
@@ -163,6 +150,59 @@ static void st_db_seed(PGconn *pg, struct st_db_job *j)
     PQclear(r);
 }
 
+/* The table name comes from proto.c's allow-list, never from the request; every value is a
+ * parameter. Without "from" the newest rows are wanted (DESC, reversed by st_db_rows). */
+static void st_db_klines_sql(const struct st_db_job *j, const char *table, bool rollup, char *sql,
+                             size_t len)
+{
+    snprintf(sql, len,
+             "SELECT symbol, (extract(epoch FROM open_time)*1000)::bigint,"
+             " (extract(epoch FROM close_time)*1000)::bigint, open::text, high::text, low::text,"
+             " close::text, volume::text, quote_volume::text, trades, taker_buy_volume::text,"
+             " taker_buy_quote_volume::text, first_trade_id, last_trade_id, closed,"
+             " (extract(epoch FROM event_time)*1000)::bigint, source%s"
+             " FROM %s WHERE symbol = $1"
+             " AND open_time >= 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
+             " AND open_time <= 'epoch'::timestamptz + $3::bigint * interval '1 millisecond'"
+             " ORDER BY open_time %s LIMIT $4::int",
+             rollup ? ", row_count" : "", table, j->req.has_from ? "ASC" : "DESC");
+}
+
+/* A failed query: the answer says which of the known causes it was. */
+static void st_db_failed(PGconn *pg, struct st_db_job *j, const PGresult *r, const char *err)
+{
+    const char *state = pgd_last_sqlstate();
+    log_warn("api/klines: %s", r ? "not a row set" : err);
+    atomic_fetch_add(&st_db_errors, 1);
+    if (!strcmp(state, "42P01"))
+        st_job_fail(j, 503, "the table for this interval does not exist (migrations not applied?)");
+    else if (!strcmp(state, "57014"))
+        st_job_fail(j, 503, "query timed out");
+    else if (pgd_abandoned(pg))
+        st_job_fail(j, 503, "database did not answer in time");
+    else
+        st_job_fail(j, 503, "database query failed");
+}
+
+/* The rows as a JSON array, oldest first. */
+static void st_db_rows(struct st_db_job *j, PGresult *r, bool rollup)
+{
+    int rows = PQntuples(r);
+    int rc = st_buf_headroom(&j->body);
+    if (rc == 0)
+        rc = st_body_append(j, "[", 1);
+    for (int i = 0; rc == 0 && i < rows; i++) {
+        int row = j->req.has_from ? i : rows - 1 - i;
+        rc = st_row_json(j, r, row, rollup, i > 0);
+    }
+    if (rc == 0)
+        rc = st_body_append(j, "]", 1);
+    if (rc < 0)
+        st_job_fail(j, 500, "cannot encode result");
+    else
+        j->status = 200;
+}
+
 static void st_db_run(PGconn *pg, struct st_db_job *j)
 {
     if (j->kind == ST_DB_SEED) {
@@ -175,56 +215,19 @@ static void st_db_run(PGconn *pg, struct st_db_job *j)
         st_job_fail(j, 400, "unknown interval");
         return;
     }
-    /* The table name comes from proto.c's allow-list, never from the request; every
-     * value is a parameter. Without "from" the newest rows are wanted (DESC, reversed). */
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT symbol, (extract(epoch FROM open_time)*1000)::bigint,"
-             " (extract(epoch FROM close_time)*1000)::bigint, open::text, high::text, low::text,"
-             " close::text, volume::text, quote_volume::text, trades, taker_buy_volume::text,"
-             " taker_buy_quote_volume::text, first_trade_id, last_trade_id, closed,"
-             " (extract(epoch FROM event_time)*1000)::bigint, source%s"
-             " FROM %s WHERE symbol = $1"
-             " AND open_time >= 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
-             " AND open_time <= 'epoch'::timestamptz + $3::bigint * interval '1 millisecond'"
-             " ORDER BY open_time %s LIMIT $4::int",
-             rollup ? ", row_count" : "", table, j->req.has_from ? "ASC" : "DESC");
-    char from[24], to[24], lim[16];
+    char sql[1024], from[24], to[24], lim[16], err[512];
+    st_db_klines_sql(j, table, rollup, sql, sizeof sql);
     snprintf(from, sizeof from, "%lld", (long long)j->req.from);
     snprintf(to, sizeof to, "%lld", (long long)j->req.to);
     snprintf(lim, sizeof lim, "%d", j->req.limit);
     const char *params[4] = {j->req.symbol, from, to, lim};
     atomic_fetch_add(&st_db_queries, 1);
-    char err[512];
     PGresult *r = pgd_query(pg, sql, 4, params, j->deadline, err, sizeof err);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *state = pgd_last_sqlstate();
-        log_warn("api/klines: %s", r ? "not a row set" : err);
-        atomic_fetch_add(&st_db_errors, 1);
-        if (!strcmp(state, "42P01"))
-            st_job_fail(j, 503, "the table for this interval does not exist (migrations not applied?)");
-        else if (!strcmp(state, "57014"))
-            st_job_fail(j, 503, "query timed out");
-        else if (pgd_abandoned(pg))
-            st_job_fail(j, 503, "database did not answer in time");
-        else
-            st_job_fail(j, 503, "database query failed");
-        PQclear(r);
-        return;
-    }
-    int rows = PQntuples(r);
-    int rc = st_body_append(j, "[", 1);
-    for (int i = 0; rc == 0 && i < rows; i++) {
-        int row = j->req.has_from ? i : rows - 1 - i;
-        rc = st_row_json(j, r, row, rollup, i > 0);
-    }
-    if (rc == 0)
-        rc = st_body_append(j, "]", 1);
-    PQclear(r);
-    if (rc < 0)
-        st_job_fail(j, 500, "cannot encode result");
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
+        st_db_rows(j, r, rollup);
     else
-        j->status = 200;
+        st_db_failed(pg, j, r, err);
+    PQclear(r);
 }
 
 /* ---------------------------------------------------------------- workers */
@@ -314,7 +317,7 @@ int st_db_start(const struct st_config *cfg, struct lws_context *ctx, char *errb
 {
     db_.cfg = cfg;
     db_.ctx = ctx;
-    db_.timeout_ms = (int)cfg_env_ll("STREAMER_DB_TIMEOUT_MS", ST_DB_TIMEOUT_MS, 100, 3600000);
+    db_.timeout_ms = cfg->db_timeout_ms;
     db_.stop_flag = 0;
     pgd_set_stop_flag(&db_.stop_flag);
     pthread_mutex_init(&db_.mu, NULL);
@@ -373,6 +376,7 @@ struct st_db_job *st_db_submit(enum st_db_kind kind, const struct st_db_req *req
     j->kind = kind;
     j->req = *req;
     j->wsi = wsi;
+    kp_buf_init(&j->body, ST_DB_BODY_MAX);
     j->deadline = cfg_mono_ms() + db_.timeout_ms;
     pthread_mutex_lock(&db_.mu);
     /* Seeds are bounded by the number of symbols; only API requests can be refused. */
@@ -440,17 +444,16 @@ int st_db_job_closes(const struct st_db_job *j, const char **symbol, int64_t *ba
 void st_db_job_result(struct st_db_job *j, int *status, char **body, size_t *len)
 {
     *status = j->status ? j->status : 500;
-    *body = j->body;
-    *len = j->len;
-    j->body = NULL; /* ownership passes to the caller */
-    j->len = j->cap = 0;
+    size_t n = 0;
+    *body = kp_buf_take(&j->body, &n); /* ownership passes to the caller */
+    *len = n >= LWS_PRE ? n - LWS_PRE : 0;
 }
 
 void st_db_job_free(struct st_db_job *j)
 {
     if (!j)
         return;
-    free(j->body);
+    kp_buf_free(&j->body);
     free(j->closes);
     free(j);
 }

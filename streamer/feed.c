@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "lines.h"
 #include "log.h"
 #include "thread.h"
 
@@ -115,64 +116,40 @@ static void st_feed_record(const char *buf, size_t len, int64_t ingest_ms, const
 
 /* ---------------------------------------------------------------- stdin */
 
+/* One line of stdin: a line cut at the bound (longer than any valid record) is rejected
+ * without parsing; an empty line is skipped. */
+static void st_feed_line(const kp_lines_t *lr, const kp_line_t *ln)
+{
+    if (ln->full_len > lr->max_line) {
+        atomic_fetch_add(&st_feed_rejected, 1);
+        log_warn("stdin: line %lld longer than %d bytes, rejected", lr->lineno, KLINE_INPUT_MAX);
+    } else if (ln->full_len > 0) {
+        st_feed_record(ln->data, ln->len, cfg_now_ms(), "stdin");
+    }
+}
+
 static void st_feed_stdin(void)
 {
-    size_t cap = KLINE_INPUT_MAX + 2, len = 0;
-    char *buf = malloc(cap);
-    bool skipping = false; /* inside an over-long line */
-    uint64_t lineno = 0;
-    if (!buf) {
-        log_error("stdin: out of memory");
+    kp_lines_t lr;
+    kp_line_t ln;
+    char err[256];
+    /* +1: a record of KLINE_INPUT_MAX bytes and its '\r' still fit, as before kp_lines */
+    if (kp_lines_from_fd(&lr, 0, "stdin", KLINE_INPUT_MAX + 1, err, sizeof err) < 0) {
+        log_error("%s", err);
         atomic_store(&st_feed_state, 3);
         return;
     }
     atomic_store(&st_feed_state, 1);
-    while (!atomic_load(&fd_.stop)) {
-        struct pollfd p = {.fd = 0, .events = POLLIN};
-        int pr = poll(&p, 1, 200);
-        if (pr < 0 && errno != EINTR)
-            break;
-        if (pr <= 0)
-            continue;
-        ssize_t n = read(0, buf + len, cap - len);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            log_error("stdin: %s", strerror(errno));
-            break;
-        }
-        if (n == 0) {
-            if (len && !skipping)
-                st_feed_record(buf, len, cfg_now_ms(), "stdin");
-            log_info("stdin: end of input after %llu lines; still serving", (unsigned long long)lineno);
-            atomic_store(&st_feed_state, 2);
-            free(buf);
-            return;
-        }
-        len += (size_t)n;
-        size_t start = 0;
-        for (size_t i = 0; i < len; i++) {
-            if (buf[i] != '\n')
-                continue;
-            lineno++;
-            if (!skipping && i > start)
-                st_feed_record(buf + start, i - start, cfg_now_ms(), "stdin");
-            skipping = false;
-            start = i + 1;
-        }
-        memmove(buf, buf + start, len - start);
-        len -= start;
-        if (len == cap) { /* a line longer than any valid record: drop it */
-            if (!skipping) {
-                atomic_fetch_add(&st_feed_rejected, 1);
-                log_warn("stdin: line %llu longer than %d bytes, rejected",
-                         (unsigned long long)lineno + 1, KLINE_INPUT_MAX);
-            }
-            skipping = true;
-            len = 0;
-        }
-    }
-    free(buf);
+    int rc = 0;
+    /* 200 ms: the stop flag is looked at that often while stdin is quiet */
+    while (!atomic_load(&fd_.stop) && (rc = kp_lines_next(&lr, 200, &ln, err, sizeof err)) >= 0 && rc != 2)
+        if (rc == 1)
+            st_feed_line(&lr, &ln);
+    if (rc < 0)
+        log_error("%s", err);
+    else if (rc == 2)
+        log_info("stdin: end of input after %lld lines; still serving", lr.lineno);
+    kp_lines_close(&lr);
     atomic_store(&st_feed_state, 2);
 }
 
@@ -241,9 +218,9 @@ static void st_kafka_update_lag(rd_kafka_t *rk, const char *topic, int nparts)
     atomic_store(&st_feed_lag, lag);
 }
 
-static void st_feed_kafka(void)
+/* The consumer, or NULL (logged). */
+static rd_kafka_t *st_kafka_open(const struct st_config *cfg)
 {
-    const struct st_config *cfg = fd_.cfg;
     char err[512];
     rd_kafka_conf_t *conf = kq_conf_new(cfg->brokers, err, sizeof err);
     /* A group.id is needed for the assignment API, but no group is ever joined (assign,
@@ -263,79 +240,110 @@ static void st_feed_kafka(void)
         log_error("kafka: %s", err);
         if (conf)
             rd_kafka_conf_destroy(conf);
-        atomic_store(&st_feed_state, 3);
-        return;
+        return NULL;
     }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!rk) {
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err); /* takes conf */
+    if (!rk)
         log_error("kafka: %s", err);
-        atomic_store(&st_feed_state, 3);
+    return rk;
+}
+
+/* The Kafka loop's state (feed thread only). */
+struct st_kafka {
+    const struct st_config *cfg;
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
+    int nparts;                 /* partitions assigned so far: [0, nparts) */
+    int64_t next_meta, next_lag; /* mono ms */
+    bool said_missing;
+};
+
+/* First sight: read back the last --catchup-secs of every partition, so that after a
+ * (re)start every symbol has its latest kline without waiting for the next one (was: from
+ * the end, and a restart had nothing until each symbol traded again). Partitions added
+ * later are new, so everything in them is newer than our start: read from the beginning. */
+static void st_kafka_grow(struct st_kafka *kf, int n)
+{
+    const struct st_config *cfg = kf->cfg;
+    bool first = kf->nparts == 0;
+    int64_t since = first && cfg->catchup_secs > 0 ? cfg_now_ms() - (int64_t)cfg->catchup_secs * 1000 : 0;
+    int64_t off = first ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+    if (st_kafka_assign_more(kf->rk, cfg->topic, kf->nparts, n, off, since) < 0)
+        return;
+    if (since)
+        log_info("kafka: reading %s partitions %d..%d from the last %d s", cfg->topic, kf->nparts, n - 1,
+                 cfg->catchup_secs);
+    else
+        log_info("kafka: reading %s partitions %d..%d from the %s", cfg->topic, kf->nparts, n - 1,
+                 first ? "end" : "beginning");
+    kf->nparts = n;
+}
+
+/* The topic may not exist yet, or may gain partitions: re-checked periodically. */
+static void st_kafka_refresh(struct st_kafka *kf, int64_t now)
+{
+    int n = st_kafka_partitions(kf->rk, kf->rkt);
+    kf->next_meta = now + (kf->nparts ? 10000 : 1000);
+    if (n == 0 && !kf->said_missing) {
+        log_warn("kafka: topic %s does not exist (yet); waiting for it", kf->cfg->topic);
+        kf->said_missing = true;
+    }
+    if (n > kf->nparts)
+        st_kafka_grow(kf, n);
+}
+
+static void st_kafka_message(const rd_kafka_message_t *msg)
+{
+    if (msg->err) {
+        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            log_warn("kafka: %s", rd_kafka_message_errstr(msg));
         return;
     }
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, cfg->topic, NULL);
-    int nparts = 0;
-    int64_t next_meta = 0, next_lag = 0;
-    bool said_missing = false;
-    atomic_store(&st_feed_state, 1);
-    while (!atomic_load(&fd_.stop)) {
-        int64_t now = cfg_mono_ms();
-        if (now >= next_meta) {
-            /* Topic may not exist yet, or may gain partitions: re-check periodically. */
-            int n = st_kafka_partitions(rk, rkt);
-            next_meta = now + (nparts ? 10000 : 1000);
-            if (n == 0 && !said_missing) {
-                log_warn("kafka: topic %s does not exist (yet); waiting for it", cfg->topic);
-                said_missing = true;
-            }
-            if (n > nparts) {
-                /* First sight: read back the last --catchup-secs of every partition, so that
-                 * after a (re)start every symbol has its latest kline without waiting for the
-                 * next one (was: from the end, and a restart had nothing until each symbol
-                 * traded again). Partitions added later are new, so everything in them is
-                 * newer than our start: read from the beginning. */
-                bool first = nparts == 0;
-                int64_t since = first && cfg->catchup_secs > 0
-                                    ? cfg_now_ms() - (int64_t)cfg->catchup_secs * 1000 : 0;
-                int64_t off = first ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
-                if (st_kafka_assign_more(rk, cfg->topic, nparts, n, off, since) == 0) {
-                    if (since)
-                        log_info("kafka: reading %s partitions %d..%d from the last %d s", cfg->topic,
-                                 nparts, n - 1, cfg->catchup_secs);
-                    else
-                        log_info("kafka: reading %s partitions %d..%d from the %s", cfg->topic, nparts,
-                                 n - 1, first ? "end" : "beginning");
-                    nparts = n;
-                }
-            }
-        }
-        if (nparts == 0) {
-            rd_kafka_poll(rk, 100);
-            usleep(100 * 1000);
-            continue;
-        }
-        if (now >= next_lag) {
-            st_kafka_update_lag(rk, cfg->topic, nparts);
-            next_lag = now + 1000;
-        }
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 200);
-        if (!msg)
-            continue;
-        if (msg->err) {
-            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                log_warn("kafka: %s", rd_kafka_message_errstr(msg));
-        } else {
-            rd_kafka_timestamp_type_t tt;
-            int64_t ts = rd_kafka_message_timestamp(msg, &tt);
-            if (ts <= 0)
-                ts = cfg_now_ms();
-            char origin[64];
-            snprintf(origin, sizeof origin, "kafka:%d@%lld", msg->partition, (long long)msg->offset);
-            st_feed_record(msg->payload, msg->len, ts, origin);
-        }
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = rd_kafka_message_timestamp(msg, &tt);
+    if (ts <= 0)
+        ts = cfg_now_ms();
+    char origin[64];
+    snprintf(origin, sizeof origin, "kafka:%d@%lld", msg->partition, (long long)msg->offset);
+    st_feed_record(msg->payload, msg->len, ts, origin);
+}
+
+/* One turn of the loop: metadata and lag when due, then one message (200 ms at most). */
+static void st_kafka_turn(struct st_kafka *kf)
+{
+    int64_t now = cfg_mono_ms();
+    if (now >= kf->next_meta)
+        st_kafka_refresh(kf, now);
+    if (kf->nparts == 0) {
+        rd_kafka_poll(kf->rk, 100);
+        usleep(100 * 1000);
+        return;
+    }
+    if (now >= kf->next_lag) {
+        st_kafka_update_lag(kf->rk, kf->cfg->topic, kf->nparts);
+        kf->next_lag = now + 1000;
+    }
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(kf->rk, 200);
+    if (msg) {
+        st_kafka_message(msg);
         rd_kafka_message_destroy(msg);
     }
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk);
+}
+
+static void st_feed_kafka(void)
+{
+    struct st_kafka kf = {.cfg = fd_.cfg};
+    kf.rk = st_kafka_open(fd_.cfg);
+    if (!kf.rk) {
+        atomic_store(&st_feed_state, 3);
+        return;
+    }
+    kf.rkt = rd_kafka_topic_new(kf.rk, fd_.cfg->topic, NULL);
+    atomic_store(&st_feed_state, 1);
+    while (!atomic_load(&fd_.stop))
+        st_kafka_turn(&kf);
+    rd_kafka_topic_destroy(kf.rkt);
+    rd_kafka_destroy(kf.rk);
     atomic_store(&st_feed_state, 2);
 }
 

@@ -14,7 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 
-extern const struct st_config *st_cfg; /* main.c */
+extern const struct st_config *st_cfg; /* server.c: the configuration, read-only */
 
 /* ---------------------------------------------------------------- responses */
 
@@ -248,110 +248,10 @@ static int st_healthz(struct lws *wsi, struct st_http *h)
     return st_http_json(wsi, h, o);
 }
 
-struct st_mbuf {
-    char *b;
-    size_t len, cap;
-};
-
-static void st_mput(struct st_mbuf *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void st_mput(struct st_mbuf *m, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = m->b ? vsnprintf(m->b + LWS_PRE + m->len, m->cap - m->len, fmt, ap) : -1;
-        va_end(ap);
-        if (m->b && n >= 0 && (size_t)n < m->cap - m->len) {
-            m->len += (size_t)n;
-            return;
-        }
-        size_t cap = m->cap ? m->cap * 2 : 16384;
-        char *nb = realloc(m->b, LWS_PRE + cap);
-        if (!nb)
-            return; /* metrics are best effort: truncated output rather than a crash */
-        m->b = nb;
-        m->cap = cap;
-    }
-}
-
-#define ST_M(m, name, type, help, fmt, val)                                                        \
-    st_mput(m, "# HELP " name " " help "\n# TYPE " name " " type "\n" name " " fmt "\n", val)
-
-char *st_metrics_render(size_t *len)
-{
-    struct st_mbuf m = {0};
-    struct st_stats *s = &st_hub.st;
-    int64_t now = cfg_now_ms();
-    ST_M(&m, "kline_streamer_connections", "gauge", "Open WebSocket connections.", "%d", st_hub.nclients);
-    ST_M(&m, "kline_streamer_connections_total", "counter", "WebSocket connections accepted.", "%llu",
-         (unsigned long long)s->connections_total);
-    ST_M(&m, "kline_streamer_messages_sent_total", "counter",
-         "Messages sent to clients (updates inside a batch frame count one each).", "%llu",
-         (unsigned long long)s->msgs_sent);
-    ST_M(&m, "kline_streamer_frames_sent_total", "counter", "WebSocket frames sent to clients.", "%llu",
-         (unsigned long long)s->frames_sent);
-    ST_M(&m, "kline_streamer_bytes_sent_total", "counter", "WebSocket payload bytes sent.", "%llu",
-         (unsigned long long)s->bytes_sent);
-    ST_M(&m, "kline_streamer_conflated_total", "counter",
-         "Pending updates replaced by a newer one for the same symbol (latest wins).", "%llu",
-         (unsigned long long)s->conflated);
-    ST_M(&m, "kline_streamer_dropped_total", "counter",
-         "Messages not queued (client closing, reply queue full, queue over --queue-max).", "%llu",
-         (unsigned long long)s->dropped);
-    ST_M(&m, "kline_streamer_slow_clients_closed_total", "counter", "Clients closed as too slow (4008).",
-         "%llu", (unsigned long long)s->slow_closed);
-    ST_M(&m, "kline_streamer_pending_bytes_closed_total", "counter",
-         "Clients closed for more than --max-pending-bytes queued (4009).", "%llu",
-         (unsigned long long)s->pending_closed);
-    ST_M(&m, "kline_streamer_snapshots_superseded_total", "counter",
-         "Unsent snapshots dropped because a newer full (\"*\") snapshot replaced them.", "%llu",
-         (unsigned long long)s->snapshots_superseded);
-    ST_M(&m, "kline_streamer_abusive_clients_closed_total", "counter",
-         "Clients closed after too many bad messages (1008).", "%llu", (unsigned long long)s->abuse_closed);
-    ST_M(&m, "kline_streamer_client_errors_total", "counter", "Error replies sent to clients.", "%llu",
-         (unsigned long long)s->client_errors);
-    ST_M(&m, "kline_streamer_klines_total", "counter", "Klines applied from the feed.", "%llu",
-         (unsigned long long)s->klines_in);
-    ST_M(&m, "kline_streamer_klines_ignored_total", "counter", "Klines older than the symbol's latest.",
-         "%llu", (unsigned long long)s->klines_ignored);
-    ST_M(&m, "kline_streamer_feed_rejected_total", "counter", "Feed records that did not parse.", "%llu",
-         (unsigned long long)atomic_load(&st_feed_rejected));
-    ST_M(&m, "kline_streamer_alerts_total", "counter", "SMA crossover alerts raised.", "%llu",
-         (unsigned long long)s->alerts);
-    ST_M(&m, "kline_streamer_kafka_lag", "gauge", "Kafka messages behind the high watermarks (-1 n/a).",
-         "%lld", (long long)atomic_load(&st_feed_lag));
-    ST_M(&m, "kline_streamer_latest_kline_age_seconds", "gauge",
-         "Seconds since the newest kline's event time (-1 before the first).", "%.3f",
-         st_hub.latest_event_ms ? (double)(now - st_hub.latest_event_ms) / 1000.0 : -1.0);
-    ST_M(&m, "kline_streamer_api_requests_total", "counter", "/api/klines requests accepted.", "%llu",
-         (unsigned long long)s->api_requests);
-    ST_M(&m, "kline_streamer_db_errors_total", "counter", "/api/klines queries that failed.", "%llu",
-         (unsigned long long)atomic_load(&st_db_errors));
-    ST_M(&m, "kline_streamer_symbols", "gauge", "Symbols known.", "%d", st_hub.nsymbols);
-    ST_M(&m, "kline_streamer_placeholder_symbols", "gauge",
-         "Symbols clients follow that have not traded yet (count against --max-symbols).", "%d",
-         st_hub.nplaceholders);
-    ST_M(&m, "kline_streamer_placeholders_freed_total", "counter",
-         "Placeholders removed when their last subscriber left.", "%llu",
-         (unsigned long long)s->placeholders_freed);
-    double rss, cpu;
-    if (metrics_process(&rss, &cpu) == 0) {
-        ST_M(&m, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", "%.0f", rss);
-        ST_M(&m, "process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.", "%.2f", cpu);
-    }
-    st_mput(&m, "# HELP kline_streamer_subscriptions Subscribed clients per symbol.\n"
-                "# TYPE kline_streamer_subscriptions gauge\n");
-    for (struct st_symbol *y = st_hub.symbols; y; y = y->next)
-        if (y->nsubs)
-            st_mput(&m, "kline_streamer_subscriptions{symbol=\"%s\"} %d\n", y->name, y->nsubs);
-    *len = m.len;
-    return m.b;
-}
-
 static int st_metrics(struct lws *wsi, struct st_http *h)
 {
     size_t len;
-    char *b = st_metrics_render(&len);
+    char *b = st_prom_render(&len);
     if (!b)
         return st_http_error(wsi, h, 500, "out of memory");
     return st_http_send(wsi, h, 200, "text/plain; version=0.0.4", b, len);

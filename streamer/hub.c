@@ -12,19 +12,12 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "hash.h"
 #include "log.h"
 
 struct st_hub st_hub;
 
 /* ---------------------------------------------------------------- symbols */
-
-static size_t st_hash(const char *s)
-{
-    size_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 int st_hub_init(const struct st_config *cfg, char *errbuf, size_t errlen)
 {
@@ -44,7 +37,7 @@ int st_hub_init(const struct st_config *cfg, char *errbuf, size_t errlen)
 
 struct st_symbol *st_hub_find(const char *name)
 {
-    for (struct st_symbol *s = st_hub.htab[st_hash(name) & (st_hub.hcap - 1)]; s; s = s->hnext)
+    for (struct st_symbol *s = st_hub.htab[kp_hash_str32(name) & (st_hub.hcap - 1)]; s; s = s->hnext)
         if (!strcmp(s->name, name))
             return s;
     return NULL;
@@ -67,7 +60,7 @@ struct st_symbol *st_hub_symbol(const char *name, bool from_client)
     }
     snprintf(s->name, sizeof s->name, "%s", name);
     s->id = ++st_hub.next_symbol_id;
-    size_t b = st_hash(name) & (st_hub.hcap - 1);
+    size_t b = kp_hash_str32(name) & (st_hub.hcap - 1);
     s->hnext = st_hub.htab[b];
     st_hub.htab[b] = s;
     s->next = st_hub.symbols;
@@ -84,7 +77,7 @@ struct st_symbol *st_hub_symbol(const char *name, bool from_client)
  * of that list may be in progress (a fan-out that closed a slow client got us here). */
 static void st_symbol_kill(struct st_symbol *s)
 {
-    struct st_symbol **pp = &st_hub.htab[st_hash(s->name) & (st_hub.hcap - 1)];
+    struct st_symbol **pp = &st_hub.htab[kp_hash_str32(s->name) & (st_hub.hcap - 1)];
     while (*pp != s)
         pp = &(*pp)->hnext;
     *pp = s->hnext;
@@ -125,13 +118,6 @@ struct st_sub *st_hub_sub(struct st_client *c, const struct st_symbol *s)
     return st_sset_find(&c->sset, s);
 }
 
-/* ---------------------------------------------------------------- queues */
-
-void st_sub_clear(struct st_sub *sub, enum st_kind kind)
-{
-    st_outq_clear(&sub->c->q, &sub->q[kind]);
-}
-
 /* ---------------------------------------------------------------- subscriptions */
 
 int st_hub_subscribe(struct st_client *c, struct st_symbol *s)
@@ -166,7 +152,7 @@ static void st_sub_free(struct st_sub *sub)
     struct st_client *c = sub->c;
     struct st_symbol *s = sub->s;
     for (int k = 0; k < ST_KIND_N; k++)
-        st_sub_clear(sub, (enum st_kind)k);
+        st_outq_clear(&c->q, &sub->q[k]); /* the queue lets go of the slot before it is freed */
     st_sset_del(&c->sset, sub);
     if (sub->s_prev)
         sub->s_prev->s_next = sub->s_next;
@@ -262,14 +248,14 @@ static void st_symbol_traded(struct st_symbol *s)
 
 /* ---------------------------------------------------------------- snapshot */
 
-static int st_snap_add(st_msg_t **m, struct st_symbol *s, bool *first)
+static int st_snap_add(st_msg_t *m, struct st_symbol *s, bool *first)
 {
     if (!s->has_data || s->stale || !s->msg)
         return 0;
     if (!*first && st_msg_append(m, ",", 1) < 0)
         return -1;
     *first = false;
-    return st_msg_append(m, st_msg_payload(s->msg), s->msg->len);
+    return st_msg_append(m, st_msg_payload(s->msg), st_msg_len(s->msg));
 }
 
 static bool st_client_has(struct st_client *c, const char *sym)
@@ -285,10 +271,10 @@ static size_t st_snap_size(struct st_client *c, struct st_symbol **syms, int nsy
     size_t n = 1024;
     if (syms) {
         for (int i = 0; i < nsyms; i++)
-            n += syms[i]->msg ? syms[i]->msg->len + 1 : 0;
+            n += syms[i]->msg ? st_msg_len(syms[i]->msg) + 1 : 0;
     } else {
         for (struct st_sub *x = c->subs; x; x = x->c_next)
-            n += x->s->msg ? x->s->msg->len + 1 : 0;
+            n += x->s->msg ? st_msg_len(x->s->msg) + 1 : 0;
     }
     return n;
 }
@@ -299,18 +285,18 @@ st_msg_t *st_hub_snapshot(struct st_client *c, struct st_symbol **syms, int nsym
     if (!m)
         return NULL;
     bool first = true;
-    int rc = st_msg_appendf(&m, "{\"type\":\"snapshot\",\"time\":%lld,\"updates\":[",
+    int rc = st_msg_appendf(m, "{\"type\":\"snapshot\",\"time\":%lld,\"updates\":[",
                             (long long)cfg_now_ms());
     if (syms) {
         for (int i = 0; rc == 0 && i < nsyms; i++)
-            rc = st_snap_add(&m, syms[i], &first);
+            rc = st_snap_add(m, syms[i], &first);
     } else {
         for (struct st_sub *x = c->subs; rc == 0 && x; x = x->c_next)
-            rc = st_snap_add(&m, x->s, &first);
+            rc = st_snap_add(m, x->s, &first);
     }
     /* Recent alerts of the symbols the client follows, oldest first. */
     if (rc == 0)
-        rc = st_msg_append(&m, "],\"alerts\":[", 12);
+        rc = st_msg_append(m, "],\"alerts\":[", 12);
     first = true;
     int cap = (int)(sizeof st_hub.alerts / sizeof st_hub.alerts[0]);
     for (int i = 0; rc == 0 && i < st_hub.alerts_len; i++) {
@@ -320,19 +306,13 @@ st_msg_t *st_hub_snapshot(struct st_client *c, struct st_symbol **syms, int nsym
         char sym[KLINE_SYMBOL_MAX] = "";
         if (p && sscanf(p + 10, "%23[A-Z0-9]", sym) == 1 && (c->wildcard || st_client_has(c, sym))) {
             if (!first)
-                rc = st_msg_append(&m, ",", 1);
+                rc = st_msg_append(m, ",", 1);
             first = false;
             if (rc == 0)
-                rc = st_msg_append(&m, st_msg_payload(a), a->len);
+                rc = st_msg_append(m, st_msg_payload(a), st_msg_len(a));
         }
     }
-    if (rc == 0)
-        rc = st_msg_append(&m, "]}", 2);
-    if (rc < 0) {
-        st_msg_unref(m);
-        return NULL;
-    }
-    return m;
+    return st_msg_end(m, rc, "]}");
 }
 
 /* ---------------------------------------------------------------- ingest */
@@ -346,13 +326,13 @@ static st_msg_t *st_encode_update(struct st_symbol *s)
     st_msg_t *m = st_msg_new((size_t)kn + 512);
     if (!m)
         return NULL;
-    int rc = st_msg_appendf(&m, "{\"type\":\"kline\",\"symbol\":\"%s\",\"kline\":", s->name);
+    int rc = st_msg_appendf(m, "{\"type\":\"kline\",\"symbol\":\"%s\",\"kline\":", s->name);
     if (rc == 0)
-        rc = st_msg_append(&m, kj, (size_t)kn);
+        rc = st_msg_append(m, kj, (size_t)kn);
     if (rc == 0)
-        rc = st_ind_json(&s->ind, &m);
+        rc = st_ind_json(&s->ind, m);
     if (rc == 0)
-        rc = st_msg_appendf(&m, ",\"ingest_time\":%lld}", (long long)s->ingest_ms);
+        rc = st_msg_appendf(m, ",\"ingest_time\":%lld}", (long long)s->ingest_ms);
     if (rc < 0) {
         st_msg_unref(m);
         return NULL;
@@ -375,7 +355,7 @@ static void st_hub_alert(struct st_symbol *s, enum st_alert_dir dir, double pric
     st_msg_t *m = st_msg_new(256);
     if (!m)
         return;
-    if (st_msg_appendf(&m,
+    if (st_msg_appendf(m,
                        "{\"type\":\"alert\",\"symbol\":\"%s\",\"direction\":\"%s\","
                        "\"price\":%.10g,\"sma\":%.10g,\"time\":%lld,\"sma_n\":%d}",
                        s->name, dir == ST_ALERT_BULLISH ? "bullish" : "bearish", price, sma,

@@ -134,7 +134,7 @@ void st_ind_seed(struct st_ind *ind, int64_t bar_open, const double *closes, int
     }
 }
 
-int st_ind_json(const struct st_ind *ind, st_msg_t **m)
+int st_ind_json(const struct st_ind *ind, st_msg_t *m)
 {
     const struct st_bar *b = &ind->bar;
     int rc;

@@ -29,7 +29,7 @@ static int st_outq_drop_snapshots(struct st_outq *q)
         st_msg_t *m = q->ctl[at];
         enum st_ctl_kind k = q->ctl_kind[at];
         if (k != ST_CTL_REPLY) {
-            q->bytes -= m ? m->len : 0;
+            q->bytes -= m ? st_msg_len(m) : 0;
             st_msg_unref(m);
             dropped++;
             continue;
@@ -46,7 +46,7 @@ enum st_outq_rc st_outq_ctl(struct st_outq *q, st_msg_t *m, enum st_ctl_kind kin
                             int *superseded)
 {
     *superseded = kind == ST_CTL_FULL_SNAPSHOT ? st_outq_drop_snapshots(q) : 0;
-    size_t len = m ? m->len : 0;
+    size_t len = m ? st_msg_len(m) : 0;
     enum st_outq_rc rc = ST_OUTQ_OK;
     if (q->ctl_len == ST_CTL_MAX)
         rc = ST_OUTQ_FULL;
@@ -69,14 +69,14 @@ enum st_outq_rc st_outq_put(struct st_outq *q, struct st_qnode *n, st_msg_t *m, 
 {
     if (n->msg) {
         /* Latest wins: keep the queue position, swap the payload (sizes are alike). */
-        q->bytes = q->bytes - n->msg->len + m->len;
+        q->bytes = q->bytes - st_msg_len(n->msg) + st_msg_len(m);
         st_msg_unref(n->msg);
         n->msg = st_msg_ref(m);
         return ST_OUTQ_CONFLATED;
     }
     if (q->len >= max_len)
         return ST_OUTQ_FULL;
-    if (!st_outq_fits(q, m->len, max_bytes))
+    if (!st_outq_fits(q, st_msg_len(m), max_bytes))
         return ST_OUTQ_OVER;
     n->msg = st_msg_ref(m); /* the node holds its own reference while queued */
     n->next = NULL;
@@ -87,7 +87,7 @@ enum st_outq_rc st_outq_put(struct st_outq *q, struct st_qnode *n, st_msg_t *m, 
         q->head = n;
     q->tail = n;
     q->len++;
-    q->bytes += m->len;
+    q->bytes += st_msg_len(m);
     return ST_OUTQ_OK;
 }
 
@@ -103,7 +103,7 @@ static void st_outq_unlink(struct st_outq *q, struct st_qnode *n)
         q->tail = n->prev;
     n->prev = n->next = NULL;
     q->len--;
-    q->bytes -= n->msg->len;
+    q->bytes -= st_msg_len(n->msg);
 }
 
 void st_outq_clear(struct st_outq *q, struct st_qnode *n)
@@ -122,7 +122,7 @@ bool st_outq_take_ctl(struct st_outq *q, st_msg_t **m)
     *m = q->ctl[q->ctl_head]; /* the caller gets the queue's reference */
     q->ctl_head = (q->ctl_head + 1) % ST_CTL_MAX;
     q->ctl_len--;
-    q->bytes -= *m ? (*m)->len : 0;
+    q->bytes -= *m ? st_msg_len(*m) : 0;
     return true;
 }
 
@@ -139,7 +139,7 @@ st_msg_t *st_outq_take(struct st_outq *q)
 
 bool st_outq_batchable(const struct st_outq *q, size_t cap)
 {
-    return q->len >= 2 && q->head->msg->len + q->head->next->msg->len < cap / 2;
+    return q->len >= 2 && st_msg_len(q->head->msg) + st_msg_len(q->head->next->msg) < cap / 2;
 }
 
 size_t st_outq_take_batch(struct st_outq *q, char *dst, size_t cap, int *count)
@@ -148,12 +148,12 @@ size_t st_outq_take_batch(struct st_outq *q, char *dst, size_t cap, int *count)
     size_t len = sizeof head - 1;
     int n = 0;
     memcpy(dst, head, len);
-    while (q->head && len + q->head->msg->len + 3 <= cap) {
+    while (q->head && len + st_msg_len(q->head->msg) + 3 <= cap) {
         st_msg_t *m = st_outq_take(q);
         if (n++)
             dst[len++] = ',';
-        memcpy(dst + len, st_msg_payload(m), m->len);
-        len += m->len;
+        memcpy(dst + len, st_msg_payload(m), st_msg_len(m));
+        len += st_msg_len(m);
         st_msg_unref(m);
     }
     dst[len++] = ']';
@@ -167,4 +167,11 @@ void st_outq_free_ctl(struct st_outq *q)
     st_msg_t *m;
     while (st_outq_take_ctl(q, &m))
         st_msg_unref(m);
+}
+
+void st_outq_free(struct st_outq *q)
+{
+    while (q->head)
+        st_outq_clear(q, q->head);
+    st_outq_free_ctl(q);
 }

@@ -85,21 +85,83 @@ struct st_kq {
 
 #define ST_PROTO_ERR_ARGS "too many or too long query parameters"
 
+static int st_kq_symbol(struct st_kq *q, const char *v, size_t vlen, char *err, size_t errlen)
+{
+    struct st_db_req *req = q->req;
+    if (vlen == 0 || vlen > ST_PROTO_SYMBOL_LEN || vlen >= sizeof req->symbol)
+        return st_proto_err(err, errlen, "symbol must be 1-20 letters or digits");
+    for (size_t j = 0; j < vlen; j++) {
+        char c = v[j];
+        c = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return st_proto_err(err, errlen, "symbol must be 1-20 letters or digits");
+        req->symbol[j] = c;
+    }
+    req->symbol[vlen] = '\0';
+    q->has_symbol = true;
+    return 0;
+}
+
+static int st_kq_interval(struct st_kq *q, const char *v, size_t vlen, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < ST_PROTO_NTABLES; k++)
+        if (st_proto_is(v, vlen, st_proto_tables[k].interval)) {
+            snprintf(q->req->interval, sizeof q->req->interval, "%s", st_proto_tables[k].interval);
+            return 0;
+        }
+    return st_proto_err(err, errlen, "interval must be one of 1s, 1m, 5m, 15m, 1h, 4h, 1d");
+}
+
+static int st_kq_ms(const char *v, size_t vlen, const char *name, int64_t *out, char *err, size_t errlen)
+{
+    long long x;
+    if (st_proto_uint(v, vlen, 0, ST_PROTO_TIME_MAX, &x) < 0)
+        return st_proto_err(err, errlen, "%s must be epoch milliseconds", name);
+    *out = x;
+    return 0;
+}
+
+static int st_kq_from(struct st_kq *q, const char *v, size_t vlen, char *err, size_t errlen)
+{
+    q->req->has_from = true; /* a refused value ends the parse anyway */
+    return st_kq_ms(v, vlen, "from", &q->req->from, err, errlen);
+}
+
+static int st_kq_to(struct st_kq *q, const char *v, size_t vlen, char *err, size_t errlen)
+{
+    return st_kq_ms(v, vlen, "to", &q->req->to, err, errlen);
+}
+
+static int st_kq_limit(struct st_kq *q, const char *v, size_t vlen, char *err, size_t errlen)
+{
+    long long x;
+    if (st_proto_uint(v, vlen, 1, ST_PROTO_LIMIT_ASK_MAX, &x) < 0)
+        return st_proto_err(err, errlen, "limit must be an integer from 1 to 5000");
+    /* larger asks are capped, not refused */
+    q->req->limit = x > ST_PROTO_LIMIT_MAX ? ST_PROTO_LIMIT_MAX : (int)x;
+    return 0;
+}
+
+/* The parameters /api/klines knows, each at its index in st_kq.seen. */
+static const struct {
+    const char *name;
+    int (*parse)(struct st_kq *q, const char *v, size_t vlen, char *err, size_t errlen);
+} st_kq_params[5] = {
+    {"symbol", st_kq_symbol}, {"interval", st_kq_interval}, {"from", st_kq_from},
+    {"to", st_kq_to}, {"limit", st_kq_limit},
+};
+
 static int st_kq_arg(struct st_kq *q, const char *a, size_t len, char *err, size_t errlen)
 {
-    static const char *names[5] = {"symbol", "interval", "from", "to", "limit"};
-    struct st_db_req *req = q->req;
     if (q->nargs++ >= ST_PROTO_QUERY_ARGS || len > ST_PROTO_QUERY_ARG_LEN)
         return st_proto_err(err, errlen, ST_PROTO_ERR_ARGS);
     const char *eq = memchr(a, '=', len);
     if (!eq)
         return st_proto_err(err, errlen, "query parameters must be name=value");
     size_t nlen = (size_t)(eq - a);
-    const char *v = eq + 1;
-    size_t vlen = len - nlen - 1;
     int which = -1;
     for (int k = 0; k < 5; k++)
-        if (st_proto_is(a, nlen, names[k]))
+        if (st_proto_is(a, nlen, st_kq_params[k].name))
             which = k;
     if (which < 0)
         return st_proto_err(err, errlen,
@@ -107,52 +169,7 @@ static int st_kq_arg(struct st_kq *q, const char *a, size_t len, char *err, size
     if (q->seen[which])
         return st_proto_err(err, errlen, "a query parameter is repeated");
     q->seen[which] = true;
-    long long x;
-    switch (which) {
-    case 0:
-        if (vlen == 0 || vlen > ST_PROTO_SYMBOL_LEN || vlen >= sizeof req->symbol)
-            return st_proto_err(err, errlen, "symbol must be 1-20 letters or digits");
-        for (size_t j = 0; j < vlen; j++) {
-            char c = v[j];
-            c = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-            if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-                return st_proto_err(err, errlen, "symbol must be 1-20 letters or digits");
-            req->symbol[j] = c;
-        }
-        req->symbol[vlen] = '\0';
-        q->has_symbol = true;
-        break;
-    case 1: {
-        bool found = false;
-        for (size_t k = 0; k < ST_PROTO_NTABLES && !found; k++)
-            if (st_proto_is(v, vlen, st_proto_tables[k].interval)) {
-                snprintf(req->interval, sizeof req->interval, "%s", st_proto_tables[k].interval);
-                found = true;
-            }
-        if (!found)
-            return st_proto_err(err, errlen, "interval must be one of 1s, 1m, 5m, 15m, 1h, 4h, 1d");
-        break;
-    }
-    case 2:
-    case 3:
-        if (st_proto_uint(v, vlen, 0, ST_PROTO_TIME_MAX, &x) < 0)
-            return st_proto_err(err, errlen, which == 2 ? "from must be epoch milliseconds"
-                                                        : "to must be epoch milliseconds");
-        if (which == 2) {
-            req->from = x;
-            req->has_from = true;
-        } else {
-            req->to = x;
-        }
-        break;
-    default:
-        if (st_proto_uint(v, vlen, 1, ST_PROTO_LIMIT_ASK_MAX, &x) < 0)
-            return st_proto_err(err, errlen, "limit must be an integer from 1 to 5000");
-        /* larger asks are capped, not refused */
-        req->limit = x > ST_PROTO_LIMIT_MAX ? ST_PROTO_LIMIT_MAX : (int)x;
-        break;
-    }
-    return 0;
+    return st_kq_params[which].parse(q, eq + 1, len - nlen - 1, err, errlen);
 }
 
 static void st_kq_init(struct st_kq *q, struct st_db_req *out)

@@ -1,4 +1,4 @@
-/* server.c — the lws context, its single protocol callback and the service loop.
+/* server.c — the lws context and its single protocol callback (the loop is loop.c).
  * One protocol serves both HTTP and the /ws WebSocket, so browsers need no subprotocol. */
 #include "streamer.h"
 
@@ -9,67 +9,11 @@
 
 #include "cfg.h"
 #include "log.h"
-#include "sig.h"
 
 #include "server.h"
 
-#include <uv.h>
-
 const struct st_config *st_cfg;
 static struct lws_context *st_ctx;
-/* --event-loop uv: our own libuv loop (epoll), handed to lws as a foreign loop, so a
- * service pass costs O(ready sockets) instead of poll()'s O(all sockets). */
-static uv_loop_t st_uv;
-static bool st_use_uv;
-static lws_sorted_usec_list_t st_tick_sul;
-static int64_t st_next_stats;
-
-/* ---------------------------------------------------------------- feed / db hand-off */
-
-static lws_sorted_usec_list_t st_drain_sul;
-static bool st_drain_scheduled;
-static int64_t st_last_drain_us;
-static bool st_drain_backlog; /* the last drain stopped at its bound: items are waiting */
-
-static void st_drain_feed(void)
-{
-    static struct st_feed_item items[512]; /* lws thread only */
-    /* Bounded per wake-up so writes interleave with a fast feed; st_feed_drain
-     * re-arms the wake-up when it leaves items behind. */
-    st_last_drain_us = cfg_mono_us();
-    int n = st_feed_drain(items, (int)(sizeof items / sizeof items[0]), &st_drain_backlog);
-    for (int i = 0; i < n; i++)
-        st_hub_ingest(&items[i].k, items[i].ingest_ms);
-}
-
-static void st_drain_timer(lws_sorted_usec_list_t *sul)
-{
-    st_drain_scheduled = false;
-    st_drain_feed();
-}
-
-static void st_drain(void)
-{
-    /* Feed: at most one drain per --coalesce-ms; a wake-up inside the window is deferred
-     * to its end (the feed sends no further wake-up meanwhile). A backlog left by the
-     * previous drain is not a new trickle: it is taken on the next pass, after the writes
-     * the last chunk queued, so a burst (every symbol closes its second at once) is not
-     * stretched over several windows. */
-    int64_t now = cfg_mono_us(), win = (int64_t)st_cfg->coalesce_ms * 1000;
-    if (st_drain_backlog || now - st_last_drain_us >= win) {
-        st_drain_feed();
-    } else if (!st_drain_scheduled) {
-        st_drain_scheduled = true;
-        lws_sul_schedule(st_ctx, 0, &st_drain_sul, st_drain_timer, st_last_drain_us + win - now);
-    }
-    struct st_db_job *j;
-    while ((j = st_db_take_done())) {
-        if (st_db_job_kind(j) == ST_DB_SEED)
-            st_hub_seed_done(j);
-        else
-            st_http_job_done(j);
-    }
-}
 
 /* ---------------------------------------------------------------- connection filter */
 
@@ -113,7 +57,7 @@ static int st_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     struct st_pss *pss = user;
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        st_drain();
+        st_loop_drain(); /* the feed or a database worker has something for us */
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return st_filter(wsi);
@@ -158,25 +102,6 @@ static const struct lws_protocols st_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* ---------------------------------------------------------------- timer, logs */
-
-static void st_tick(lws_sorted_usec_list_t *sul)
-{
-    int64_t now = cfg_mono_ms();
-    st_hub_tick(now);
-    if (st_cfg->stats_interval > 0 && now >= st_next_stats) {
-        st_next_stats = now + (int64_t)st_cfg->stats_interval * 1000;
-        log_info("stats: clients=%d symbols=%d klines=%llu sent=%llu conflated=%llu slow_closed=%llu "
-                 "rejected=%llu lag=%lld",
-                 st_hub.nclients, st_hub.nsymbols, (unsigned long long)st_hub.st.klines_in,
-                 (unsigned long long)st_hub.st.msgs_sent, (unsigned long long)st_hub.st.conflated,
-                 (unsigned long long)st_hub.st.slow_closed,
-                 (unsigned long long)atomic_load(&st_feed_rejected),
-                 (long long)atomic_load(&st_feed_lag));
-    }
-    lws_sul_schedule(st_ctx, 0, sul, st_tick, 250 * LWS_US_PER_MS);
-}
-
 static void st_lws_log(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -187,58 +112,60 @@ static void st_lws_log(int level, const char *line)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* The context's settings from the configuration (listen address, TLS, timeouts). */
+static void st_server_info(const struct st_config *cfg, struct lws_context_creation_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->port = cfg->port;
+    info->iface = cfg->listen_host[0] && strcmp(cfg->listen_host, "0.0.0.0") ? cfg->listen_host : NULL;
+    info->protocols = st_protocols;
+    info->options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (!strcmp(cfg->listen_host, "0.0.0.0"))
+        info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* No fd_limit_per_thread: with it lws 4.1 looks connections up by a linear scan
+     * (wsi_from_fd); without, by a table indexed by fd, sized from RLIMIT_NOFILE (raised
+     * to the hard limit in main). --max-clients is enforced in st_filter. */
+    info->max_http_header_pool = 1024;
+    info->timeout_secs = 20;
+    info->ka_time = 60; /* TCP keepalive: dead peers do not hold a slot forever */
+    info->ka_probes = 3;
+    info->ka_interval = 10;
+    if (cfg->tls_cert) {
+        info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info->ssl_cert_filepath = cfg->tls_cert;
+        info->ssl_private_key_filepath = cfg->tls_key;
+    }
+}
+
 int st_server_create(const struct st_config *cfg, char *errbuf, size_t errlen)
 {
     st_cfg = cfg;
     lws_set_log_level(log_level_get() >= LOG_LVL_DEBUG ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : LLL_ERR,
                       st_lws_log);
     struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = cfg->port;
-    info.iface = cfg->listen_host[0] && strcmp(cfg->listen_host, "0.0.0.0") ? cfg->listen_host : NULL;
-    info.protocols = st_protocols;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-    if (!strcmp(cfg->listen_host, "0.0.0.0"))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    /* No fd_limit_per_thread: with it lws 4.1 looks connections up by a linear scan
-     * (wsi_from_fd); without, by a table indexed by fd, sized from RLIMIT_NOFILE (raised
-     * to the hard limit in main). --max-clients is enforced in st_filter. */
-    info.max_http_header_pool = 1024;
-    info.timeout_secs = 20;
-    info.ka_time = 60; /* TCP keepalive: dead peers do not hold a slot forever */
-    info.ka_probes = 3;
-    info.ka_interval = 10;
-    void *loops[1] = {&st_uv};
-    st_use_uv = cfg->event_loop_uv;
-    if (st_use_uv) {
-        if (uv_loop_init(&st_uv)) {
-            snprintf(errbuf, errlen, "cannot create the libuv loop");
-            return -1;
-        }
+    st_server_info(cfg, &info);
+    void *loops[1];
+    if (st_loop_init(cfg, &loops[0], errbuf, errlen) < 0)
+        return -1;
+    if (loops[0]) {
         info.options |= LWS_SERVER_OPTION_LIBUV;
         info.foreign_loops = loops;
     }
-    if (cfg->tls_cert) {
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.ssl_cert_filepath = cfg->tls_cert;
-        info.ssl_private_key_filepath = cfg->tls_key;
-    }
+    const char *host = cfg->listen_host[0] ? cfg->listen_host : "*";
     st_ctx = lws_create_context(&info);
     if (!st_ctx) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d (in use, or bad TLS files?)",
-                 cfg->listen_host[0] ? cfg->listen_host : "*", cfg->port);
+        snprintf(errbuf, errlen, "cannot listen on %s:%d (in use, or bad TLS files?)", host, cfg->port);
         return -1;
     }
     /* lws may keep a context whose listening vhost failed (port in use): refuse to run so. */
     if (cfg->port && st_server_port() <= 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d (address in use?)",
-                 cfg->listen_host[0] ? cfg->listen_host : "*", cfg->port);
+        snprintf(errbuf, errlen, "cannot listen on %s:%d (address in use?)", host, cfg->port);
         return -1;
     }
     if (st_hub_init(cfg, errbuf, errlen) < 0)
         return -1;
     st_hub.ctx = st_ctx;
-    lws_sul_schedule(st_ctx, 0, &st_tick_sul, st_tick, 250 * LWS_US_PER_MS);
+    st_loop_start(st_ctx);
     return 0;
 }
 
@@ -253,47 +180,13 @@ int st_server_port(void)
     return vh ? lws_get_vhost_listen_port(vh) : -1;
 }
 
-/* One pass: wait for events (at most until the next lws timer, <= 250 ms) and serve them. */
-static int st_service_once(void)
-{
-    if (st_use_uv) {
-        uv_run(&st_uv, UV_RUN_ONCE);
-        return 0;
-    }
-    return lws_service(st_ctx, 0);
-}
-
-void st_server_run(void)
-{
-    while (!sig_stop)
-        if (st_service_once() < 0)
-            break;
-    /* Going away: tell every client (1001) and give them a moment to receive it. */
-    log_info("stopping: closing %d clients", st_hub.nclients);
-    st_hub.stopping = true;
-    for (struct st_client *c = st_hub.clients; c; c = c->next)
-        st_client_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
-    int64_t until = cfg_mono_ms() + 3000;
-    while (st_hub.nclients > 0 && cfg_mono_ms() < until)
-        if (st_service_once() < 0)
-            break;
-}
-
 void st_server_destroy(void)
 {
     if (st_ctx) {
-        lws_sul_cancel(&st_tick_sul);
-        lws_sul_cancel(&st_drain_sul);
+        st_loop_stop(); /* its timers belong to the context */
         lws_context_destroy(st_ctx);
         st_ctx = NULL;
     }
-    if (st_use_uv) {
-        /* lws closes its handles asynchronously: let the loop finish them (bounded) */
-        for (int i = 0; i < 1000 && uv_run(&st_uv, UV_RUN_NOWAIT); i++)
-            ;
-        if (uv_loop_close(&st_uv))
-            log_debug("libuv loop closed with handles left");
-        st_use_uv = false;
-    }
+    st_loop_close();
     st_hub_free();
 }

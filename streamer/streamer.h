@@ -16,6 +16,7 @@
 
 #include <libwebsockets.h>
 
+#include "buf.h"
 #include "kline.h"
 #include "kq.h"
 #include "proto.h"
@@ -24,7 +25,7 @@
 
 struct st_db_job;
 
-/* ---- configuration (main.c) ---- */
+/* ---- configuration (opts.c: the option table fills it; read-only afterwards) ---- */
 struct st_config {
     char listen_host[256];
     int port;
@@ -52,26 +53,35 @@ struct st_config {
     const char *badge;          /* NULL: no badge */
     int stats_interval;
     int db_workers;
+    int db_timeout_ms;          /* deadline of one query from its submission */
     int coalesce_ms;            /* feed drains at most once per window (0 = every record) */
     bool event_loop_uv;         /* libuv (epoll) instead of lws's poll() loop */
 };
 
+/* Parses argv and the environment into *c; exits 2 on a usage error, 0 after --help. */
+void st_opts_parse(int argc, char **argv, struct st_config *c);
+
 /* ---- shared, refcounted message buffers (lws thread only: refs are not atomic) ---- */
 typedef struct st_msg {
     int refs;
-    size_t len;                 /* payload length */
-    size_t cap;                 /* payload capacity */
-    unsigned char buf[];        /* LWS_PRE bytes of headroom, then the payload */
+    kp_buf_t b;                 /* LWS_PRE bytes of headroom, then the payload (owned) */
 } st_msg_t;
 
-st_msg_t *st_msg_new(size_t cap);                 /* refs = 1, len = 0; NULL on OOM */
+st_msg_t *st_msg_new(size_t cap);                 /* refs = 1, empty payload; NULL on OOM */
 st_msg_t *st_msg_dup(const char *s, size_t len);  /* refs = 1 */
-static inline char *st_msg_payload(st_msg_t *m) { return (char *)m->buf + LWS_PRE; }
+static inline char *st_msg_payload(const st_msg_t *m) { return m->b.data + LWS_PRE; }
+static inline size_t st_msg_len(const st_msg_t *m) { return m->b.len - LWS_PRE; }
 static inline st_msg_t *st_msg_ref(st_msg_t *m) { if (m) m->refs++; return m; }
 void st_msg_unref(st_msg_t *m);                   /* frees at 0; NULL is fine */
-/* Appends to a growing message; -1 on OOM (the message is left as it was). */
-int st_msg_append(st_msg_t **m, const char *s, size_t len);
-int st_msg_appendf(st_msg_t **m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends to a message being built; -1 when out of memory (the message is left as it was). */
+int st_msg_append(st_msg_t *m, const char *s, size_t len);
+int st_msg_appendf(st_msg_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Finishes a message built with appends: rc is theirs (0 or -1); appends tail if all went
+ * well. Returns m, or NULL after dropping it when anything failed. */
+st_msg_t *st_msg_end(st_msg_t *m, int rc, const char *tail);
+/* Empties b down to LWS_PRE bytes of headroom, where lws_write puts the frame or HTTP
+ * header in front of the payload (messages, /metrics, /api/klines bodies). Any thread. */
+int st_buf_headroom(kp_buf_t *b);
 
 /* ---- indicators (indicators.c): per-symbol live 1m bar, SMA, crossover ---- */
 struct st_bar {
@@ -104,7 +114,7 @@ bool st_ind_sma(const struct st_ind *ind, double *sma);   /* false until n close
  * the live bar is still the one starting at bar_open. */
 void st_ind_seed(struct st_ind *ind, int64_t bar_open, const double *closes, int n);
 /* Appends ,"bar":{...},"sma":x|null to a JSON object being built. */
-int st_ind_json(const struct st_ind *ind, st_msg_t **m);
+int st_ind_json(const struct st_ind *ind, st_msg_t *m);
 
 /* ---- per-client outgoing queue (outq.c, its only owner) ---- */
 struct st_qnode {               /* one pending, latest-wins slot of a subscription */
@@ -147,6 +157,9 @@ bool st_outq_batchable(const struct st_outq *q, size_t cap);
  * returns its length, *n = updates taken. */
 size_t st_outq_take_batch(struct st_outq *q, char *dst, size_t cap, int *n);
 void st_outq_free_ctl(struct st_outq *q);
+/* Everything queued goes (updates and replies): before the subscriptions holding the
+ * update nodes are freed. */
+void st_outq_free(struct st_outq *q);
 
 /* ---- hub (hub.c): symbols, subscriptions, fan-out ---- */
 enum st_kind { ST_KIND_KLINE = 0, ST_KIND_ALERT, ST_KIND_N };
@@ -159,7 +172,7 @@ struct st_sub {
     struct st_symbol *s;
     struct st_sub *s_prev, *s_next;  /* in the symbol's subscriber list */
     struct st_sub *c_prev, *c_next;  /* in the client's subscription list */
-    struct st_qnode q[ST_KIND_N];
+    struct st_qnode q[ST_KIND_N];    /* its update slots: linked into c->q (outq.c) while queued */
 };
 
 /* ---- subscription set (sset.c): a client's subscriptions by symbol, O(1) lookup ---- */
@@ -283,7 +296,6 @@ void st_hub_unsubscribe(struct st_client *c, struct st_symbol *s);
 void st_hub_unsubscribe_all(struct st_client *c);
 int  st_hub_wildcard(struct st_client *c);
 struct st_symbol *st_hub_symbol(const char *name, bool from_client); /* find or create */
-void st_sub_clear(struct st_sub *sub, enum st_kind kind);
 struct st_sub *st_hub_sub(struct st_client *c, const struct st_symbol *s); /* O(1); NULL: none */
 /* A placeholder that ended up with no subscriber (a failed subscribe) leaves the table. */
 void st_hub_unfollowed(struct st_symbol *s);
@@ -348,8 +360,10 @@ int  st_http_on_writeable(struct lws *wsi, struct st_http *h);
 void st_http_on_close(struct st_http *h);
 /* Called on the lws thread when a DB job completes. */
 void st_http_job_done(struct st_db_job *j);
-/* lws thread: writes the Prometheus text for /metrics into a new malloc'd buffer. */
-char *st_metrics_render(size_t *len);
+/* ---- /metrics (prom.c) ---- */
+/* lws thread: the Prometheus text in a new malloc'd buffer with LWS_PRE bytes of headroom
+ * before its *len bytes (the caller frees it); NULL when out of memory. */
+char *st_prom_render(size_t *len);
 
 /* per-session data of the single lws protocol */
 struct st_pss {

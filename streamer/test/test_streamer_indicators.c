@@ -127,12 +127,12 @@ static void test_json(void **state)
     assert_int_equal(st_ind_init(&ind, 2), 0);
     st_msg_t *m = st_msg_new(16);
     assert_non_null(m);
-    assert_int_equal(st_ind_json(&ind, &m), 0);
+    assert_int_equal(st_ind_json(&ind, m), 0);
     assert_string_equal(st_msg_payload(m), ",\"bar\":null,\"sma\":null,\"sma_n\":2");
     st_msg_unref(m);
     feed(&ind, kl(T0 + 5000, "1.50000000", "2.00000000", "1.25000000", "1.75000000", 4));
     m = st_msg_new(16);
-    assert_int_equal(st_ind_json(&ind, &m), 0);
+    assert_int_equal(st_ind_json(&ind, m), 0);
     json_error_t err;
     char wrapped[1024];
     snprintf(wrapped, sizeof wrapped, "{\"x\":1%s}", st_msg_payload(m));

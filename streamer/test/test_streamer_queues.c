@@ -19,9 +19,10 @@ static st_msg_t *msg(const char *s)
 
 static st_msg_t *big(size_t n)
 {
-    st_msg_t *m = st_msg_new(n);
-    memset(st_msg_payload(m), 'x', n);
-    m->len = n;
+    char *s = malloc(n);
+    memset(s, 'x', n);
+    st_msg_t *m = st_msg_dup(s, n);
+    free(s);
     return m;
 }
 
@@ -125,7 +126,7 @@ static void test_updates_conflate_and_batch(void **state)
     assert_int_equal(st_outq_put(&q, &b, b1, 10, 1000), ST_OUTQ_OK);
     assert_int_equal(st_outq_put(&q, &a, a2, 10, 1000), ST_OUTQ_CONFLATED);
     assert_int_equal(q.len, 2);
-    assert_int_equal(q.bytes, a2->len + b1->len);
+    assert_int_equal(q.bytes, st_msg_len(a2) + st_msg_len(b1));
     assert_int_equal(a1->refs, 1);
     assert_true(st_outq_batchable(&q, 1024));
     char buf[1100];
@@ -143,6 +144,32 @@ static void test_updates_conflate_and_batch(void **state)
     st_msg_unref(a1);
     st_msg_unref(b1);
     st_msg_unref(a2);
+}
+
+/* st_outq_free lets go of every update slot and every reply, and their references. */
+static void test_free_all(void **state)
+{
+    (void)state;
+    struct st_outq q = {0};
+    struct st_qnode a = {0}, b = {0};
+    st_msg_t *u = msg("{\"u\":1}"), *r = msg("reply");
+    int sup;
+    assert_int_equal(st_outq_put(&q, &a, u, 10, 1000), ST_OUTQ_OK);
+    assert_int_equal(st_outq_put(&q, &b, u, 10, 1000), ST_OUTQ_OK);
+    assert_int_equal(st_outq_ctl(&q, st_msg_ref(r), ST_CTL_REPLY, 1000, &sup), ST_OUTQ_OK);
+    assert_int_equal(u->refs, 3);
+    assert_int_equal(r->refs, 2);
+    st_outq_free(&q);
+    assert_true(st_outq_empty(&q));
+    assert_int_equal(q.len, 0);
+    assert_int_equal(q.bytes, 0);
+    assert_null(a.msg);
+    assert_null(b.msg);
+    assert_null(a.next);
+    assert_int_equal(u->refs, 1);
+    assert_int_equal(r->refs, 1);
+    st_msg_unref(u);
+    st_msg_unref(r);
 }
 
 /* Thousands of adds and deletes in random order against a plain array of flags. */
@@ -189,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_byte_bound),
         cmocka_unit_test(test_snapshot_superseded),
         cmocka_unit_test(test_updates_conflate_and_batch),
+        cmocka_unit_test(test_free_all),
         cmocka_unit_test(test_sset_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,15 @@ setup() {
 	run -2 "$KP_BIN/kline-streamer" --sma 0
 	run -2 "$KP_BIN/kline-streamer" --listen nonsense:port
 	run -2 "$KP_BIN/kline-streamer" --tls-cert /nonexistent
+	# the query deadline is an option now, its environment variable still works
+	run -0 "$KP_BIN/kline-streamer" --help
+	[[ $output == *"--db-timeout-ms MS"*"[STREAMER_DB_TIMEOUT_MS; default 10000]"* ]]
+	run -2 "$KP_BIN/kline-streamer" --db-timeout-ms 99
+	[[ $output == *"--db-timeout-ms 99: expected an integer in [100, 3600000]"* ]]
+	STREAMER_DB_TIMEOUT_MS=99 run -2 "$KP_BIN/kline-streamer"
+	[[ $output == *"STREAMER_DB_TIMEOUT_MS=99"* ]]
+	run -2 "$KP_BIN/kline-streamer" --event-loop epoll
+	[[ $output == *"uv|poll"* ]]
 	run -0 "$KP_BIN/kline-streamer" --version
 	[[ $output == *libwebsockets* ]]
 }
