@@ -130,7 +130,7 @@ static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t
         int nk = 0, rows = -1;
         int64_t last_open = start;
         if (rc == 0 && r->status == 200)
-            rows = rest_parse_klines(r->body, r->len, s->name, prod_cfg.interval, ks, BF_PAGE, &nk, &last_open,
+            rows = rest_parse_klines(kp_buf_str(&r->body), r->body.len, s->name, prod_cfg.interval, ks, BF_PAGE, &nk, &last_open,
                                      bf_reject, s, err, sizeof err);
         else if (rc == 0)
             snprintf(err, sizeof err, "GET %s: HTTP %ld", url, r->status);
@@ -203,7 +203,8 @@ static void *bf_worker(void *arg)
 {
     (void)arg;
     CURL *h = curl_easy_init();
-    rest_resp_t r = { 0 };
+    rest_resp_t r; /* this worker's answer buffer, freed when it ends */
+    rest_resp_init(&r);
     kline_t *ks = malloc(sizeof *ks * BF_PAGE); /* one page, owned by this worker */
     if (!h || !ks) {
         log_error("backfill worker: out of memory");

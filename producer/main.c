@@ -88,7 +88,7 @@ int main(int argc, char **argv)
         int r = replay_run(prod_cfg.replay, err, sizeof err);
         if (r == -2) {
             pub_close();
-            cfg_usage_error(PROD_NAME, opts_synopsis_text(), "%s", err);
+            kp_opt_usage_error(&opts_prog, "%s", err);
         }
         if (r < 0) {
             log_error("%s", err);

@@ -103,7 +103,8 @@ int sym_fetch_all(const char *rest_url, const char *quote_asset, char ***out,
     char url[1024];
     snprintf(url, sizeof url, "%s/api/v3/exchangeInfo", rest_url);
     CURL *h = curl_easy_init();
-    rest_resp_t r = { 0 };
+    rest_resp_t r; /* owns the answer; freed below */
+    rest_resp_init(&r);
     int rc = -1;
     if (!h) {
         snprintf(errbuf, errlen, "curl_easy_init failed");
@@ -111,7 +112,7 @@ int sym_fetch_all(const char *rest_url, const char *quote_asset, char ***out,
     }
     for (int attempt = 1; attempt <= 5; attempt++) {
         if (rest_get(h, url, &r, 30000, errbuf, errlen) == 0 && r.status == 200) {
-            rc = rest_parse_exchange_info(r.body, r.len, quote_asset, out, errbuf, errlen);
+            rc = rest_parse_exchange_info(kp_buf_str(&r.body), r.body.len, quote_asset, out, errbuf, errlen);
             break;
         }
         if (r.status)
