@@ -99,6 +99,68 @@ static void bf_reject(void *ud, const char *raw, size_t len, const char *why)
     pub_reject(raw, len, origin, why);
 }
 
+/* Near --rest-weight-limit (90 %): every worker waits for the next minute's budget. */
+static void bf_mind_weight(const rest_resp_t *r)
+{
+    if (r->used_weight < 0 || r->used_weight * 10 < (long)prod_cfg.rest_weight_limit * 9)
+        return;
+    int64_t now = cfg_now_ms();
+    log_info("REST weight %ld of %d used: pausing until the next minute", r->used_weight,
+             prod_cfg.rest_weight_limit);
+    bf_pause(now - now % 60000 + 60000 + 100);
+}
+
+#define BF_AGAIN (-2) /* rate limited: the same page again, after the pause */
+
+/* One page of s from start (at most to). Returns the rows REST sent (>= 0; *nk klines
+ * handed on, *last_open the newest row), BF_AGAIN, or -1 with the reason in err. */
+static int bf_page(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t start, int64_t to, int *nk,
+                   int64_t *last_open, char *err, size_t errlen)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s/api/v3/klines?symbol=%s&interval=%s&startTime=%lld&endTime=%lld&limit=%d",
+             prod_cfg.rest_url, s->name, prod_cfg.interval, (long long)start, (long long)to, BF_PAGE);
+    atomic_fetch_add_explicit(&prod_stats.rest_requests, 1, memory_order_relaxed);
+    if (rest_get(h, url, r, 30000, err, errlen) < 0)
+        return -1;
+    bf_mind_weight(r);
+    if (r->status == 429 || r->status == 418) {
+        atomic_fetch_add_explicit(&prod_stats.rest_429, 1, memory_order_relaxed);
+        long ra = r->retry_after_s > 0 ? r->retry_after_s : 1;
+        log_warn("REST %ld for %s: pausing %ld s (Retry-After)", r->status, s->name, ra);
+        bf_pause(cfg_now_ms() + ra * 1000);
+        return BF_AGAIN;
+    }
+    if (r->status == 200)
+        return rest_parse_klines(kp_buf_str(&r->body), r->body.len, s->name, prod_cfg.interval, ks, BF_PAGE, nk,
+                                 last_open, bf_reject, s, err, errlen);
+    snprintf(err, errlen, "GET %s: HTTP %ld", url, r->status);
+    return -1;
+}
+
+/* The retry policy after a failed page (failures in a row so far, backoff in ms).
+ * 1: give the range up; 0: try again (after a nap); -1: stopping. */
+static int bf_failed(const rest_resp_t *r, const prod_sym_t *s, int64_t start, int64_t to, const char *err,
+                     int failures, int64_t *backoff)
+{
+    atomic_fetch_add_explicit(&prod_stats.rest_errors, 1, memory_order_relaxed);
+    /* A 4xx (bad symbol, bad range) will not heal by retrying: after a few tries the gap
+     * is given up, loudly, so one bad symbol cannot hold a worker forever. (A transport
+     * error leaves status 0.) */
+    if (r->status >= 400 && r->status < 500 && failures >= 3) {
+        log_error("backfill %s %lld..%lld: %s; giving up on this range", s->name, (long long)start,
+                  (long long)to, err);
+        atomic_fetch_add(&prod_stats.rest_giveups, 1);
+        return 1;
+    }
+    if (failures <= 3 || failures % 20 == 0)
+        log_warn("backfill %s: %s (attempt %d, next in %lld ms)", s->name, err, failures, (long long)*backoff);
+    if (bf_nap(*backoff / 2 + rand() % (*backoff / 2 + 1)) < 0)
+        return -1;
+    *backoff = *backoff * 2 > 30000 ? 30000 : *backoff * 2;
+    return 0;
+}
+
 /* Fetches open_time [from, to] of s into seq_rest; *newest = the newest open_time REST
  * returned (left alone if none). 0 done, -1 stopping. */
 static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t from, int64_t to,
@@ -106,51 +168,19 @@ static int bf_fetch(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s, int64_t
 {
     int64_t start = from, backoff = 250;
     int failures = 0;
-    char url[1024], err[1200];
+    char err[1200];
     while (start <= to) {
         if (bf_wait_allowed() < 0)
             return -1;
-        snprintf(url, sizeof url, "%s/api/v3/klines?symbol=%s&interval=%s&startTime=%lld&endTime=%lld&limit=%d",
-                 prod_cfg.rest_url, s->name, prod_cfg.interval, (long long)start, (long long)to, BF_PAGE);
-        atomic_fetch_add_explicit(&prod_stats.rest_requests, 1, memory_order_relaxed);
-        int rc = rest_get(h, url, r, 30000, err, sizeof err);
-        if (rc == 0 && r->used_weight >= 0 && r->used_weight * 10 >= (long)prod_cfg.rest_weight_limit * 9) {
-            int64_t now = cfg_now_ms();
-            log_info("REST weight %ld of %d used: pausing until the next minute", r->used_weight,
-                     prod_cfg.rest_weight_limit);
-            bf_pause(now - now % 60000 + 60000 + 100);
-        }
-        if (rc == 0 && (r->status == 429 || r->status == 418)) {
-            atomic_fetch_add_explicit(&prod_stats.rest_429, 1, memory_order_relaxed);
-            long ra = r->retry_after_s > 0 ? r->retry_after_s : 1;
-            log_warn("REST %ld for %s: pausing %ld s (Retry-After)", r->status, s->name, ra);
-            bf_pause(cfg_now_ms() + ra * 1000);
-            continue;
-        }
-        int nk = 0, rows = -1;
+        int nk = 0;
         int64_t last_open = start;
-        if (rc == 0 && r->status == 200)
-            rows = rest_parse_klines(r->body, r->len, s->name, prod_cfg.interval, ks, BF_PAGE, &nk, &last_open,
-                                     bf_reject, s, err, sizeof err);
-        else if (rc == 0)
-            snprintf(err, sizeof err, "GET %s: HTTP %ld", url, r->status);
+        int rows = bf_page(h, r, ks, s, start, to, &nk, &last_open, err, sizeof err);
+        if (rows == BF_AGAIN)
+            continue;
         if (rows < 0) {
-            atomic_fetch_add_explicit(&prod_stats.rest_errors, 1, memory_order_relaxed);
-            failures++;
-            /* A 4xx (bad symbol, bad range) will not heal by retrying: after a few tries
-             * the gap is given up, loudly, so one bad symbol cannot hold a worker forever. */
-            if (rc == 0 && r->status >= 400 && r->status < 500 && failures >= 3) {
-                log_error("backfill %s %lld..%lld: %s; giving up on this range", s->name, (long long)start,
-                          (long long)to, err);
-                atomic_fetch_add(&prod_stats.rest_giveups, 1);
-                return 0;
-            }
-            if (failures <= 3 || failures % 20 == 0)
-                log_warn("backfill %s: %s (attempt %d, next in %lld ms)", s->name, err, failures,
-                         (long long)backoff);
-            if (bf_nap(backoff / 2 + rand() % (backoff / 2 + 1)) < 0)
-                return -1;
-            backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+            int f = bf_failed(r, s, start, to, err, ++failures, &backoff);
+            if (f != 0)
+                return f > 0 ? 0 : -1;
             continue;
         }
         failures = 0;
@@ -199,27 +229,10 @@ static void bf_job(CURL *h, rest_resp_t *r, kline_t *ks, prod_sym_t *s)
     }
 }
 
-static void *bf_worker(void *arg)
+/* The next queued symbol, waiting for one; NULL when the program stops. Called and
+ * returns with bf.mu held; the job counts as busy until bf_job_done. */
+static prod_sym_t *bf_take_job(void)
 {
-    (void)arg;
-    CURL *h = curl_easy_init();
-    rest_resp_t r = { 0 };
-    kline_t *ks = malloc(sizeof *ks * BF_PAGE); /* one page, owned by this worker */
-    if (!h || !ks) {
-        log_error("backfill worker: out of memory");
-        atomic_store(&prod_failed, 1);
-        atomic_store(&prod_stopping, 1);
-        ws_wake();
-        free(ks);
-        if (h)
-            curl_easy_cleanup(h);
-        return NULL;
-    }
-    /* nothing is published from REST before the resume points that describe it are
-     * durable (a kill -9 in between would otherwise forget where a symbol starts) */
-    while (!prod_stopping && !pub_resume_points_durable())
-        bf_nap(20);
-    pthread_mutex_lock(&bf.mu);
     while (!prod_stopping) {
         if (bf.qlen == 0) {
             struct timespec ts;
@@ -236,17 +249,48 @@ static void *bf_worker(void *arg)
         bf.qhead = (bf.qhead + 1) % bf.qcap;
         bf.qlen--;
         bf.busy++;
+        return s;
+    }
+    return NULL;
+}
+
+/* With bf.mu held. */
+static void bf_job_done(void)
+{
+    bf.busy--;
+    if (bf.qlen == 0 && bf.busy == 0)
+        ws_wake(); /* batch mode waits for idleness */
+}
+
+static void *bf_worker(void *arg)
+{
+    (void)arg;
+    CURL *h = curl_easy_init();
+    rest_resp_t r; /* this worker's answer buffer, freed when it ends */
+    rest_resp_init(&r);
+    kline_t *ks = malloc(sizeof *ks * BF_PAGE); /* one page, owned by this worker */
+    if (!h || !ks) {
+        log_error("backfill worker: out of memory");
+        atomic_store(&prod_failed, 1);
+        atomic_store(&prod_stopping, 1);
+        ws_wake();
+    }
+    /* nothing is published from REST before the resume points that describe it are
+     * durable (a kill -9 in between would otherwise forget where a symbol starts) */
+    while (!prod_stopping && !pub_resume_points_durable())
+        bf_nap(20);
+    pthread_mutex_lock(&bf.mu);
+    for (prod_sym_t *s; (s = bf_take_job());) {
         pthread_mutex_unlock(&bf.mu);
         bf_job(h, &r, ks, s);
         pthread_mutex_lock(&bf.mu);
-        bf.busy--;
-        if (bf.qlen == 0 && bf.busy == 0)
-            ws_wake(); /* batch mode waits for idleness */
+        bf_job_done();
     }
     pthread_mutex_unlock(&bf.mu);
     free(ks);
     rest_resp_free(&r);
-    curl_easy_cleanup(h);
+    if (h)
+        curl_easy_cleanup(h);
     return NULL;
 }
 

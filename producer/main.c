@@ -1,16 +1,15 @@
 /* kline-producer — Binance klines into Kafka (or NDJSON), gap-free.
- * main.c only wires the parts together: options, set-up, the chosen mode, tear-down. */
+ * main.c only wires the parts together: options, set-up, the chosen loop, tear-down. */
 #include "prod.h"
+#include "loop.h"
 #include "opts.h"
 #include "cfg.h"
 #include "log.h"
 #include "sig.h"
 
 #include <curl/curl.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 atomic_int prod_failed;
 atomic_int prod_stopping;
@@ -30,42 +29,6 @@ static int main_symbols(char *err, size_t errlen)
     return sym_table_init(prod_cfg.symbols, prod_cfg.nsymbols, err, errlen);
 }
 
-/* --backfill FROM..TO: every symbol's range through the REST workers, then exit. */
-static int main_backfill(void)
-{
-    int64_t iv = prod_cfg.interval_ms;
-    int64_t from = prod_cfg.bf_from - (prod_cfg.bf_from % iv + iv) % iv; /* align down */
-    if (prod_cfg.bf_to_now) {
-        /* REST also returns the kline still open: stop at the last closed one */
-        int64_t now = cfg_now_ms();
-        prod_cfg.bf_to = now - now % iv - iv;
-    }
-    log_info("backfilling %d symbols, %lld..%lld", prod_nsyms, (long long)from, (long long)prod_cfg.bf_to);
-    for (int i = 0; i < prod_nsyms; i++) {
-        seq_seed(&prod_syms[i], from - iv, true);
-        seq_request(&prod_syms[i], prod_cfg.bf_to);
-    }
-    while (!sig_stop && !prod_stopping && !bf_idle()) {
-        pub_poll();
-        struct timespec ts = { .tv_sec = 0, .tv_nsec = 20 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
-    if (sig_stop)
-        log_info("signal %d: stopping the backfill", (int)sig_stop);
-    if (prod_stats.rest_giveups) {
-        log_error("%llu range(s) could not be fetched", (unsigned long long)prod_stats.rest_giveups);
-        return -1;
-    }
-    return prod_failed ? -1 : 0;
-}
-
-static void main_seed_since(void)
-{
-    for (int i = 0; i < prod_nsyms; i++)
-        seq_seed(&prod_syms[i], prod_cfg.since_ms - prod_cfg.interval_ms, true);
-    log_info("resuming every symbol from --since %lld", (long long)prod_cfg.since_ms);
-}
-
 int main(int argc, char **argv)
 {
     int level;
@@ -83,41 +46,7 @@ int main(int argc, char **argv)
     if (stats_start(err, sizeof err) < 0)
         fatal("%s", err);
 
-    int rc = 0;
-    if (prod_cfg.replay) {
-        int r = replay_run(prod_cfg.replay, err, sizeof err);
-        if (r == -2) {
-            pub_close();
-            cfg_usage_error(PROD_NAME, opts_synopsis_text(), "%s", err);
-        }
-        if (r < 0) {
-            log_error("%s", err);
-            rc = 1;
-        }
-    } else {
-        seq_init();
-        if (bf_start(err, sizeof err) < 0)
-            fatal("%s", err);
-        if (prod_cfg.backfill_mode) {
-            if (main_backfill() < 0)
-                rc = 1;
-        } else {
-            if (prod_cfg.since_ms != PROD_NONE) {
-                main_seed_since();
-                if (pub_resume_points(prod_cfg.since_ms, err, sizeof err) < 0)
-                    fatal("%s", err);
-            }
-            else if (pub_is_kafka() && resume_from_kafka(err, sizeof err) < 0)
-                fatal("resume: %s", err);
-            if (ws_init(err, sizeof err) < 0)
-                fatal("%s", err);
-            ws_run();
-            if (sig_stop)
-                log_info("signal %d: stopping", (int)sig_stop);
-        }
-        bf_stop();
-        ws_destroy();
-    }
+    int rc = (prod_cfg.replay ? loop_replay() : loop_exchange()) < 0;
     if (pub_flush(prod_cfg.flush_timeout_ms) < 0 || prod_failed)
         rc = 1;
     stats_log_line();

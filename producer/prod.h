@@ -38,13 +38,15 @@ typedef struct prod_cfg {
     int streams_per_conn;
     int partitions, replication;
     long long retention_ms;
-    int64_t max_conn_age_ms, watchdog_ms, dead_after_ms;
+    int64_t max_conn_age_ms;
+    long long watchdog_ms, dead_after_ms;  /* long long: written by the option table's INT */
     int rest_weight_limit;
     int rest_workers;
     size_t max_frame;
     bool provisional;
     int flush_timeout_ms;
     int metrics_port;
+    const char *metrics_host;         /* NULL = every local address */
     int stats_interval;
     int64_t since_ms;                 /* PROD_NONE = not given */
     int64_t resume_horizon_ms;        /* how far back resume looks; 0 = the whole topic */

@@ -11,21 +11,11 @@
 static size_t rest_on_body(char *p, size_t sz, size_t n, void *ud)
 {
     rest_resp_t *r = ud;
-    size_t add = sz * n;
-    if (r->len + add + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 65536;
-        while (cap < r->len + add + 1)
-            cap *= 2;
-        char *nb = realloc(r->body, cap);
-        if (!nb)
-            return 0; /* curl reports a write error */
-        r->body = nb;
-        r->cap = cap;
+    if (kp_buf_append(&r->body, p, sz * n) < 0) {
+        r->too_big = r->body.len + sz * n > r->body.max; /* else out of memory */
+        return 0; /* curl reports a write error */
     }
-    memcpy(r->body + r->len, p, add);
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
+    return sz * n;
 }
 
 static size_t rest_on_header(char *p, size_t sz, size_t n, void *ud)
@@ -39,9 +29,9 @@ static size_t rest_on_header(char *p, size_t sz, size_t n, void *ud)
 int rest_get(CURL *h, const char *url, rest_resp_t *r, long timeout_ms, char *errbuf, size_t errlen)
 {
     char cerr[CURL_ERROR_SIZE] = "";
-    r->len = 0;
-    if (r->body)
-        r->body[0] = '\0';
+    kp_buf_reset(&r->body);
+    kp_buf_shrink(&r->body, 1 << 20); /* after exchangeInfo, keep a page's worth */
+    r->too_big = false;
     r->status = 0;
     r->retry_after_s = -1;
     r->used_weight = -1;
@@ -58,20 +48,25 @@ int rest_get(CURL *h, const char *url, rest_resp_t *r, long timeout_ms, char *er
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* gzip where offered */
     curl_easy_setopt(h, CURLOPT_USERAGENT, "kline-producer/" KLINEPIPE_VERSION);
     CURLcode rc = curl_easy_perform(h);
+    if (rc != CURLE_OK && r->too_big) {
+        snprintf(errbuf, errlen, "GET %s: answer larger than %zu bytes", url, r->body.max);
+        return -1;
+    }
     if (rc != CURLE_OK) {
         snprintf(errbuf, errlen, "GET %s: %s", url, cerr[0] ? cerr : curl_easy_strerror(rc));
         return -1;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    if (!r->body) { /* empty answer: keep body a valid string */
-        r->body = calloc(1, 1);
-        r->cap = r->body ? 1 : 0;
-    }
     return 0;
+}
+
+void rest_resp_init(rest_resp_t *r)
+{
+    *r = (rest_resp_t){ .retry_after_s = -1, .used_weight = -1 };
+    kp_buf_init(&r->body, REST_BODY_MAX);
 }
 
 void rest_resp_free(rest_resp_t *r)
 {
-    free(r->body);
-    memset(r, 0, sizeof *r);
+    kp_buf_free(&r->body);
 }

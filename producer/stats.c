@@ -108,7 +108,7 @@ int stats_start(char *errbuf, size_t errlen)
     stats_next_line_ms = cfg_mono_ms() + (int64_t)prod_cfg.stats_interval * 1000;
     if (prod_cfg.metrics_port <= 0)
         return 0;
-    return metrics_http_start(NULL, prod_cfg.metrics_port, stats_render, NULL, errbuf, errlen);
+    return metrics_http_start(prod_cfg.metrics_host, prod_cfg.metrics_port, stats_render, NULL, errbuf, errlen);
 }
 
 void stats_log_line(void)

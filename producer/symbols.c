@@ -4,6 +4,7 @@
 #include "restparse.h"
 #include "cfg.h"
 #include "log.h"
+#include "hash.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -19,19 +20,11 @@ int prod_nsyms;
 static int32_t *sym_slots;   /* index into prod_syms, -1 empty */
 static uint32_t sym_mask;
 
-static uint32_t sym_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 prod_sym_t *sym_find(const char *name)
 {
     if (!sym_slots)
         return NULL;
-    for (uint32_t i = sym_hash(name) & sym_mask;; i = (i + 1) & sym_mask) {
+    for (uint32_t i = kp_hash_str32(name) & sym_mask;; i = (i + 1) & sym_mask) {
         int32_t ix = sym_slots[i];
         if (ix < 0)
             return NULL;
@@ -78,7 +71,7 @@ int sym_table_init(char **names, int n, char *errbuf, size_t errlen)
         s->last_pub = PROD_NONE;
         s->pending_max = PROD_NONE;
         s->stale_mark = PROD_NONE;
-        uint32_t h = sym_hash(up) & sym_mask;
+        uint32_t h = kp_hash_str32(up) & sym_mask;
         while (sym_slots[h] >= 0)
             h = (h + 1) & sym_mask;
         sym_slots[h] = prod_nsyms++;
@@ -103,7 +96,8 @@ int sym_fetch_all(const char *rest_url, const char *quote_asset, char ***out,
     char url[1024];
     snprintf(url, sizeof url, "%s/api/v3/exchangeInfo", rest_url);
     CURL *h = curl_easy_init();
-    rest_resp_t r = { 0 };
+    rest_resp_t r; /* owns the answer; freed below */
+    rest_resp_init(&r);
     int rc = -1;
     if (!h) {
         snprintf(errbuf, errlen, "curl_easy_init failed");
@@ -111,7 +105,7 @@ int sym_fetch_all(const char *rest_url, const char *quote_asset, char ***out,
     }
     for (int attempt = 1; attempt <= 5; attempt++) {
         if (rest_get(h, url, &r, 30000, errbuf, errlen) == 0 && r.status == 200) {
-            rc = rest_parse_exchange_info(r.body, r.len, quote_asset, out, errbuf, errlen);
+            rc = rest_parse_exchange_info(kp_buf_str(&r.body), r.body.len, quote_asset, out, errbuf, errlen);
             break;
         }
         if (r.status)

@@ -169,6 +169,34 @@ static void ws_retire(ws_conn_t *c, const char *why)
     }
 }
 
+/* <base>/stream?streams=a@kline_1s/b@kline_1s... for the group's first url_n streams;
+ * malloc'd, the caller frees it. NULL when memory is short. */
+static char *ws_stream_path(const ws_group_t *g)
+{
+    size_t cap = strlen(ws.base_path) + 32 + (size_t)g->url_n * 40;
+    char *path = malloc(cap);
+    if (!path)
+        return NULL;
+    size_t o = (size_t)snprintf(path, cap, "%s/stream?streams=", ws.base_path);
+    char name[64];
+    for (int i = 0; i < g->url_n; i++) {
+        ws_stream_name(&prod_syms[g->first + i], name, sizeof name);
+        o += (size_t)snprintf(path + o, cap - o, "%s%s", i ? "/" : "", name);
+    }
+    return path;
+}
+
+/* Failed before any callback: treated like a connection error (backoff, next attempt). */
+static void ws_connect_failed(ws_conn_t *c, int64_t now)
+{
+    ws_group_t *g = c->g;
+    c->state = WC_IDLE;
+    c->wsi = NULL;
+    atomic_fetch_add(&prod_stats.connect_errors, 1);
+    g->next_attempt_ms = now + ws_jitter(g->backoff_ms);
+    g->backoff_ms = g->backoff_ms * 2 > WS_BACKOFF_MAX_MS ? WS_BACKOFF_MAX_MS : g->backoff_ms * 2;
+}
+
 static void ws_connect(ws_group_t *g, int slot, int64_t now)
 {
     ws_conn_t *c = &g->c[slot];
@@ -182,18 +210,10 @@ static void ws_connect(ws_group_t *g, int slot, int64_t now)
     if (g->attempts++ > 0)
         atomic_fetch_add(&prod_stats.reconnects, 1);
 
-    /* path: <base>/stream?streams=a@kline_1s/b@kline_1s... */
-    size_t cap = strlen(ws.base_path) + 32 + (size_t)g->url_n * 40;
-    char *path = malloc(cap);
+    char *path = ws_stream_path(g); /* freed below: lws copies it into the request */
     if (!path) {
         c->state = WC_IDLE;
         return;
-    }
-    size_t o = (size_t)snprintf(path, cap, "%s/stream?streams=", ws.base_path);
-    char name[64];
-    for (int i = 0; i < g->url_n; i++) {
-        ws_stream_name(&prod_syms[g->first + i], name, sizeof name);
-        o += (size_t)snprintf(path + o, cap - o, "%s%s", i ? "/" : "", name);
     }
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
@@ -210,14 +230,8 @@ static void ws_connect(ws_group_t *g, int slot, int64_t now)
     ci.pwsi = &c->wsi;
     log_info("%s: connecting to %s://%s:%d (group %d, %d streams, %d in SUBSCRIBE)", c->origin,
              ws.tls ? "wss" : "ws", ws.host, ws.port, g->idx, g->n, g->n - g->url_n);
-    if (!lws_client_connect_via_info(&ci) && c->state == WC_CONNECTING) {
-        /* failed before any callback: treat like a connection error */
-        c->state = WC_IDLE;
-        c->wsi = NULL;
-        atomic_fetch_add(&prod_stats.connect_errors, 1);
-        g->next_attempt_ms = now + ws_jitter(g->backoff_ms);
-        g->backoff_ms = g->backoff_ms * 2 > WS_BACKOFF_MAX_MS ? WS_BACKOFF_MAX_MS : g->backoff_ms * 2;
-    }
+    if (!lws_client_connect_via_info(&ci) && c->state == WC_CONNECTING)
+        ws_connect_failed(c, now);
     free(path);
 }
 
@@ -360,22 +374,41 @@ static int ws_send_subscribe(ws_conn_t *c)
     return 0;
 }
 
+static void ws_on_established(ws_conn_t *c, struct lws *wsi)
+{
+    c->state = WC_OPEN;
+    c->opened_ms = c->last_rx_ms = cfg_mono_ms();
+    c->next_sub_ms = c->opened_ms;
+    atomic_fetch_add(&prod_stats.connects, 1);
+    log_info("%s: connected", c->origin);
+    if (c->g->active < 0)
+        c->g->active = c->slot;
+    if (c->sub_next < c->g->nchunks)
+        lws_callback_on_writable(wsi);
+}
+
+/* Room to send: the close of a retired connection, or the next SUBSCRIBE when due.
+ * 0, or -1 to close the connection. */
+static int ws_on_writeable(ws_conn_t *c, struct lws *wsi)
+{
+    if (c->retire) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
+        return -1;
+    }
+    if (c->sub_next < c->g->nchunks && cfg_mono_ms() >= c->next_sub_ms && ws_send_subscribe(c) < 0) {
+        log_warn("%s: cannot send SUBSCRIBE", c->origin);
+        return -1;
+    }
+    return 0;
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     ws_conn_t *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
     switch (reason) {
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        if (!c)
-            break;
-        c->state = WC_OPEN;
-        c->opened_ms = c->last_rx_ms = cfg_mono_ms();
-        c->next_sub_ms = c->opened_ms;
-        atomic_fetch_add(&prod_stats.connects, 1);
-        log_info("%s: connected", c->origin);
-        if (c->g->active < 0)
-            c->g->active = c->slot;
-        if (c->sub_next < c->g->nchunks)
-            lws_callback_on_writable(wsi);
+        if (c)
+            ws_on_established(c, wsi);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (c && !c->retire)
@@ -384,16 +417,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             c->last_rx_ms = cfg_mono_ms();
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (!c)
-            break;
-        if (c->retire) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
+        if (c && ws_on_writeable(c, wsi) < 0)
             return -1;
-        }
-        if (c->sub_next < c->g->nchunks && cfg_mono_ms() >= c->next_sub_ms && ws_send_subscribe(c) < 0) {
-            log_warn("%s: cannot send SUBSCRIBE", c->origin);
-            return -1;
-        }
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (c)
@@ -413,33 +438,38 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     return 0;
 }
 
+/* The periodic look at one connection of g: pending SUBSCRIBEs, the watchdog, a
+ * connection that never delivered. true when it still counts (not being closed). */
+static bool ws_conn_tick(ws_group_t *g, ws_conn_t *c, int64_t now)
+{
+    if (c->state == WC_IDLE || c->retire)
+        return false;
+    if (c->state == WC_OPEN) {
+        atomic_store(&stats_conn_last_rx[(g->idx * 2 + c->slot) % STATS_MAX_CONNS], c->last_rx_ms);
+        if (c->sub_next < g->nchunks && now >= c->next_sub_ms)
+            lws_callback_on_writable(c->wsi);
+        if (now - c->last_rx_ms > prod_cfg.watchdog_ms) {
+            atomic_fetch_add(&prod_stats.watchdog_fires, 1);
+            char why[64];
+            snprintf(why, sizeof why, "watchdog: silent for %lld ms", (long long)(now - c->last_rx_ms));
+            ws_retire(c, why);
+            return false;
+        }
+    }
+    if (!c->got_kline && now - c->started_ms > WS_CONNECT_TIMEOUT + prod_cfg.watchdog_ms) {
+        ws_retire(c, "no kline since connecting");
+        if (c->state == WC_CONNECTING && c->wsi)
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return false;
+    }
+    return true;
+}
+
 static void ws_group_tick(ws_group_t *g, int64_t now)
 {
     bool pending = false; /* a connection that is not being closed exists */
-    for (int s = 0; s < 2; s++) {
-        ws_conn_t *c = &g->c[s];
-        if (c->state == WC_IDLE || c->retire)
-            continue;
-        if (c->state == WC_OPEN) {
-            atomic_store(&stats_conn_last_rx[(g->idx * 2 + s) % STATS_MAX_CONNS], c->last_rx_ms);
-            if (c->sub_next < g->nchunks && now >= c->next_sub_ms)
-                lws_callback_on_writable(c->wsi);
-            if (now - c->last_rx_ms > prod_cfg.watchdog_ms) {
-                atomic_fetch_add(&prod_stats.watchdog_fires, 1);
-                char why[64];
-                snprintf(why, sizeof why, "watchdog: silent for %lld ms", (long long)(now - c->last_rx_ms));
-                ws_retire(c, why);
-                continue;
-            }
-        }
-        if (!c->got_kline && now - c->started_ms > WS_CONNECT_TIMEOUT + prod_cfg.watchdog_ms) {
-            ws_retire(c, "no kline since connecting");
-            if (c->state == WC_CONNECTING && c->wsi)
-                lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-            continue;
-        }
-        pending = true;
-    }
+    for (int s = 0; s < 2; s++)
+        pending |= ws_conn_tick(g, &g->c[s], now);
     if (now < g->next_attempt_ms)
         return;
     if (g->active < 0) {
@@ -503,6 +533,48 @@ static const struct lws_protocols ws_protocols[] = {
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
+/* The port after "host:" in the URL (lws_parse_uri would take a bad one as 0), else
+ * the scheme's own. */
+static int ws_url_port(const char *proto, char *errbuf, size_t errlen)
+{
+    const char *hp = prod_cfg.ws_url + strlen(proto) + 3;
+    const char *slash = strchr(hp, '/');
+    const char *colon = memchr(hp, ':', slash ? (size_t)(slash - hp) : strlen(hp));
+    if (!colon) {
+        ws.port = ws.tls ? 443 : 80;
+        return 0;
+    }
+    long long p;
+    char ps[16];
+    size_t pl = (size_t)((slash ? slash : hp + strlen(hp)) - colon - 1);
+    if (pl == 0 || pl >= sizeof ps) {
+        snprintf(errbuf, errlen, "BINANCE_WS_URL %s: bad port", prod_cfg.ws_url);
+        return -1;
+    }
+    memcpy(ps, colon + 1, pl);
+    ps[pl] = '\0';
+    if (cfg_parse_ll(ps, 1, 65535, &p) < 0) {
+        snprintf(errbuf, errlen, "BINANCE_WS_URL %s: bad port", prod_cfg.ws_url);
+        return -1;
+    }
+    ws.port = (int)p;
+    return 0;
+}
+
+/* Keeps a base path ("wss://host/x" → "/x"), never ending in '/'; a URL given with
+ * Binance's own "/ws" or "/stream" suffix means the same endpoint. */
+static void ws_url_base_path(const char *path)
+{
+    size_t pl = strlen(path);
+    while (pl > 0 && path[pl - 1] == '/')
+        pl--;
+    if (pl >= 2 && strncmp(path + pl - 2, "ws", 2) == 0 && (pl == 2 || path[pl - 3] == '/'))
+        pl = pl == 2 ? 0 : pl - 3;
+    else if (pl >= 6 && strncmp(path + pl - 6, "stream", 6) == 0 && (pl == 6 || path[pl - 7] == '/'))
+        pl = pl == 6 ? 0 : pl - 7;
+    snprintf(ws.base_path, sizeof ws.base_path, "%s%.*s", pl ? "/" : "", (int)pl, path);
+}
+
 static int ws_parse_url(char *errbuf, size_t errlen)
 {
     char tmp[512];
@@ -516,59 +588,24 @@ static int ws_parse_url(char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "BINANCE_WS_URL %s: not a URL", prod_cfg.ws_url);
         return -1;
     }
-    if (strcmp(proto, "wss") == 0) {
-        ws.tls = true;
-    } else if (strcmp(proto, "ws") == 0) {
-        ws.tls = false;
-    } else {
+    if (strcmp(proto, "wss") != 0 && strcmp(proto, "ws") != 0) {
         snprintf(errbuf, errlen, "BINANCE_WS_URL %s: scheme must be ws:// or wss://", prod_cfg.ws_url);
         return -1;
     }
-    const char *hp = prod_cfg.ws_url + strlen(proto) + 3;
-    const char *slash = strchr(hp, '/');
-    const char *colon = memchr(hp, ':', slash ? (size_t)(slash - hp) : strlen(hp));
-    if (colon) {
-        long long p;
-        char ps[16];
-        size_t pl = (size_t)((slash ? slash : hp + strlen(hp)) - colon - 1);
-        if (pl == 0 || pl >= sizeof ps) {
-            snprintf(errbuf, errlen, "BINANCE_WS_URL %s: bad port", prod_cfg.ws_url);
-            return -1;
-        }
-        memcpy(ps, colon + 1, pl);
-        ps[pl] = '\0';
-        if (cfg_parse_ll(ps, 1, 65535, &p) < 0) {
-            snprintf(errbuf, errlen, "BINANCE_WS_URL %s: bad port", prod_cfg.ws_url);
-            return -1;
-        }
-        ws.port = (int)p;
-    } else {
-        ws.port = ws.tls ? 443 : 80;
-    }
+    ws.tls = strcmp(proto, "wss") == 0;
+    if (ws_url_port(proto, errbuf, errlen) < 0)
+        return -1;
     snprintf(ws.host, sizeof ws.host, "%s", addr);
-    /* keep a base path ("wss://host/x" → "/x"), never ending in '/'; a URL given
-     * with Binance's own "/ws" or "/stream" suffix means the same endpoint */
-    size_t pl = strlen(path);
-    while (pl > 0 && path[pl - 1] == '/')
-        pl--;
-    if (pl >= 2 && strncmp(path + pl - 2, "ws", 2) == 0 && (pl == 2 || path[pl - 3] == '/'))
-        pl = pl == 2 ? 0 : pl - 3;
-    else if (pl >= 6 && strncmp(path + pl - 6, "stream", 6) == 0 && (pl == 6 || path[pl - 7] == '/'))
-        pl = pl == 6 ? 0 : pl - 7;
-    snprintf(ws.base_path, sizeof ws.base_path, "%s%.*s", pl ? "/" : "", (int)pl, path);
+    ws_url_base_path(path);
     return 0;
 }
 
-int ws_init(char *errbuf, size_t errlen)
+/* The symbols in groups of --streams-per-conn, each with its own connection(s). */
+static int ws_groups_init(char *errbuf, size_t errlen)
 {
-    if (ws_parse_url(errbuf, errlen) < 0)
-        return -1;
-    int lv = LLL_ERR | (log_level_get() >= LOG_LVL_DEBUG ? LLL_WARN : 0);
-    lws_set_log_level(lv, ws_lws_log);
-
     int spc = prod_cfg.streams_per_conn;
     ws.ng = (prod_nsyms + spc - 1) / spc;
-    ws.g = calloc((size_t)ws.ng, sizeof *ws.g);
+    ws.g = calloc((size_t)ws.ng, sizeof *ws.g); /* owned by ws, freed in ws_destroy */
     if (!ws.g) {
         snprintf(errbuf, errlen, "out of memory");
         return -1;
@@ -586,7 +623,11 @@ int ws_init(char *errbuf, size_t errlen)
         }
     }
     atomic_store(&stats_nconns, ws.ng * 2 < STATS_MAX_CONNS ? ws.ng * 2 : STATS_MAX_CONNS);
+    return 0;
+}
 
+static int ws_context_new(char *errbuf, size_t errlen)
+{
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -603,6 +644,17 @@ int ws_init(char *errbuf, size_t errlen)
         return -1;
     }
     atomic_store(&ws_wake_ctx, ws.ctx);
+    return 0;
+}
+
+int ws_init(char *errbuf, size_t errlen)
+{
+    if (ws_parse_url(errbuf, errlen) < 0)
+        return -1;
+    int lv = LLL_ERR | (log_level_get() >= LOG_LVL_DEBUG ? LLL_WARN : 0);
+    lws_set_log_level(lv, ws_lws_log);
+    if (ws_groups_init(errbuf, errlen) < 0 || ws_context_new(errbuf, errlen) < 0)
+        return -1;
     att_init(&ws.attempts);
     ws.started_mono = cfg_mono_ms();
     ws.started_wall = cfg_now_ms();

@@ -163,6 +163,26 @@ load producer_helpers
 	[ "$status" -eq 2 ]
 }
 
+@test "producer: --replay holds a line to 64 KiB (a longer one is dead-lettered with its true length); /metrics on --metrics-host" {
+	csv=$KP_ROOT/tests/data/binance/ADABTC-1m-2021-11-27.csv
+	in=$BATS_TEST_TMPDIR/in.csv
+	{ head -n 2 "$csv"; head -c 70000 /dev/zero | tr '\0' 1; echo; sed -n 3p "$csv"; } >"$in"
+	port=$(kp_free_port)
+	# a pipe that stays open a while: the replay waits on it, serving /metrics meanwhile
+	{ cat "$in"; sleep 4; } | "$KP_BIN/kline-producer" --replay - -s ADABTC -i 1m -o - --stats-interval 0 \
+		--metrics-host 127.0.0.1 --metrics-port "$port" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	kp_wait_for 10 bash -c "curl -fsS 'http://127.0.0.1:$port/metrics' | grep -qx 'kline_producer_replayed_total 3'"
+	curl -fsS "http://127.0.0.1:$port/metrics" | grep -qx 'kline_producer_rejected_total 1'
+	wait "$pid"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/out")" -eq 3 ]
+	grep -q 'rejected message #1 from replay: input of 70000 bytes exceeds 65536' "$BATS_TEST_TMPDIR/err"
+	# -X has a long name, and a bad value names the option as typed
+	run --separate-stderr "$KP_BIN/kline-producer" --replay /dev/null -o - --kafka novalue
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--kafka novalue: expected key=value"* ]]
+}
+
 @test "producer: wss:// uses TLS and verifies the server against the CA store" {
 	kp_sim_start --symbols BTCUSDT,ETHUSDT --speed 2 --duration 60
 	start=$(p_sim_start_ms)
