@@ -21,7 +21,7 @@ PACKAGES=(
 	kcat postgresql-15 postgresql-client-15
 	"openjdk-17-jre-headless|default-jre-headless" maven
 	chromium nodejs "npm|cmd:npm" docker-compose valgrind
-	curl jq python3 procps util-linux
+	curl jq python3 procps util-linux iptables
 	prometheus systemd groff-base mmdebstrap
 )
 
