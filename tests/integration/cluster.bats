@@ -46,6 +46,14 @@ cl_node_state() {
 	[[ -n $st && $st != Z ]] && echo "$st" || echo gone
 }
 
+# cl_connect_as N HOST:PORT → a TCP connect from inside node N's cgroup (as node N's
+# own connections to the others are made), 3 s at most.
+cl_connect_as() {
+	local procs
+	procs="$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)/$(cat "$KP_HARNESS_DIR/kafka/b$1/cgroup")/cgroup.procs"
+	timeout 3 bash -c 'echo $$ >"$1" && exec 3<>"/dev/tcp/${2%:*}/${2##*:}"' _ "$procs" "$2"
+}
+
 # A topic with 3 replicas of one partition, holding N messages written with acks=all.
 cl_topic_rf3() {
 	local t
@@ -247,6 +255,10 @@ ins_rows_ge() { (($(kp_psql "$1" "select count(*) from kline_1s") >= $2)); }
 	[ "$status" -ne 0 ]
 	# the process runs on, cut off
 	[[ $(cl_node_state "$n") == [RS] ]]
+	# and what it sends does not get out: a connection from its cgroup to another node
+	o=$((n % 3 + 1))
+	run cl_connect_as "$n" "$(cl_node_addr "$o")"
+	[ "$status" -ne 0 ]
 	# the others fence it: a new leader from the ISR, and it is out of the ISR
 	kp_wait_for 30 cl_leader_not "$topic" "$n"
 	kp_wait_for 30 cl_isr_is "$topic" "$(cl_others "$n")"
@@ -256,6 +268,7 @@ ins_rows_ge() { (($(kp_psql "$1" "select count(*) from kline_1s") >= $2)); }
 	! cl_ctl kafka-nodes | grep -q isolated
 	[ "$(iptables -w -S "$chain" | grep -c -- '-j DROP')" -eq 0 ]
 	timeout 3 bash -c "exec 3<>/dev/tcp/${addr%:*}/${addr##*:}"
+	cl_connect_as "$n" "$(cl_node_addr "$o")"
 	kp_wait_for 60 cl_isr_is "$topic" 1,2,3
 	kp_wait_for 20 cl_brokers_are 1,2,3
 }

@@ -81,6 +81,18 @@ static int kpt_partitions(rd_kafka_t *rk, const char *topic, char *errbuf, size_
 	return n;
 }
 
+/* Waits for the result of an admin request sent to Q. Returns the event (the
+ * caller destroys it; on a request-level error errbuf says what), or NULL. */
+static rd_kafka_event_t *kpt_result(rd_kafka_queue_t *q, char *errbuf, size_t errlen)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, KPT_TIMEOUT_MS + 5000);
+	if (!ev)
+		snprintf(errbuf, errlen, "no admin result within %d ms", KPT_TIMEOUT_MS + 5000);
+	else if (rd_kafka_event_error(ev))
+		snprintf(errbuf, errlen, "%s", rd_kafka_event_error_string(ev));
+	return ev;
+}
+
 /* Runs one CreateTopics or DeleteTopics request and waits for its result. */
 static int kpt_admin(rd_kafka_t *rk, int create, const char *topic, int partitions, int rf,
 		     char *errbuf, size_t errlen)
@@ -104,15 +116,9 @@ static int kpt_admin(rd_kafka_t *rk, int create, const char *topic, int partitio
 		rd_kafka_DeleteTopics(rk, &dt, 1, opts, q); /* copies dt */
 		rd_kafka_DeleteTopic_destroy(dt);
 	}
-	ev = rd_kafka_queue_poll(q, KPT_TIMEOUT_MS + 5000);
-	if (!ev) {
-		snprintf(errbuf, errlen, "no admin result within %d ms", KPT_TIMEOUT_MS + 5000);
+	ev = kpt_result(q, errbuf, errlen);
+	if (!ev || rd_kafka_event_error(ev))
 		goto out;
-	}
-	if (rd_kafka_event_error(ev)) {
-		snprintf(errbuf, errlen, "%s", rd_kafka_event_error_string(ev));
-		goto out;
-	}
 	const rd_kafka_topic_result_t **res;
 	size_t cnt = 0;
 	if (create)
@@ -205,15 +211,9 @@ static int kpt_config(rd_kafka_t *rk, const char *topic, char *errbuf, size_t er
 
 	rd_kafka_AdminOptions_set_request_timeout(opts, KPT_TIMEOUT_MS, errbuf, errlen);
 	rd_kafka_DescribeConfigs(rk, &res, 1, opts, q); /* copies res */
-	ev = rd_kafka_queue_poll(q, KPT_TIMEOUT_MS + 5000);
-	if (!ev) {
-		snprintf(errbuf, errlen, "no admin result within %d ms", KPT_TIMEOUT_MS + 5000);
+	ev = kpt_result(q, errbuf, errlen);
+	if (!ev || rd_kafka_event_error(ev))
 		goto out;
-	}
-	if (rd_kafka_event_error(ev)) {
-		snprintf(errbuf, errlen, "%s", rd_kafka_event_error_string(ev));
-		goto out;
-	}
 	size_t nres = 0, ncfg = 0;
 	const rd_kafka_ConfigResource_t **rs =
 		rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
