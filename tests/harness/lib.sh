@@ -426,17 +426,26 @@ kp_h_kafka_init_cluster() {
 		d=$k/b$i
 		kp_h_kafka_write_config "$d" "$i" "$(cat "$d/host")" "$(cat "$d/port")" "$(cat "$d/cport")" "$voters" "$n"
 	done
-	# One StorageTool JVM, for node 1. What it writes is meta.properties (the
-	# only node-specific file: node.id and a random directory.id) and
-	# bootstrap.checkpoint (the metadata.version record, the same for every
-	# node); the other nodes get a copy of the checkpoint and their own
-	# meta.properties, which saves a JVM start per node on 2 busy cores.
-	kp_h_kafka_format "$k/b1" "$uuid" || return 1
-	for ((i = 2; i <= n; i++)); do
+	# StorageTool writes meta.properties (the only node-specific file: node.id
+	# and a random directory.id) and bootstrap.checkpoint (the metadata.version
+	# record; two formats differ only in its timestamps). So StorageTool runs
+	# once per Kafka version and JDK, for node 1, its checkpoint is kept in
+	# build/, and every node gets a copy and its own meta.properties: no JVM
+	# start at all in the usual cluster start, on 2 busy cores.
+	local ckpt
+	ckpt=$(kp_h_kafka_cds_path)
+	ckpt=${ckpt%.jsa}
+	ckpt=${ckpt/kafka-cds-/kafka-bootstrap-}.checkpoint
+	if [[ ! -s $ckpt ]]; then
+		kp_h_kafka_format "$k/b1" "$uuid" || return 1
+		cp "$k/b1/data/bootstrap.checkpoint" "$ckpt.$$" && mv -f "$ckpt.$$" "$ckpt"
+	fi
+	for ((i = 1; i <= n; i++)); do
 		d=$k/b$i
+		[[ -s $d/data/meta.properties ]] && continue # node 1, formatted just now
 		mkdir -p "$d/data"
-		cp "$k/b1/data/bootstrap.checkpoint" "$d/data/" || return 1
-		printf '#\n#written by the klinepipe test harness (a copy of node 1 formatted by StorageTool)\nnode.id=%s\ndirectory.id=%s\nversion=1\ncluster.id=%s\n' \
+		cp "$ckpt" "$d/data/bootstrap.checkpoint" || return 1
+		printf '#\n#written by the klinepipe test harness (what StorageTool format writes)\nnode.id=%s\ndirectory.id=%s\nversion=1\ncluster.id=%s\n' \
 			"$i" "$(kp_h_kafka_cluster_id)" "$uuid" >"$d/data/meta.properties"
 	done
 }
