@@ -570,7 +570,8 @@ kp_h_kafka_wait() {
 		sleep 0.05
 	done
 	kp_h_kafka_node_ready "$i" || { kp_h_die "Kafka not ready after 60 s (logs in $d)"; return 1; }
-	[[ -s $d/spawned_ms ]] && echo $(($(kp_h_now_ms) - $(cat "$d/spawned_ms"))) >"$d/start_ms"
+	[[ -s $d/spawned_ms ]] || return 0 # it was running already
+	echo $(($(kp_h_now_ms) - $(cat "$d/spawned_ms"))) >"$d/start_ms"
 	rm -f "$d/spawned_ms"
 	# CPU time to ready does not depend on what else runs (wall time does)
 	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1000 / hz }' "/proc/$pid/stat" \
