@@ -55,7 +55,7 @@ deps:
 	@scripts/deps.sh
 
 # ---- tests: `make test` is what README and .ci/run call ----
-.PHONY: test check test-unit test-faults
+.PHONY: test check test-unit test-faults test-cluster
 test: deps
 	@$(MAKE) --no-print-directory programs testbins web
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh $(TESTS)
@@ -66,6 +66,11 @@ check: deps
 test-faults: deps
 	@$(MAKE) --no-print-directory programs testbins
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --faults
+
+# the cluster suites (tests/integration/cluster*.bats) against a 3-node KRaft cluster
+test-cluster: deps
+	@$(MAKE) --no-print-directory programs testbins
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --cluster $(TESTS)
 
 .PHONY: bench demo
 bench: deps

@@ -18,7 +18,7 @@ PACKAGES=(
 	build-essential pkg-config
 	librdkafka-dev libwebsockets-dev libpq-dev libjansson-dev libcurl4-openssl-dev
 	libcmocka-dev bats clang libclang-rt-14-dev
-	kcat postgresql-15 postgresql-client-15
+	kcat postgresql-15 postgresql-client-15 iptables
 	"openjdk-17-jre-headless|default-jre-headless" maven
 	chromium nodejs "npm|cmd:npm" docker-compose valgrind
 	curl jq python3 procps util-linux

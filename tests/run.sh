@@ -2,13 +2,17 @@
 # Runs every test suite against one throwaway PostgreSQL + Kafka and prints
 # "N passed, N failed[, N skipped]" as its last line.
 #
-#   tests/run.sh [--faults] [FILTER...]
+#   tests/run.sh [--faults] [--cluster] [FILTER...]
 #
 # Suites: every cmocka binary $KP_TBIN/test_* (CMOCKA_MESSAGE_OUTPUT=TAP) and
 # every tests/integration/*.bats (`bats --tap`). A FILTER keeps the suites
 # whose name (file name) contains it. Long suites (tests/integration/
 # *_long.bats, e.g. the full fault campaign) run only with --faults or when a
 # FILTER names them; the short fault suites are part of every run.
+# Cluster suites (tests/integration/cluster*.bats) need a 3-node Kafka cluster
+# harness: they run with --cluster (alone, unless FILTERs pick other suites
+# too, which then run against the cluster as well), or when the FILTERs pick
+# only cluster suites (`tests/run.sh cluster` starts the cluster by itself).
 #
 # Environment: KP_BIN, KP_TBIN (set by make), KP_KAFKA=real|mock|auto (broker
 # choice, default auto = real when the jars resolved), KP_SUITE_TIMEOUT
@@ -29,11 +33,13 @@ cd "$KP_ROOT" || exit 2
 . "$KP_ROOT/tests/harness/lib.sh"
 
 faults=0
+cluster=0
 filters=()
 for a in "$@"; do
 	case $a in
 	--faults) faults=1 ;;
-	-h | --help) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--cluster) cluster=1 ;;
+	-h | --help) sed -n '2,25s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	-*) echo "run.sh: unknown option $a" >&2; sed -n '5p' "$0" >&2; exit 2 ;;
 	*) filters+=("$a") ;;
 	esac
@@ -134,6 +140,12 @@ finish() {
 		mkdir -p "$KP_OUT/harness"
 		cp "$KP_HARNESS_DIR/pg/log" "$KP_OUT/harness/postgresql.log" 2>/dev/null
 		cp "$KP_HARNESS_DIR"/kafka/*.log "$KP_OUT/harness/" 2>/dev/null
+		local b
+		for b in "$KP_HARNESS_DIR"/kafka/b*/; do
+			[[ -d $b ]] || continue
+			mkdir -p "$KP_OUT/harness/kafka-$(basename "$b")"
+			cp "$b"*.log "$KP_OUT/harness/kafka-$(basename "$b")/" 2>/dev/null
+		done
 		rm -rf "$KP_HARNESS_DIR"
 	fi
 	scan_sanitizers
@@ -168,47 +180,6 @@ trap 'interrupted SIGINT' INT
 trap 'interrupted SIGTERM' TERM
 trap 'finish $?' EXIT
 
-# ---------------------------------------------------------------- harness
-
-banner() {
-	echo "================================================================"
-	echo "  $*"
-	echo "================================================================"
-}
-
-if [[ -n ${KP_HARNESS_DIR:-} && -r $KP_HARNESS_DIR/env ]]; then
-	# shellcheck disable=SC1091
-	. "$KP_HARNESS_DIR/env"
-	echo "run.sh: using the running harness in $KP_HARNESS_DIR"
-else
-	if [[ $(id -u) != 0 ]]; then
-		echo "run.sh: must run as root (the harness runs PostgreSQL as user postgres)"
-		((failed++))
-		finish 1
-	fi
-	KP_HARNESS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kp-harness.XXXXXX")
-	export KP_HARNESS_DIR
-	own_harness=1
-	kp_h_watchdog $$ 1
-	if ! kp_h_up; then
-		echo "run.sh: the test harness did not start (see messages above)"
-		failures+=("harness start-up")
-		((failed++))
-		finish 1
-	fi
-	# shellcheck disable=SC1091
-	. "$KP_HARNESS_DIR/env"
-fi
-export KP_HARNESS_DIR DATABASE_URL KAFKA_BROKERS KP_PG_PORT KP_KAFKA_MODE
-
-case ${KP_KAFKA_MODE:-} in
-real) banner "Kafka broker: REAL $(kp_h_kafka_version) at $KAFKA_BROKERS" ;;
-mock) banner "Kafka broker: librdkafka MOCK cluster (NOT a real broker: Kafka jars unavailable or KP_KAFKA=mock) at $KAFKA_BROKERS" ;;
-*) banner "Kafka broker: unknown mode '${KP_KAFKA_MODE:-}' at ${KAFKA_BROKERS:-?}" ;;
-esac
-echo "PostgreSQL: $(kp_h_pg_version) at $DATABASE_URL"
-echo "KP_BIN=$KP_BIN KP_TBIN=$KP_TBIN KP_OUT=$KP_OUT"
-
 # ---------------------------------------------------------------- suites
 
 selected() {
@@ -228,25 +199,93 @@ selected() {
 }
 
 suites=()
-if [[ -d $KP_TBIN ]]; then
-	for b in "$KP_TBIN"/test_*; do
-		[[ -f $b && -x $b ]] || continue
-		selected "$(basename "$b")" 0 && suites+=("cmocka:$b")
+cluster_suites=()
+# --cluster without FILTERs: the cluster suites alone
+if ((cluster == 0 || ${#filters[@]})); then
+	if [[ -d $KP_TBIN ]]; then
+		for b in "$KP_TBIN"/test_*; do
+			[[ -f $b && -x $b ]] || continue
+			selected "$(basename "$b")" 0 && suites+=("cmocka:$b")
+		done
+	fi
+	for f in "${KP_BATS_DIR:-tests/integration}"/*.bats; do
+		[[ -f $f ]] || continue
+		n=$(basename "$f")
+		[[ $n == cluster*.bats ]] && continue
+		is_fault=0
+		# *_long.bats: the several-minute campaigns, too long for every run
+		[[ $n == *_long.bats ]] && is_fault=1
+		selected "$n" "$is_fault" && suites+=("bats:$f")
 	done
 fi
-for f in "${KP_BATS_DIR:-tests/integration}"/*.bats; do
+# A cluster suite runs with --cluster, or when FILTERs name it (then the run
+# becomes a cluster run if they name nothing else).
+for f in "${KP_BATS_DIR:-tests/integration}"/cluster*.bats; do
 	[[ -f $f ]] || continue
-	n=$(basename "$f")
-	is_fault=0
-	# *_long.bats: the several-minute campaigns, too long for every run
-	[[ $n == *_long.bats ]] && is_fault=1
-	selected "$n" "$is_fault" && suites+=("bats:$f")
+	if ((cluster && ${#filters[@]} == 0)) || { ((${#filters[@]})) && selected "$(basename "$f")" 0; }; then
+		cluster_suites+=("bats:$f")
+	fi
 done
+if ((${#cluster_suites[@]})); then
+	if ((cluster == 0 && ${#suites[@]})); then
+		echo "run.sh: the cluster suites (${cluster_suites[*]#bats:}) need --cluster; not run with the others"
+	else
+		cluster=1
+		suites+=("${cluster_suites[@]}")
+	fi
+fi
 
 if ((${#suites[@]} == 0)); then
 	echo "run.sh: no test suite matched (KP_TBIN=$KP_TBIN, filters: ${filters[*]:-none})"
 	finish 1
 fi
+
+# ---------------------------------------------------------------- harness
+
+banner() {
+	echo "================================================================"
+	echo "  $*"
+	echo "================================================================"
+}
+
+if [[ -n ${KP_HARNESS_DIR:-} && -r $KP_HARNESS_DIR/env ]]; then
+	# shellcheck disable=SC1091
+	. "$KP_HARNESS_DIR/env"
+	echo "run.sh: using the running harness in $KP_HARNESS_DIR"
+	if ((cluster && ${KP_KAFKA_NODES:-1} < 3)); then
+		echo "run.sh: --cluster (or a cluster suite) needs a 3-node harness; $KP_HARNESS_DIR has ${KP_KAFKA_NODES:-1} Kafka node(s)"
+		((failed++))
+		finish 1
+	fi
+else
+	if [[ $(id -u) != 0 ]]; then
+		echo "run.sh: must run as root (the harness runs PostgreSQL as user postgres)"
+		((failed++))
+		finish 1
+	fi
+	KP_HARNESS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kp-harness.XXXXXX")
+	export KP_HARNESS_DIR
+	((cluster)) && export KP_KAFKA_CLUSTER=3
+	own_harness=1
+	kp_h_watchdog $$ 1
+	if ! kp_h_up; then
+		echo "run.sh: the test harness did not start (see messages above)"
+		failures+=("harness start-up")
+		((failed++))
+		finish 1
+	fi
+	# shellcheck disable=SC1091
+	. "$KP_HARNESS_DIR/env"
+fi
+export KP_HARNESS_DIR DATABASE_URL KAFKA_BROKERS KP_PG_PORT KP_KAFKA_MODE KP_KAFKA_NODES
+
+case ${KP_KAFKA_MODE:-} in
+real) banner "Kafka broker: REAL $(kp_h_kafka_version) at $KAFKA_BROKERS" ;;
+mock) banner "Kafka broker: librdkafka MOCK cluster (NOT a real broker: Kafka jars unavailable or KP_KAFKA=mock) at $KAFKA_BROKERS" ;;
+*) banner "Kafka broker: unknown mode '${KP_KAFKA_MODE:-}' at ${KAFKA_BROKERS:-?}" ;;
+esac
+echo "PostgreSQL: $(kp_h_pg_version) at $DATABASE_URL"
+echo "KP_BIN=$KP_BIN KP_TBIN=$KP_TBIN KP_OUT=$KP_OUT"
 
 # Counts one suite's TAP file into the totals.
 count_tap() {

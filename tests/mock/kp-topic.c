@@ -1,10 +1,12 @@
 /* kp-topic: the few Kafka admin operations tests need, without a JVM start
  * (kafka-topics.sh costs ~2 s per call on this machine).
  *
- *   kp-topic [-b BROKERS] create TOPIC [PARTITIONS]   create, wait until every partition has a leader
+ *   kp-topic [-b BROKERS] create TOPIC [PARTITIONS [RF]]   create (replication factor RF, default 1),
+ *                                                          wait until every partition has a leader
  *   kp-topic [-b BROKERS] count TOPIC                 messages in the topic (high - low watermark, all partitions)
  *   kp-topic [-b BROKERS] partitions TOPIC            number of partitions
  *   kp-topic [-b BROKERS] delete TOPIC
+ *   kp-topic [-b BROKERS] config TOPIC                every topic config as KEY=VALUE (DescribeConfigs)
  *
  * BROKERS defaults to $KAFKA_BROKERS. Exit 0 ok, 1 Kafka error, 2 usage. */
 #include <errno.h>
@@ -20,8 +22,8 @@
 
 static void kpt_usage(FILE *f)
 {
-	fputs("usage: kp-topic [-b BROKERS] create TOPIC [PARTITIONS]\n"
-	      "       kp-topic [-b BROKERS] count|partitions|delete TOPIC\n",
+	fputs("usage: kp-topic [-b BROKERS] create TOPIC [PARTITIONS [RF]]\n"
+	      "       kp-topic [-b BROKERS] count|partitions|delete|config TOPIC\n",
 	      f);
 }
 
@@ -79,8 +81,20 @@ static int kpt_partitions(rd_kafka_t *rk, const char *topic, char *errbuf, size_
 	return n;
 }
 
+/* Waits for the result of an admin request sent to Q. Returns the event (the
+ * caller destroys it; on a request-level error errbuf says what), or NULL. */
+static rd_kafka_event_t *kpt_result(rd_kafka_queue_t *q, char *errbuf, size_t errlen)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, KPT_TIMEOUT_MS + 5000);
+	if (!ev)
+		snprintf(errbuf, errlen, "no admin result within %d ms", KPT_TIMEOUT_MS + 5000);
+	else if (rd_kafka_event_error(ev))
+		snprintf(errbuf, errlen, "%s", rd_kafka_event_error_string(ev));
+	return ev;
+}
+
 /* Runs one CreateTopics or DeleteTopics request and waits for its result. */
-static int kpt_admin(rd_kafka_t *rk, int create, const char *topic, int partitions,
+static int kpt_admin(rd_kafka_t *rk, int create, const char *topic, int partitions, int rf,
 		     char *errbuf, size_t errlen)
 {
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -92,7 +106,7 @@ static int kpt_admin(rd_kafka_t *rk, int create, const char *topic, int partitio
 	rd_kafka_AdminOptions_set_operation_timeout(opts, KPT_TIMEOUT_MS, errbuf, errlen);
 	rd_kafka_AdminOptions_set_request_timeout(opts, KPT_TIMEOUT_MS, errbuf, errlen);
 	if (create) {
-		rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errbuf, errlen);
+		rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, rf, errbuf, errlen);
 		if (!nt)
 			goto out;
 		rd_kafka_CreateTopics(rk, &nt, 1, opts, q); /* copies nt */
@@ -102,15 +116,9 @@ static int kpt_admin(rd_kafka_t *rk, int create, const char *topic, int partitio
 		rd_kafka_DeleteTopics(rk, &dt, 1, opts, q); /* copies dt */
 		rd_kafka_DeleteTopic_destroy(dt);
 	}
-	ev = rd_kafka_queue_poll(q, KPT_TIMEOUT_MS + 5000);
-	if (!ev) {
-		snprintf(errbuf, errlen, "no admin result within %d ms", KPT_TIMEOUT_MS + 5000);
+	ev = kpt_result(q, errbuf, errlen);
+	if (!ev || rd_kafka_event_error(ev))
 		goto out;
-	}
-	if (rd_kafka_event_error(ev)) {
-		snprintf(errbuf, errlen, "%s", rd_kafka_event_error_string(ev));
-		goto out;
-	}
 	const rd_kafka_topic_result_t **res;
 	size_t cnt = 0;
 	if (create)
@@ -140,7 +148,7 @@ static int kpt_transient(rd_kafka_resp_err_t err)
 {
 	return err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
 	       err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
-	       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
 	       err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
 	       err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR;
 }
@@ -169,12 +177,13 @@ static int kpt_sum(rd_kafka_t *rk, const char *topic, int n, long deadline, long
 	}
 }
 
-static int kpt_create(rd_kafka_t *rk, const char *topic, int partitions, char *errbuf, size_t errlen)
+static int kpt_create(rd_kafka_t *rk, const char *topic, int partitions, int rf, char *errbuf,
+		      size_t errlen)
 {
 	long deadline;
 	long long total;
 
-	if (kpt_admin(rk, 1, topic, partitions, errbuf, errlen) != 0)
+	if (kpt_admin(rk, 1, topic, partitions, rf, errbuf, errlen) != 0)
 		return -1;
 	/* CreateTopics returns before the partitions have leaders, and metadata
 	 * names a leader before that broker serves the partition: wait until
@@ -188,6 +197,47 @@ static int kpt_create(rd_kafka_t *rk, const char *topic, int partitions, char *e
 	}
 	snprintf(errbuf, errlen, "%s: partitions have no leader after %d ms", topic, KPT_TIMEOUT_MS);
 	return -1;
+}
+
+/* Prints TOPIC's effective configuration, one KEY=VALUE a line (what the
+ * broker applies: topic overrides and the broker defaults). */
+static int kpt_config(rd_kafka_t *rk, const char *topic, char *errbuf, size_t errlen)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+	rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	rd_kafka_event_t *ev = NULL;
+	int rc = -1;
+
+	rd_kafka_AdminOptions_set_request_timeout(opts, KPT_TIMEOUT_MS, errbuf, errlen);
+	rd_kafka_DescribeConfigs(rk, &res, 1, opts, q); /* copies res */
+	ev = kpt_result(q, errbuf, errlen);
+	if (!ev || rd_kafka_event_error(ev))
+		goto out;
+	size_t nres = 0, ncfg = 0;
+	const rd_kafka_ConfigResource_t **rs =
+		rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
+	if (nres != 1) {
+		snprintf(errbuf, errlen, "%zu config results, want 1", nres);
+		goto out;
+	}
+	if (rd_kafka_ConfigResource_error(rs[0])) {
+		snprintf(errbuf, errlen, "%s", rd_kafka_ConfigResource_error_string(rs[0]));
+		goto out;
+	}
+	const rd_kafka_ConfigEntry_t **cfg = rd_kafka_ConfigResource_configs(rs[0], &ncfg);
+	for (size_t i = 0; i < ncfg; i++) {
+		const char *v = rd_kafka_ConfigEntry_value(cfg[i]);
+		printf("%s=%s\n", rd_kafka_ConfigEntry_name(cfg[i]), v ? v : "");
+	}
+	rc = 0;
+out:
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_ConfigResource_destroy(res);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_queue_destroy(q);
+	return rc;
 }
 
 static int kpt_count(rd_kafka_t *rk, const char *topic, long long *total, char *errbuf, size_t errlen)
@@ -227,11 +277,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[argi], *topic = argv[argi + 1];
-	int partitions = 1;
-	if (strcmp(cmd, "create") == 0 && argc - argi == 3) {
+	int partitions = 1, rf = 1;
+	if (strcmp(cmd, "create") == 0 && (argc - argi == 3 || argc - argi == 4)) {
 		partitions = atoi(argv[argi + 2]);
-		if (partitions < 1) {
-			fputs("kp-topic: PARTITIONS must be >= 1\n", stderr);
+		if (argc - argi == 4)
+			rf = atoi(argv[argi + 3]);
+		if (partitions < 1 || rf < 1) {
+			fputs("kp-topic: PARTITIONS and RF must be >= 1\n", stderr);
 			return 2;
 		}
 	} else if (argc - argi != 2) {
@@ -245,9 +297,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (strcmp(cmd, "create") == 0) {
-		rc = kpt_create(rk, topic, partitions, errbuf, sizeof(errbuf)) == 0 ? 0 : 1;
+		rc = kpt_create(rk, topic, partitions, rf, errbuf, sizeof(errbuf)) == 0 ? 0 : 1;
 	} else if (strcmp(cmd, "delete") == 0) {
-		rc = kpt_admin(rk, 0, topic, 0, errbuf, sizeof(errbuf)) == 0 ? 0 : 1;
+		rc = kpt_admin(rk, 0, topic, 0, 1, errbuf, sizeof(errbuf)) == 0 ? 0 : 1;
+	} else if (strcmp(cmd, "config") == 0) {
+		rc = kpt_config(rk, topic, errbuf, sizeof(errbuf)) == 0 ? 0 : 1;
 	} else if (strcmp(cmd, "count") == 0) {
 		long long total;
 		rc = kpt_count(rk, topic, &total, errbuf, sizeof(errbuf)) == 0 ? 0 : 1;
