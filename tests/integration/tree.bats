@@ -52,3 +52,43 @@ tree__files() {
 	[ "$(wc -l <"$d/ws_kline_samples.jsonl")" -eq 9 ]
 	[ "$(wc -l <"$d/ADABTC-1m-2021-11-27.csv")" -eq 10 ]
 }
+
+# ---- one skeleton (issue 16): the same layout in every program folder ----
+PROGRAM_DIRS=(producer inserter aggregator streamer)
+
+@test "every program folder has the same skeleton: main.c, opts.c, loop.c, module.mk" {
+	local d f
+	for d in "${PROGRAM_DIRS[@]}"; do
+		for f in main.c opts.c loop.c module.mk; do
+			[ -f "$KP_ROOT/$d/$f" ] || { echo "$d/$f is missing"; false; }
+		done
+		# options live in opts.c: no other file of the program parses the command line
+		run grep -ln 'getopt\|kp_opt_parse' "$KP_ROOT/$d"/*.c
+		[ "$output" = "$KP_ROOT/$d/opts.c" ] || { echo "$d: option parsing in: $output"; false; }
+	done
+}
+
+@test "no function in program code is longer than 60 lines (scripts/funcs.py)" {
+	run "$KP_ROOT/scripts/funcs.py" --max 60 "${PROGRAM_DIRS[@]/#/$KP_ROOT/}"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# the check can fail: a 61-line function
+	d=$BATS_TEST_TMPDIR/long
+	mkdir -p "$d"
+	{ echo 'int f(void)'; echo '{'; for i in $(seq 59); do echo "    x($i);"; done; echo '}'; } >"$d/a.c"
+	run "$KP_ROOT/scripts/funcs.py" --max 60 "$d"
+	[ "$status" -eq 1 ]
+	[[ $output == *" f "* ]]
+}
+
+@test "every program's --help, man page and README option table come from its option table" {
+	local p
+	for p in kline-producer kline-inserter kline-aggregator kline-streamer; do
+		"$KP_BIN/$p" --help=man | head -1 | grep -q 'Generated from the option table' ||
+			{ echo "$p --help=man is not rendered from a table"; false; }
+		"$KP_BIN/$p" --help=markdown | grep -q '^| option | environment | default | meaning |$'
+	done
+	run "$KP_ROOT/scripts/gen-options-doc.sh" --check "$KP_BIN"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
