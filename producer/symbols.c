@@ -3,6 +3,7 @@
 #include "rest.h"
 #include "restparse.h"
 #include "cfg.h"
+#include "hash.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -21,10 +22,7 @@ static uint32_t sym_mask;
 
 static uint32_t sym_hash(const char *s)
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
+    return (uint32_t)kp_fnv1a(s); /* the table's mask keeps low bits only */
 }
 
 prod_sym_t *sym_find(const char *name)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "hash.h"
 #include "log.h"
 
 struct st_hub st_hub;
@@ -20,10 +21,7 @@ struct st_hub st_hub;
 
 static size_t st_hash(const char *s)
 {
-    size_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return (size_t)kp_fnv1a(s);
 }
 
 int st_hub_init(const struct st_config *cfg, char *errbuf, size_t errlen)
