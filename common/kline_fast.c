@@ -351,10 +351,10 @@ static bool kline_fast_any(kline_fast_t *f, kline_t *k)
     kline_fast_t look = *f;
     const char *key;
     size_t kn;
+    if (kline_fast_lit(&look, "{\"symbol\":", 10))
+        return kline_fast_canonical(f, k); /* its table starts with these bytes */
     if (!kline_fast_char(&look, '{') || !kline_fast_str(&look, &key, &kn))
         return false;
-    if (KF_IS(key, kn, "symbol"))
-        return kline_fast_canonical(f, k);
     k->source = KLINE_SRC_WS;
     if (KF_IS(key, kn, "stream"))
         return kline_fast_combined(f, k);
