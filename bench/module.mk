@@ -3,3 +3,10 @@ E2E_PROBE_OBJS := $(BUILD)/bench/e2e_probe.o
 $(TBIN)/kp-e2e-probe: $(E2E_PROBE_OBJS) $(LIBKP)
 TESTBINS += $(TBIN)/kp-e2e-probe
 ALL_OBJS += $(E2E_PROBE_OBJS)
+
+# kp-parse-bench: the codec's parse throughput alone (bench/parse_bench.c); run it with
+# `build/release/tbin/kp-parse-bench [SAMPLES] [SECONDS]` from the top of the tree.
+PARSE_BENCH_OBJS := $(BUILD)/bench/parse_bench.o
+$(TBIN)/kp-parse-bench: $(PARSE_BENCH_OBJS) $(LIBKP)
+TESTBINS += $(TBIN)/kp-parse-bench
+ALL_OBJS += $(PARSE_BENCH_OBJS)

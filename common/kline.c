@@ -9,7 +9,7 @@
  * - Everything is parsed into a local kline_t and copied to the caller only once
  *   it has passed kline_validate, so a caller never sees a half-filled record and
  *   every record that leaves kline_parse is one kline_format can write.
- * - Duplicate JSON keys are rejected (JSON_REJECT_DUPLICATES): parsers disagree
+ * - Duplicate JSON keys are rejected (KLINE_JSON_FLAGS): parsers disagree
  *   on which of two "h" keys wins, so a message with both is ambiguous and goes to
  *   the rejected table instead of being guessed at. jansson's check is one hash
  *   lookup per key, which it does for the insert anyway, so it costs little.
@@ -20,14 +20,12 @@
  * - The codec does not log: callers decide what a rejection means.
  */
 #include "kline.h"
+#include "kline_rules.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-/* 9999-12-31T23:59:59.999Z: any later "epoch ms" is garbage (or µs in a field
- * that must be ms), and the bound keeps close_time - open_time + 1 from overflowing. */
-#define KLINE_TIME_MAX INT64_C(253402300799999)
 /* data.binance.vision switched its spot dumps to microseconds in 2025; no
  * millisecond timestamp reaches 1e15 before the year 33658. */
 #define KLINE_CSV_US_THRESHOLD INT64_C(1000000000000000)
@@ -208,6 +206,19 @@ int64_t kline_interval_ms(const char *interval)
     return d ? d->ms : 0;
 }
 
+int kline_source_from(const char *s, size_t n, enum kline_source *out)
+{
+    if (n == 2 && memcmp(s, "ws", 2) == 0)
+        *out = KLINE_SRC_WS;
+    else if (n == 4 && memcmp(s, "rest", 4) == 0)
+        *out = KLINE_SRC_REST;
+    else if (n == 6 && memcmp(s, "replay", 6) == 0)
+        *out = KLINE_SRC_REPLAY;
+    else
+        return -1;
+    return 0;
+}
+
 const char *kline_source_name(enum kline_source s)
 {
     switch (s) {
@@ -220,8 +231,8 @@ const char *kline_source_name(enum kline_source s)
 
 /* Copies a symbol, upper-casing it: stream names and users write "btcusdt",
  * the record is always "BTCUSDT". */
-static int kline_symbol_copy(const char *s, size_t n, char dst[KLINE_SYMBOL_MAX],
-                             const char *label, char *errbuf, size_t errlen)
+int kline_symbol_copy(const char *s, size_t n, char dst[KLINE_SYMBOL_MAX], const char *label,
+                      char *errbuf, size_t errlen)
 {
     if (n == 0)
         return kline_err(errbuf, errlen, "%s: empty symbol", label);
@@ -240,8 +251,8 @@ static int kline_symbol_copy(const char *s, size_t n, char dst[KLINE_SYMBOL_MAX]
     return 0;
 }
 
-static int kline_interval_copy(const char *s, size_t n, char dst[KLINE_INTERVAL_MAX],
-                               const char *label, char *errbuf, size_t errlen)
+int kline_interval_copy(const char *s, size_t n, char dst[KLINE_INTERVAL_MAX],
+                        const char *label, char *errbuf, size_t errlen)
 {
     if (!kline_interval_find(s, n))
         return kline_err(errbuf, errlen, "%s: not a Binance kline interval (1s 1m 3m 5m 15m 30m "
@@ -251,8 +262,8 @@ static int kline_interval_copy(const char *s, size_t n, char dst[KLINE_INTERVAL_
     return 0;
 }
 
-static int kline_dec_copy(const char *s, size_t n, char dst[KLINE_DEC_MAX], const char *label,
-                          char *errbuf, size_t errlen)
+int kline_dec_copy(const char *s, size_t n, char dst[KLINE_DEC_MAX], const char *label,
+                   char *errbuf, size_t errlen)
 {
     const char *why = kline_dec_problem(s, n);
     if (why)
@@ -491,9 +502,9 @@ static int kline_from_canonical(const json_t *o, kline_t *k, char *errbuf, size_
     if (kline_json_symbol(json_object_get(o, "symbol"), "symbol", k->symbol, errbuf, errlen) < 0 ||
         kline_json_interval(json_object_get(o, "interval"), "interval", k->interval, errbuf,
                             errlen) < 0 ||
-        kline_json_int(json_object_get(o, "open_time"), "open_time", 0, KLINE_TIME_MAX,
+        kline_json_int(json_object_get(o, "open_time"), "open_time", KLINE_RANGE_TIME,
                        &k->open_time, errbuf, errlen) < 0 ||
-        kline_json_int(json_object_get(o, "close_time"), "close_time", 0, KLINE_TIME_MAX,
+        kline_json_int(json_object_get(o, "close_time"), "close_time", KLINE_RANGE_TIME,
                        &k->close_time, errbuf, errlen) < 0)
         return -1;
     for (size_t i = 0; i < KLINE_N_DEC_FIELDS; i++) {
@@ -502,25 +513,19 @@ static int kline_from_canonical(const json_t *o, kline_t *k, char *errbuf, size_
                            errbuf, errlen) < 0)
             return -1;
     }
-    if (kline_json_int(json_object_get(o, "trades"), "trades", 0, INT64_MAX, &k->trades, errbuf,
-                       errlen) < 0 ||
-        kline_json_int_opt(json_object_get(o, "first_trade_id"), "first_trade_id", -1, INT64_MAX,
+    if (kline_json_int(json_object_get(o, "trades"), "trades", KLINE_RANGE_COUNT, &k->trades,
+                       errbuf, errlen) < 0 ||
+        kline_json_int_opt(json_object_get(o, "first_trade_id"), "first_trade_id", KLINE_RANGE_ID,
                            -1, &k->first_trade_id, errbuf, errlen) < 0 ||
-        kline_json_int_opt(json_object_get(o, "last_trade_id"), "last_trade_id", -1, INT64_MAX,
+        kline_json_int_opt(json_object_get(o, "last_trade_id"), "last_trade_id", KLINE_RANGE_ID,
                            -1, &k->last_trade_id, errbuf, errlen) < 0 ||
         kline_json_bool(json_object_get(o, "closed"), "closed", &k->closed, errbuf, errlen) < 0 ||
-        kline_json_int_opt(json_object_get(o, "event_time"), "event_time", 0, KLINE_TIME_MAX, 0,
+        kline_json_int_opt(json_object_get(o, "event_time"), "event_time", KLINE_RANGE_TIME, 0,
                            &k->event_time, errbuf, errlen) < 0 ||
         kline_json_string(json_object_get(o, "source"), "source", &src, &srclen, errbuf,
                           errlen) < 0)
         return -1;
-    if (srclen == 2 && memcmp(src, "ws", 2) == 0)
-        k->source = KLINE_SRC_WS;
-    else if (srclen == 4 && memcmp(src, "rest", 4) == 0)
-        k->source = KLINE_SRC_REST;
-    else if (srclen == 6 && memcmp(src, "replay", 6) == 0)
-        k->source = KLINE_SRC_REPLAY;
-    else
+    if (kline_source_from(src, srclen, &k->source) < 0)
         return kline_err(errbuf, errlen, "source: not one of ws, rest, replay");
     return 0;
 }
@@ -538,7 +543,7 @@ static int kline_from_ws_event(const json_t *o, kline_t *k, char *errbuf, size_t
         kline_printable(shown, sizeof shown, e, elen);
         return kline_err(errbuf, errlen, "e: not a kline event (e=\"%s\")", shown);
     }
-    if (kline_json_int(json_object_get(o, "E"), "E (event_time)", 0, KLINE_TIME_MAX,
+    if (kline_json_int(json_object_get(o, "E"), "E (event_time)", KLINE_RANGE_TIME,
                        &k->event_time, errbuf, errlen) < 0)
         return -1;
     const json_t *kk = json_object_get(o, "k");
@@ -551,9 +556,9 @@ static int kline_from_ws_event(const json_t *o, kline_t *k, char *errbuf, size_t
                           errlen) < 0 ||
         kline_json_interval(json_object_get(kk, "i"), "k.i (interval)", k->interval, errbuf,
                             errlen) < 0 ||
-        kline_json_int(json_object_get(kk, "t"), "k.t (open_time)", 0, KLINE_TIME_MAX,
+        kline_json_int(json_object_get(kk, "t"), "k.t (open_time)", KLINE_RANGE_TIME,
                        &k->open_time, errbuf, errlen) < 0 ||
-        kline_json_int(json_object_get(kk, "T"), "k.T (close_time)", 0, KLINE_TIME_MAX,
+        kline_json_int(json_object_get(kk, "T"), "k.T (close_time)", KLINE_RANGE_TIME,
                        &k->close_time, errbuf, errlen) < 0)
         return -1;
     for (size_t i = 0; i < sizeof kline_ws_dec_keys / sizeof kline_ws_dec_keys[0]; i++) {
@@ -562,11 +567,11 @@ static int kline_from_ws_event(const json_t *o, kline_t *k, char *errbuf, size_t
                            errlen) < 0)
             return -1;
     }
-    if (kline_json_int(json_object_get(kk, "n"), "k.n (trades)", 0, INT64_MAX, &k->trades,
+    if (kline_json_int(json_object_get(kk, "n"), "k.n (trades)", KLINE_RANGE_COUNT, &k->trades,
                        errbuf, errlen) < 0 ||
-        kline_json_int_opt(json_object_get(kk, "f"), "k.f (first_trade_id)", -1, INT64_MAX, -1,
+        kline_json_int_opt(json_object_get(kk, "f"), "k.f (first_trade_id)", KLINE_RANGE_ID, -1,
                            &k->first_trade_id, errbuf, errlen) < 0 ||
-        kline_json_int_opt(json_object_get(kk, "L"), "k.L (last_trade_id)", -1, INT64_MAX, -1,
+        kline_json_int_opt(json_object_get(kk, "L"), "k.L (last_trade_id)", KLINE_RANGE_ID, -1,
                            &k->last_trade_id, errbuf, errlen) < 0 ||
         kline_json_bool(json_object_get(kk, "x"), "k.x (closed)", &k->closed, errbuf, errlen) < 0)
         return -1;
@@ -611,12 +616,12 @@ static int kline_from_rest_row(const json_t *a, const char *symbol_hint,
         return kline_err(errbuf, errlen, "an array of %zu REST rows: pass one row at a time", n);
     if (n != 12)
         return kline_err(errbuf, errlen, "REST kline row: expected 12 elements, got %zu", n);
-    if (kline_json_int(json_array_get(a, 0), "[0] (open_time)", 0, KLINE_TIME_MAX,
+    if (kline_json_int(json_array_get(a, 0), "[0] (open_time)", KLINE_RANGE_TIME,
                        &k->open_time, errbuf, errlen) < 0 ||
-        kline_json_int(json_array_get(a, 6), "[6] (close_time)", 0, KLINE_TIME_MAX,
+        kline_json_int(json_array_get(a, 6), "[6] (close_time)", KLINE_RANGE_TIME,
                        &k->close_time, errbuf, errlen) < 0 ||
-        kline_json_int(json_array_get(a, 8), "[8] (trades)", 0, INT64_MAX, &k->trades, errbuf,
-                       errlen) < 0)
+        kline_json_int(json_array_get(a, 8), "[8] (trades)", KLINE_RANGE_COUNT, &k->trades,
+                       errbuf, errlen) < 0)
         return -1;
     for (size_t i = 0; i < sizeof decs / sizeof decs[0]; i++) {
         if (kline_json_dec(json_array_get(a, decs[i].idx), decs[i].label,
@@ -864,8 +869,25 @@ int kline_parse_csv(const char *buf, size_t len, const char *symbol, const char 
 /* Autodetecting entry point                                                 */
 /* ------------------------------------------------------------------------ */
 
+json_t *kline_json_load(const char *buf, size_t len, json_error_t *err)
+{
+    return json_loadb(buf, len, KLINE_JSON_FLAGS, err);
+}
+
+/* The fast path first: the two shapes that are nearly all the traffic, read without
+ * a jansson tree (kline_fast.c). It only ever accepts, and only what this function
+ * would accept with the same kline_t; everything else, rejects and their reasons
+ * included, is decided by the full path below. */
 int kline_parse(const char *buf, size_t len, const char *symbol_hint,
                 const char *interval_hint, kline_t *k, char *errbuf, size_t errlen)
+{
+    if (buf && len <= KLINE_INPUT_MAX && kline_parse_fast(buf, len, k) == 0)
+        return 0;
+    return kline_parse_full(buf, len, symbol_hint, interval_hint, k, errbuf, errlen);
+}
+
+int kline_parse_full(const char *buf, size_t len, const char *symbol_hint,
+                     const char *interval_hint, kline_t *k, char *errbuf, size_t errlen)
 {
     if (!buf)
         return kline_err(errbuf, errlen, "no input");
@@ -889,7 +911,7 @@ int kline_parse(const char *buf, size_t len, const char *symbol_hint,
                          "'{', '[' or a digit", first);
 
     json_error_t jerr;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = kline_json_load(buf, len, &jerr);
     if (!root) {
         char why[sizeof jerr.text];
         kline_printable(why, sizeof why, jerr.text, strnlen(jerr.text, sizeof jerr.text));

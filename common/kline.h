@@ -58,6 +58,17 @@ typedef struct kline {
 int kline_parse(const char *buf, size_t len, const char *symbol_hint,
                 const char *interval_hint, kline_t *k, char *errbuf, size_t errlen);
 
+/* The fast first attempt of kline_parse alone (common/kline_fast.c): 0 and *k when buf
+ * is a canonical record as kline_format writes it or a Binance WS kline event (raw or
+ * combined) in the plain shape the exchange sends, giving exactly the kline_t
+ * kline_parse gives; -1 means "not decided here", never "invalid": ask the full path
+ * (kline_parse, or kline_json_load + kline_from_json). No allocation, no length limit. */
+int kline_parse_fast(const char *buf, size_t len, kline_t *k);
+
+/* The full path's JSON loader, with the codec's rules (duplicate keys refused): for a
+ * caller that looks at the tree itself before kline_from_json. Caller json_decref()s. */
+json_t *kline_json_load(const char *buf, size_t len, json_error_t *err);
+
 /* Same, from already-parsed JSON (a WS event, combined wrapper, canonical object,
  * or REST row array). The caller keeps ownership of root. */
 int kline_from_json(const json_t *root, const char *symbol_hint, const char *interval_hint,

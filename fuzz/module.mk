@@ -6,8 +6,8 @@
 #   kline       common/kline*.c: the kline codec (Binance events, REST rows, CSV)
 #   client_msg  streamer/proto.c: a WebSocket client's message
 #   api_query   streamer/proto.c: the /api/klines query string
-#   fast        inserter/fastparse.c and producer/fastjson.c against the codec: whatever a
-#               fast path accepts, kline_parse accepts with the same kline_t
+#   fast        common/kline_fast.c and common/kline.c together: the codec's fast first
+#               attempt and its full path must agree on every input (see fuzz_fast.c)
 #
 # The parser sources are compiled in directly rather than linking libkp.a: the
 # library is built by $(CC) without coverage instrumentation, and the parsers
@@ -28,9 +28,8 @@ FUZZ_KLINE   := $(FUZZ_DIR)/fuzz_kline
 FUZZ_SRCS_kline      := fuzz/fuzz_kline.c $(wildcard common/kline*.c)
 FUZZ_SRCS_client_msg := fuzz/fuzz_client_msg.c streamer/proto.c
 FUZZ_SRCS_api_query  := fuzz/fuzz_api_query.c streamer/proto.c
-# fastparse.c includes ins.h, which names libpq and librdkafka types: their headers only
-FUZZ_SRCS_fast       := fuzz/fuzz_fast.c inserter/fastparse.c producer/fastjson.c $(wildcard common/kline*.c)
-FUZZ_DEPS    := common/kline.h streamer/proto.h inserter/ins.h producer/fastjson.h fuzz/module.mk
+FUZZ_SRCS_fast       := fuzz/fuzz_fast.c $(wildcard common/kline*.c)
+FUZZ_DEPS    := common/kline.h common/kline_rules.h streamer/proto.h fuzz/module.mk
 # a dictionary is used when fuzz/<target>.dict exists
 FUZZ_DICT     = $(if $(wildcard fuzz/$(1).dict),-dict=fuzz/$(1).dict)
 

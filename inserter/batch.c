@@ -8,6 +8,7 @@
  */
 #include "ins.h"
 #include "cfg.h"
+#include "hash.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -55,9 +56,7 @@ void ins_printable(char *dst, size_t dstlen, const void *s, size_t len)
 
 static uint64_t batch_hash(const char *symbol, int64_t open_time)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)symbol; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
+    uint64_t h = kp_fnv1a(symbol);
     h ^= (uint64_t)open_time;
     h *= 0x9e3779b97f4a7c15ULL; /* spread the time bits over the high bits too */
     return h ^ (h >> 29);

@@ -27,8 +27,7 @@ int ins_take(ins_app_t *app, const char *buf, size_t len, ins_origin_fn origin_f
 {
     kline_t k;
     char why[256], origin[600];
-    if (ins_parse_canonical(buf, len, &k) == 0 ||
-        kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
+    if (kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
         if (strcmp(k.interval, "1s") == 0) {
             /* The aggregator rolls a minute up once its last second is committed, so
              * that second is not held for --flush-ms. Live data only (ended less than

@@ -8,7 +8,6 @@
  *   store.c    one PostgreSQL transaction per batch: COPY + upsert + rejected + checkpoint
  *   consume.c  Kafka consumer group: subscribe, rebalance, pause/resume, offset commit
  *   input.c    NDJSON from stdin or a file (-i)
- *   fastparse.c  one-pass scanner for canonical records (kline_parse for everything else)
  *   flush.c    write a batch, commit offsets, PostgreSQL outage state (pause, backoff)
  *   stats.c    counters, histograms, Prometheus text, periodic stats line
  */
@@ -133,12 +132,6 @@ int ins_batch_add_reject(ins_batch_t *b, const void *raw, size_t len, const char
 void ins_batch_drop(ins_batch_t *b, bool (*drop)(int topic, int32_t part, void *ud), void *ud);
 /* Copies s into dst (size dstlen) with every byte outside printable ASCII as '?'. */
 void ins_printable(char *dst, size_t dstlen, const void *s, size_t len);
-
-/* ---- fastparse.c ---- */
-
-/* The canonical record exactly as kline_format writes it → 0 and *k (validated, the same
- * kline_t kline_parse gives). -1 for anything else: then ask kline_parse. */
-int ins_parse_canonical(const char *buf, size_t len, kline_t *k);
 
 /* ---- store.c ---- */
 

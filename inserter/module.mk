@@ -6,10 +6,9 @@ $(BIN)/kline-inserter: $(INSERTER_OBJS) $(LIBKP)
 PROGRAMS += $(BIN)/kline-inserter
 ALL_OBJS += $(INSERTER_OBJS)
 
-# cmocka tests of the batch (dedupe, offsets, drop on revoke) and of fastparse.c: $(TBIN)/test_inserter_batch
+# cmocka tests of the batch (dedupe, offsets, drop on revoke): $(TBIN)/test_inserter_batch
 INSERTER_TEST_OBJS := $(BUILD)/inserter/test/test_inserter_batch.o
-$(TBIN)/test_inserter_batch: $(INSERTER_TEST_OBJS) $(BUILD)/inserter/batch.o \
-                             $(BUILD)/inserter/fastparse.o $(LIBKP)
+$(TBIN)/test_inserter_batch: $(INSERTER_TEST_OBJS) $(BUILD)/inserter/batch.o $(LIBKP)
 $(TBIN)/test_inserter_batch: LDLIBS += -lcrypto
 TESTBINS += $(TBIN)/test_inserter_batch
 ALL_OBJS += $(INSERTER_TEST_OBJS)

@@ -4,11 +4,6 @@ $(BIN)/kline-producer: $(PRODUCER_OBJS) $(LIBKP)
 PROGRAMS += $(BIN)/kline-producer
 ALL_OBJS += $(PRODUCER_OBJS)
 
-# The fast kline parser checked against the codec (a cmocka test, run by tests/run.sh).
-$(TBIN)/test_producer_fastjson: $(BUILD)/producer/test/test_producer_fastjson.o $(BUILD)/producer/fastjson.o $(LIBKP)
-TESTBINS += $(TBIN)/test_producer_fastjson
-ALL_OBJS += $(BUILD)/producer/test/test_producer_fastjson.o
-
 # REST answer parsing (pure) and the connection-attempt limiter (injected clock).
 $(TBIN)/test_producer_restparse: $(BUILD)/producer/test/test_producer_restparse.o $(BUILD)/producer/restparse.o $(LIBKP)
 $(TBIN)/test_producer_attempts: $(BUILD)/producer/test/test_producer_attempts.o $(BUILD)/producer/attempts.o

@@ -2,7 +2,6 @@
  * serverShutdown notice, or something to dead-letter. */
 #include "prod.h"
 #include "log.h"
-#include "fastjson.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -47,9 +46,9 @@ enum msg_kind msg_handle(const char *buf, size_t len, const char *origin,
     json_error_t jerr;
     kline_t k;
     atomic_fetch_add_explicit(&prod_stats.received, 1, memory_order_relaxed);
-    if (fastjson_kline(buf, len, &k) == 0)
+    if (kline_parse_fast(buf, len, &k) == 0)
         return msg_kline(&k, buf, len, origin, recv_ms, recv_us);
-    json_t *root = fastjson_load(buf, len, &jerr);
+    json_t *root = kline_json_load(buf, len, &jerr);
     if (!root) {
         snprintf(why, sizeof why, "malformed JSON: %s", jerr.text);
         pub_reject(buf, len, origin, why);

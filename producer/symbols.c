@@ -3,8 +3,8 @@
 #include "rest.h"
 #include "restparse.h"
 #include "cfg.h"
-#include "log.h"
 #include "hash.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -24,7 +24,7 @@ prod_sym_t *sym_find(const char *name)
 {
     if (!sym_slots)
         return NULL;
-    for (uint32_t i = kp_hash_str32(name) & sym_mask;; i = (i + 1) & sym_mask) {
+    for (uint32_t i = (uint32_t)kp_fnv1a(name) & sym_mask;; i = (i + 1) & sym_mask) {
         int32_t ix = sym_slots[i];
         if (ix < 0)
             return NULL;
@@ -71,7 +71,7 @@ int sym_table_init(char **names, int n, char *errbuf, size_t errlen)
         s->last_pub = PROD_NONE;
         s->pending_max = PROD_NONE;
         s->stale_mark = PROD_NONE;
-        uint32_t h = kp_hash_str32(up) & sym_mask;
+        uint32_t h = (uint32_t)kp_fnv1a(up) & sym_mask;
         while (sym_slots[h] >= 0)
             h = (h + 1) & sym_mask;
         sym_slots[h] = prod_nsyms++;

@@ -37,7 +37,7 @@ int st_hub_init(const struct st_config *cfg, char *errbuf, size_t errlen)
 
 struct st_symbol *st_hub_find(const char *name)
 {
-    for (struct st_symbol *s = st_hub.htab[kp_hash_str32(name) & (st_hub.hcap - 1)]; s; s = s->hnext)
+    for (struct st_symbol *s = st_hub.htab[(size_t)kp_fnv1a(name) & (st_hub.hcap - 1)]; s; s = s->hnext)
         if (!strcmp(s->name, name))
             return s;
     return NULL;
@@ -60,7 +60,7 @@ struct st_symbol *st_hub_symbol(const char *name, bool from_client)
     }
     snprintf(s->name, sizeof s->name, "%s", name);
     s->id = ++st_hub.next_symbol_id;
-    size_t b = kp_hash_str32(name) & (st_hub.hcap - 1);
+    size_t b = (size_t)kp_fnv1a(name) & (st_hub.hcap - 1);
     s->hnext = st_hub.htab[b];
     st_hub.htab[b] = s;
     s->next = st_hub.symbols;
@@ -77,7 +77,7 @@ struct st_symbol *st_hub_symbol(const char *name, bool from_client)
  * of that list may be in progress (a fan-out that closed a slow client got us here). */
 static void st_symbol_kill(struct st_symbol *s)
 {
-    struct st_symbol **pp = &st_hub.htab[kp_hash_str32(s->name) & (st_hub.hcap - 1)];
+    struct st_symbol **pp = &st_hub.htab[(size_t)kp_fnv1a(s->name) & (st_hub.hcap - 1)];
     while (*pp != s)
         pp = &(*pp)->hnext;
     *pp = s->hnext;

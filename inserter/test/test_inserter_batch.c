@@ -1,6 +1,7 @@
 /* test_inserter_batch.c — cmocka tests of the inserter's in-memory batch (inserter/batch.c):
  * the dedupe rule shared with the upsert, offsets per partition, dropping revoked
- * partitions, rejects kept verbatim; and fastparse.c against kline_parse. */
+ * partitions, rejects kept verbatim. (The canonical scanner's tests moved with it into the
+ * codec: tests/unit/test_kline_fast.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,113 +122,6 @@ static void rejects_keep_raw_bytes_and_printable_text(void **state)
     ins_batch_free(&b);
 }
 
-/* A canonical record as kline_format writes it, from a WS event: the scanner must take
- * it, and give exactly what kline_parse gives. */
-static void fastparse_takes_kline_format_output(void **state)
-{
-    (void)state;
-    static const char *const inputs[] = {
-        "{\"e\":\"kline\",\"E\":1789499997024,\"s\":\"BTCUSDT\",\"k\":{\"t\":1789499996000,"
-        "\"T\":1789499996999,\"s\":\"BTCUSDT\",\"i\":\"1s\",\"f\":6684854486,\"L\":6684854599,"
-        "\"o\":\"76168.36000000\",\"c\":\"76175.97000000\",\"h\":\"76175.97000000\","
-        "\"l\":\"76168.36000000\",\"v\":\"0.18974000\",\"n\":114,\"x\":true,"
-        "\"q\":\"14452.26191960\",\"V\":\"0.08558000\",\"Q\":\"6518.56313820\",\"B\":\"0\"}}",
-        "[1789499996000,\"1.00000000\",\"1.00000000\",\"1.00000000\",\"1.00000000\",\"0.00000000\","
-        "1789499996999,\"0.00000000\",0,\"0.00000000\",\"0.00000000\",\"0\"]",
-    };
-    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
-        kline_t a, b;
-        char why[256], json[KLINE_JSON_MAX];
-        assert_int_equal(kline_parse(inputs[i], strlen(inputs[i]), "ETHBTC", "1s", &a, why,
-                                     sizeof why), 0);
-        int n = kline_format(&a, json, sizeof json);
-        assert_true(n > 0);
-        assert_int_equal(ins_parse_canonical(json, (size_t)n, &b), 0);
-        assert_memory_equal(&a, &b, sizeof a);
-    }
-}
-
-/* Mutated canonical records: whatever the scanner accepts, kline_parse accepts too, with
- * the same result (the scanner may refuse more: kline_parse then decides). */
-static void fastparse_never_disagrees_with_kline_parse(void **state)
-{
-    (void)state;
-    static const char base[] =
-        "{\"symbol\":\"BTCUSDT\",\"interval\":\"1s\",\"open_time\":1789499996000,"
-        "\"close_time\":1789499996999,\"open\":\"76168.36000000\",\"high\":\"76175.97000000\","
-        "\"low\":\"76168.36000000\",\"close\":\"76175.97000000\",\"volume\":\"0.18974000\","
-        "\"quote_volume\":\"14452.26191960\",\"trades\":114,\"taker_buy_volume\":\"0.08558000\","
-        "\"taker_buy_quote_volume\":\"6518.56313820\",\"first_trade_id\":6684854486,"
-        "\"last_trade_id\":6684854599,\"closed\":true,\"event_time\":1789499997024,"
-        "\"source\":\"ws\"}";
-    static const char alphabet[] = "0123456789-.,:\"{} aAzZ\\\x7f\xc3" "e+";
-    kline_t a, b;
-    char why[256], buf[sizeof base + 8];
-    assert_int_equal(ins_parse_canonical(base, strlen(base), &b), 0);
-    unsigned seed = 12345;
-    int accepted = 0;
-    for (int iter = 0; iter < 200000; iter++) {
-        size_t n = strlen(base);
-        memcpy(buf, base, n + 1);
-        for (int m = 0; m < 1 + iter % 3; m++) {
-            seed = seed * 1103515245u + 12345u;
-            size_t pos = (seed >> 8) % n;
-            int op = (int)((seed >> 4) % 3);
-            char c = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
-            if (op == 0) {
-                buf[pos] = c;
-            } else if (op == 1 && n > 1) { /* delete */
-                memmove(buf + pos, buf + pos + 1, n - pos);
-                n--;
-            } else if (n + 1 < sizeof buf) { /* insert */
-                memmove(buf + pos + 1, buf + pos, n - pos + 1);
-                buf[pos] = c;
-                n++;
-            }
-        }
-        if (ins_parse_canonical(buf, n, &b) == 0) {
-            accepted++;
-            if (kline_parse(buf, n, NULL, NULL, &a, why, sizeof why) != 0)
-                fail_msg("scanner took what kline_parse refuses (%s): %.*s", why, (int)n, buf);
-            assert_memory_equal(&a, &b, sizeof a);
-        }
-    }
-    assert_true(accepted > 100); /* mutations inside digits keep many records valid */
-}
-
-/* Integers of 19 and 20 digits (beyond the scanner's 18) and at the int64 limits: the
- * scanner must refuse them without computing them (a signed overflow is undefined
- * behaviour, which UBSan aborts on), and kline_parse then decides. */
-static void fastparse_long_numbers_are_left_to_kline_parse(void **state)
-{
-    (void)state;
-    static const char *const nums[] = {
-        "9223372036854775807", "9223372036854775808", "9999999999999999999",
-        "-9223372036854775808", "-9999999999999999999", "99999999999999999999",
-        "18446744073709551616", "100000000000000000000000000000", "999999999999999999",
-    };
-    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
-        char buf[1024];
-        int n = snprintf(buf, sizeof buf,
-            "{\"symbol\":\"BTCUSDT\",\"interval\":\"1s\",\"open_time\":1789499996000,"
-            "\"close_time\":1789499996999,\"open\":\"1\",\"high\":\"1\",\"low\":\"1\","
-            "\"close\":\"1\",\"volume\":\"0\",\"quote_volume\":\"0\",\"trades\":%s,"
-            "\"taker_buy_volume\":\"0\",\"taker_buy_quote_volume\":\"0\","
-            "\"first_trade_id\":%s,\"last_trade_id\":%s,\"closed\":true,"
-            "\"event_time\":1789499997024,\"source\":\"ws\"}", nums[i], nums[i], nums[i]);
-        kline_t a, b;
-        char why[256];
-        int fast = ins_parse_canonical(buf, (size_t)n, &b);
-        int full = kline_parse(buf, (size_t)n, NULL, NULL, &a, why, sizeof why);
-        if (strlen(nums[i]) > 18 + (nums[i][0] == '-'))
-            assert_int_equal(fast, -1);
-        if (fast == 0) {
-            assert_int_equal(full, 0);
-            assert_memory_equal(&a, &b, sizeof a);
-        }
-    }
-}
-
 /* A reject keeps at most rej_prefix bytes, and the size and SHA-256 of all of it. */
 static void rejects_keep_a_bounded_prefix_size_and_hash(void **state)
 {
@@ -257,9 +151,6 @@ int main(void)
         cmocka_unit_test(drop_removes_revoked_partitions_only),
         cmocka_unit_test(rejects_keep_raw_bytes_and_printable_text),
         cmocka_unit_test(rejects_keep_a_bounded_prefix_size_and_hash),
-        cmocka_unit_test(fastparse_takes_kline_format_output),
-        cmocka_unit_test(fastparse_never_disagrees_with_kline_parse),
-        cmocka_unit_test(fastparse_long_numbers_are_left_to_kline_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
