@@ -5,11 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
-int kq_xopts_add(kq_xopts_t *x, const char *kv, char *errbuf, size_t errlen)
+int kq_xopts_add(const char *kv, void *dest, char *errbuf, size_t errlen)
 {
+    kq_xopts_t *x = dest;
     const char *eq = strchr(kv, '=');
     if (!eq || eq == kv) {
-        snprintf(errbuf, errlen, "-X %s: expected key=value", kv);
+        snprintf(errbuf, errlen, "expected KEY=VALUE");
         return -1;
     }
     if (x->n >= (int)(sizeof x->kv / sizeof x->kv[0])) {

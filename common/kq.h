@@ -11,8 +11,9 @@ typedef struct kq_xopts {
     int n;
 } kq_xopts_t;
 
-/* Adds one -X argument; -1 (with errbuf) if not key=value or too many. */
-int kq_xopts_add(kq_xopts_t *x, const char *kv, char *errbuf, size_t errlen);
+/* -X, --kafka KEY=VALUE as a kp_opt CALL row (.dest = the kq_xopts_t, .call = kq_xopts_add):
+ * kv is borrowed (argv outlives the conf). The reason does not repeat the option. */
+int kq_xopts_add(const char *kv, void *dest, char *errbuf, size_t errlen);
 
 /* New conf with bootstrap.servers=brokers, routes librdkafka logs into log.h,
  * then applies each -X key=value (after the program's own defaults, so -X wins:

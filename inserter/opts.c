@@ -13,14 +13,6 @@
 /* What the table parses into; ins_opts_parse hands a copy to the caller. */
 static ins_opts_t ins_opts_v = { .log_level = LOG_LVL_INFO }; /* a CALL default is not parsed */
 
-/* -X KEY=VALUE, repeatable: kept in order (pointers into argv), applied after our defaults. */
-static int ins_opts_kafka(const char *v, void *dest, char *err, size_t errlen)
-{
-    if (v[0] == '=' || !strchr(v, '=')) /* checked here: kq's message repeats "-X VALUE" */
-        return snprintf(err, errlen, "expected KEY=VALUE"), -1;
-    return kq_xopts_add(dest, v, err, errlen);
-}
-
 /* log.c's names: error, warn (or warning), info, debug, any case. */
 static int ins_opts_level(const char *v, void *dest, char *err, size_t errlen)
 {
@@ -47,7 +39,7 @@ static const kp_opt_t ins_opts_table[] = {
     { KP_OPT_STR, "group", 'g', "NAME", "KAFKA_GROUP", INS_PROG, "consumer group",
       .dest = &V.group },
     { KP_OPT_CALL, "kafka", 'X', "KEY=VALUE", NULL, NULL,
-      "librdkafka setting, applied last (repeatable)", .dest = &V.xopts, .call = ins_opts_kafka },
+      "librdkafka setting, applied last (repeatable)", .dest = &V.xopts, .call = kq_xopts_add },
     { KP_OPT_SECTION, .help = "Input instead of Kafka" },
     { KP_OPT_STR, "input", 'i', "FILE|-", NULL, NULL,
       "read lines instead of Kafka; write, exit 0 at end of input", .dest = &V.input },

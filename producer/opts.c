@@ -17,18 +17,6 @@ static struct {
     long long max_frame; /* the parser writes long long; prod_cfg.max_frame is a size_t */
 } opts_raw;
 
-/* -X, --kafka KEY=VALUE: collected in order, applied after the program's own settings. */
-static int opts_add_kafka(const char *v, void *dest, char *errbuf, size_t errlen)
-{
-    char e[256];
-    if (kq_xopts_add(dest, v, e, sizeof e) == 0)
-        return 0;
-    /* kq names the flag and value itself ("-X v: ..."); the parser does too */
-    size_t skip = strlen(v) + 5;
-    snprintf(errbuf, errlen, "%s", !strncmp(e, "-X ", 3) && strlen(e) > skip ? e + skip : e);
-    return -1;
-}
-
 static const kp_opt_t opts_table[] = {
     { KP_OPT_SECTION, .help = "Sources (one of)" },
     { KP_OPT_STR, "symbols", 's', "LIST", "SYMBOLS", NULL, "symbols, comma separated, any case",
@@ -65,7 +53,7 @@ static const kp_opt_t opts_table[] = {
     { KP_OPT_INT, "flush-timeout-ms", 0, "MS", NULL, "10000", "on exit, wait this long for Kafka acks",
       KP_OPT_INT_DEST(prod_cfg.flush_timeout_ms), .min = 0, .max = 3600000 },
     { KP_OPT_CALL, "kafka", 'X', "KEY=VALUE", NULL, NULL, "librdkafka setting, applied last (repeatable)",
-      .dest = &prod_cfg.xopts, .call = opts_add_kafka },
+      .dest = &prod_cfg.xopts, .call = kq_xopts_add },
 
     { KP_OPT_SECTION, .help = "Exchange" },
     { KP_OPT_STR, "ws-url", 0, "URL", "BINANCE_WS_URL", "wss://stream.binance.com:9443", "WebSocket base URL",

@@ -18,17 +18,6 @@ static struct st_config o_cfg;
 static const char *o_listen, *o_web, *o_origins, *o_loglevel;
 static int o_evloop; /* index in "uv|poll" */
 
-/* -X: kq_xopts_add names the option itself ("-X k: reason"); the parser names it too. */
-static int st_opt_kafka(const char *v, void *dest, char *errbuf, size_t errlen)
-{
-    char e[512], prefix[300];
-    if (kq_xopts_add(dest, v, e, sizeof e) == 0)
-        return 0;
-    size_t pl = (size_t)snprintf(prefix, sizeof prefix, "-X %s: ", v);
-    snprintf(errbuf, errlen, "%s", strncmp(e, prefix, pl) ? e : e + pl);
-    return -1;
-}
-
 static const kp_opt_t st_opts[] = {
     { KP_OPT_SECTION, .help = "Network and feed" },
     { KP_OPT_STR, "listen", 'l', "HOST:PORT", "STREAMER_LISTEN", "0.0.0.0:8080",
@@ -39,7 +28,7 @@ static const kp_opt_t st_opts[] = {
       .dest = &o_cfg.brokers },
     { KP_OPT_STR, "topic", 't', "NAME", "KAFKA_TOPIC", "klines", "Kafka topic", .dest = &o_cfg.topic },
     { KP_OPT_CALL, "kafka", 'X', "KEY=VALUE", NULL, NULL, "librdkafka setting, repeatable, applied last",
-      .dest = &o_cfg.xopts, .call = st_opt_kafka },
+      .dest = &o_cfg.xopts, .call = kq_xopts_add },
     { KP_OPT_INT, "catchup-secs", 0, "S", "STREAMER_CATCHUP_SECS", "120",
       "Kafka: on start, read back the last S seconds of every partition\n"
       "so every symbol has its latest kline (0 = live records only)",

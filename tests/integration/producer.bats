@@ -180,7 +180,7 @@ load producer_helpers
 	# -X has a long name, and a bad value names the option as typed
 	run --separate-stderr "$KP_BIN/kline-producer" --replay /dev/null -o - --kafka novalue
 	[ "$status" -eq 2 ]
-	[[ $stderr == *"--kafka novalue: expected key=value"* ]]
+	[[ $stderr == *"--kafka novalue: expected KEY=VALUE"* ]]
 }
 
 @test "producer: wss:// uses TLS and verifies the server against the CA store" {
