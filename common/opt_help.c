@@ -131,16 +131,33 @@ static void man_option(FILE *out, const kp_opt_t *o)
     man_str(out, o->help ? o->help : "");
     fputc('\n', out);
     if (o->def && o->type != KP_OPT_FLAG) {
-        fputs("Default: ", out);
+        fputs(".br\nDefault: ", out);
         man_str(out, *o->def ? o->def : "\"\"");
         fputs(".\n", out);
     }
     if (o->env)
-        fprintf(out, "Environment: \\fB%s\\fR.\n", o->env);
+        fprintf(out, ".br\nEnvironment: \\fB%s\\fR.\n", o->env);
     if (o->alias) {
         fputs("Also accepted as \\fB\\-\\-", out);
         man_str(out, o->alias);
         fputs("\\fR.\n", out);
+    }
+}
+
+/* The synopsis without its "usage: " and the indent that aligned the lines under it. */
+static void man_synopsis(FILE *out, const char *syn)
+{
+    const size_t indent = strncmp(syn, "usage: ", 7) ? 0 : 7;
+    for (const char *l = syn; *l;) {
+        size_t n = strcspn(l, "\n"), lead = 0;
+        if (l == syn)
+            lead = indent;
+        else
+            while (lead < indent && lead < n && l[lead] == ' ')
+                lead++;
+        man_escaped(out, l + lead, n - lead);
+        fputc('\n', out);
+        l += n + (l[n] == '\n');
     }
 }
 
@@ -159,7 +176,7 @@ static void man_header(const kp_opt_prog_t *p, FILE *out)
     fputs(" \\- ", out);
     man_str(out, p->summary);
     fputs("\n.SH SYNOPSIS\n.nf\n", out);
-    man_str(out, p->synopsis);
+    man_synopsis(out, p->synopsis);
     fputs(".fi\n", out);
     if (p->intro) {
         fputs(".SH DESCRIPTION\n", out);
