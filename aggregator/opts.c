@@ -11,8 +11,6 @@
 #include "log.h"
 #include "opt.h"
 
-/* Defaults of the CALL rows: kp_opt leaves CALL rows to their parser (a CALL may
- * accumulate, like -X), so agg_opts_parse applies these itself, before the environment. */
 #define AGG_DEF_INTERVALS "1m"
 #define AGG_DEF_GRACE "2m"
 /* Units of --retain and --incomplete-grace; a unit is required and fractions were never
@@ -239,11 +237,7 @@ static void agg_opts_check(struct agg_config *cfg)
 
 void agg_opts_parse(int argc, char **argv, struct agg_config *cfg)
 {
-    char err[256];
     memset(&agg_o, 0, sizeof agg_o);
-    if (agg_parse_intervals(AGG_DEF_INTERVALS, &agg_o, err, sizeof err) < 0 ||
-        agg_opt_grace(AGG_DEF_GRACE, &agg_o.incomplete_grace_s, err, sizeof err) < 0)
-        kp_opt_usage_error(&agg_prog, "built-in default: %s", err);
     kp_opt_parse(&agg_prog, argc, argv, false);
     agg_opts_check(&agg_o);
     *cfg = agg_o; /* strings point into argv, the environment or the table: never freed */

@@ -127,7 +127,7 @@ static int opt_apply_defaults(const kp_opt_prog_t *p, char *errbuf, size_t errle
             *(bool *)o->dest = false;
         else if (o->type == KP_OPT_STR && !o->def)
             *(const char **)o->dest = NULL;
-        else if (o->def && o->type != KP_OPT_CALL && opt_store(o, o->def, err, sizeof err) < 0)
+        else if (o->def && opt_store(o, o->def, err, sizeof err) < 0)
             return opt_fail(errbuf, errlen, "built-in default of --%s '%s': %s", o->name ? o->name : "?",
                             o->def, err);
     }

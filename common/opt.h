@@ -21,7 +21,8 @@ typedef enum {
     KP_OPT_DUR,     /* int64_t ms in [min, max]: "<number><unit>", units .units, a bare number .bare_ms each */
     KP_OPT_TIME,    /* int64_t epoch ms: ISO 8601, now, 123s, 123ms (see cfg_parse_time_ms) */
     KP_OPT_CHOICE,  /* int: index of the value in .choices ("uv|poll") */
-    KP_OPT_CALL,    /* .call(value, .dest) parses and stores; repeatable (-X k=v) */
+    KP_OPT_CALL,    /* .call(value, .dest) parses and stores; repeatable (-X k=v); a .def goes
+                     * through .call too (a repeatable row has none) */
 } kp_opt_type_t;
 
 enum {
