@@ -71,53 +71,99 @@ int kq_conf_apply_xopts(rd_kafka_conf_t *conf, const kq_xopts_t *x, char *errbuf
     return 0;
 }
 
-int kq_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int replication,
-                    long long retention_ms, const char *cleanup_policy, int timeout_ms, char *errbuf,
+int kq_broker_count(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    if (err) {
+        snprintf(errbuf, errlen, "cluster metadata: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    int n = md->broker_cnt;
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+/* replication 0 → min(3, brokers); min_insync 0 → RF − 1 from RF 3 on (one replica may be
+ * down and writes with acks=all go on; two copies of every acked record), else the
+ * broker's default; -1 → the broker's default. */
+static int kq_topic_resolve(rd_kafka_t *rk, const kq_topic_spec_t *in, kq_topic_spec_t *out,
+                            int timeout_ms, char *errbuf, size_t errlen)
+{
+    *out = *in;
+    if (out->replication == 0) {
+        int brokers = kq_broker_count(rk, timeout_ms, errbuf, errlen);
+        if (brokers < 0)
+            return -1;
+        out->replication = brokers < 3 ? (brokers > 0 ? brokers : 1) : 3;
+    }
+    if (out->min_insync == 0)
+        out->min_insync = out->replication >= 3 ? out->replication - 1 : -1;
+    return 0;
+}
+
+static rd_kafka_NewTopic_t *kq_new_topic(const kq_topic_spec_t *t, char *errbuf, size_t errlen)
+{
+    char rerr[256], v[32];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(t->name, t->partitions, t->replication, rerr, sizeof rerr);
+    if (!nt) {
+        snprintf(errbuf, errlen, "topic %s: %s", t->name, rerr);
+        return NULL;
+    }
+    if (t->retention_ms > 0) {
+        snprintf(v, sizeof v, "%lld", t->retention_ms);
+        rd_kafka_NewTopic_set_config(nt, "retention.ms", v);
+    }
+    if (t->min_insync > 0) {
+        snprintf(v, sizeof v, "%d", t->min_insync);
+        rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", v);
+    }
+    if (t->cleanup_policy)
+        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", t->cleanup_policy);
+    return nt;
+}
+
+/* The CreateTopics answer: 1 created, 0 there already, -1 with the reason. */
+static int kq_create_result(rd_kafka_event_t *ev, const char *topic, int timeout_ms, char *errbuf,
+                            size_t errlen)
+{
+    if (!ev)
+        return snprintf(errbuf, errlen, "topic %s: no answer from Kafka within %d ms", topic, timeout_ms), -1;
+    if (rd_kafka_event_error(ev))
+        return snprintf(errbuf, errlen, "topic %s: %s", topic, rd_kafka_event_error_string(ev)), -1;
+    size_t n;
+    const rd_kafka_topic_result_t **tr =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    rd_kafka_resp_err_t e = n == 1 ? rd_kafka_topic_result_error(tr[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        return snprintf(errbuf, errlen, "topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0])), -1;
+    return e == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+int kq_topic_ensure(rd_kafka_t *rk, const kq_topic_spec_t *spec, int timeout_ms, char *errbuf,
                     size_t errlen)
 {
     char rerr[256];
-    int rc = -1;
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, replication, rerr, sizeof rerr);
-    if (!nt) {
-        snprintf(errbuf, errlen, "topic %s: %s", topic, rerr);
+    kq_topic_spec_t t;
+    if (kq_topic_resolve(rk, spec, &t, timeout_ms, errbuf, errlen) < 0)
         return -1;
-    }
-    if (retention_ms > 0) {
-        char v[32];
-        snprintf(v, sizeof v, "%lld", retention_ms);
-        rd_kafka_NewTopic_set_config(nt, "retention.ms", v);
-    }
-    if (cleanup_policy)
-        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", cleanup_policy);
+    rd_kafka_NewTopic_t *nt = kq_new_topic(&t, errbuf, errlen);
+    if (!nt)
+        return -1;
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, rerr, sizeof rerr);
     rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, rerr, sizeof rerr);
     rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
-
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    if (!ev) {
-        snprintf(errbuf, errlen, "topic %s: no answer from Kafka within %d ms", topic, timeout_ms);
-        goto out;
-    }
-    if (rd_kafka_event_error(ev)) {
-        snprintf(errbuf, errlen, "topic %s: %s", topic, rd_kafka_event_error_string(ev));
-        goto out_ev;
-    }
-    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-    size_t n;
-    const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
-    if (n == 1 && rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        snprintf(errbuf, errlen, "topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
-        goto out_ev;
-    }
-    rc = 0;
-out_ev:
-    rd_kafka_event_destroy(ev);
-out:
+    int rc = kq_create_result(ev, t.name, timeout_ms, errbuf, errlen);
+    if (rc == 1)
+        log_info("created topic %s: %d partitions, replication %d, min.insync.replicas %d "
+                 "(0: the broker's default)", t.name, t.partitions, t.replication, t.min_insync > 0 ? t.min_insync : 0);
+    if (ev)
+        rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(opt);
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }

@@ -22,10 +22,21 @@ rd_kafka_conf_t *kq_conf_new(const char *brokers, char *errbuf, size_t errlen);
 int kq_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, char *errbuf, size_t errlen);
 int kq_conf_apply_xopts(rd_kafka_conf_t *conf, const kq_xopts_t *x, char *errbuf, size_t errlen);
 
-/* Creates the topic if it does not exist (Admin API). retention_ms <= 0 and a NULL
- * cleanup_policy leave the broker defaults. Exists already → 0. */
-int kq_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int replication,
-                    long long retention_ms, const char *cleanup_policy, int timeout_ms, char *errbuf,
+typedef struct kq_topic_spec {
+    const char *name;
+    int partitions;
+    int replication;  /* 0 = min(3, brokers in the cluster) */
+    int min_insync;   /* 0 = replication - 1 from replication 3 on, else the broker's; -1 = the broker's */
+    long long retention_ms;     /* <= 0: the broker's default */
+    const char *cleanup_policy; /* NULL: the broker's default */
+} kq_topic_spec_t;
+
+/* Creates the topic if it does not exist (Admin API), logging what it chose. Exists
+ * already → 0, and nothing about it changes (its settings are the operator's). */
+int kq_topic_ensure(rd_kafka_t *rk, const kq_topic_spec_t *spec, int timeout_ms, char *errbuf,
                     size_t errlen);
+
+/* Brokers in the cluster's metadata, or -1 with the reason. */
+int kq_broker_count(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen);
 
 #endif

@@ -17,6 +17,16 @@ static struct {
     long long max_frame; /* the parser writes long long; prod_cfg.max_frame is a size_t */
 } opts_raw;
 
+/* --replication, --min-insync: a count, or "auto" (0, resolved against the cluster). */
+static int opts_auto_count(const char *v, void *dest, char *errbuf, size_t errlen)
+{
+    long long n = 0;
+    if (strcmp(v, "auto") && cfg_parse_ll(v, 1, 100, &n) < 0)
+        return snprintf(errbuf, errlen, "expected auto or an integer in [1, 100]"), -1;
+    *(int *)dest = (int)n;
+    return 0;
+}
+
 static const kp_opt_t opts_table[] = {
     { KP_OPT_SECTION, .help = "Sources (one of)" },
     { KP_OPT_STR, "symbols", 's', "LIST", "SYMBOLS", NULL, "symbols, comma separated, any case",
@@ -46,8 +56,13 @@ static const kp_opt_t opts_table[] = {
       .dest = &prod_cfg.dlq_topic, .flags = KP_OPT_EMPTY_OK },
     { KP_OPT_INT, "partitions", 0, "N", NULL, "6", "partitions when creating the topic",
       KP_OPT_INT_DEST(prod_cfg.partitions), .min = 1, .max = 100000 },
-    { KP_OPT_INT, "replication", 0, "N", NULL, "1", "replication factor when creating the topic",
-      KP_OPT_INT_DEST(prod_cfg.replication), .min = 1, .max = 100 },
+    { KP_OPT_CALL, "replication", 0, "N|auto", "KAFKA_REPLICATION", "auto",
+      "replication factor when creating the topics; auto = min(3, brokers)",
+      .dest = &prod_cfg.replication, .call = opts_auto_count },
+    { KP_OPT_CALL, "min-insync", 0, "N|auto", "KAFKA_MIN_INSYNC", "auto",
+      "min.insync.replicas when creating the topics; auto = replication - 1\n"
+      "from replication 3 on (acks=all survives a broker down), else the broker's",
+      .dest = &prod_cfg.min_insync, .call = opts_auto_count },
     { KP_OPT_INT, "retention-ms", 0, "MS", NULL, "604800000", "retention.ms when creating the topic (7 days)",
       KP_OPT_INT_DEST(prod_cfg.retention_ms), .min = -1, .max = 1LL << 62 },
     { KP_OPT_INT, "flush-timeout-ms", 0, "MS", NULL, "10000", "on exit, wait this long for Kafka acks",
@@ -180,6 +195,9 @@ static void opts_topics(void)
     }
     snprintf(resumebuf, sizeof resumebuf, "%s.resume", prod_cfg.topic);
     prod_cfg.resume_topic = resumebuf;
+    /* more in-sync replicas than replicas: every acks=all write would be refused */
+    if (prod_cfg.replication && prod_cfg.min_insync > prod_cfg.replication)
+        USAGE("--min-insync %d is more than --replication %d", prod_cfg.min_insync, prod_cfg.replication);
 }
 
 int opts_parse(int argc, char **argv, int *log_level)

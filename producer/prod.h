@@ -36,7 +36,7 @@ typedef struct prod_cfg {
     const char *ws_url;
     const char *rest_url;
     int streams_per_conn;
-    int partitions, replication;
+    int partitions, replication, min_insync; /* 0: automatic (kq_topic_spec_t) */
     long long retention_ms;
     int64_t max_conn_age_ms;
     long long watchdog_ms, dead_after_ms;  /* long long: written by the option table's INT */

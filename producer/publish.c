@@ -82,17 +82,17 @@ static void *pub_poll_thread(void *arg)
  * is all that matters, and it must outlive any retention). */
 static int pub_ensure_topics(char *errbuf, size_t errlen)
 {
-    const struct { const char *name; int partitions; long long retention_ms; const char *policy; } t[3] = {
-        { prod_cfg.topic, prod_cfg.partitions, prod_cfg.retention_ms, NULL },
-        { prod_cfg.dlq_topic, prod_cfg.partitions, prod_cfg.retention_ms, NULL },
-        { prod_cfg.resume_topic, 1, -1, "compact" },
+    const int rf = prod_cfg.replication, isr = prod_cfg.min_insync;
+    const kq_topic_spec_t t[3] = {
+        { prod_cfg.topic, prod_cfg.partitions, rf, isr, prod_cfg.retention_ms, NULL },
+        { prod_cfg.dlq_topic, prod_cfg.partitions, rf, isr, prod_cfg.retention_ms, NULL },
+        { prod_cfg.resume_topic, 1, rf, isr, -1, "compact" },
     };
     for (int i = 0; i < 3; i++) {
         if (!t[i].name || !*t[i].name)
             continue;
         int64_t give_up = cfg_mono_ms() + 60000;
-        while (kq_topic_ensure(pub_rk, t[i].name, t[i].partitions, prod_cfg.replication, t[i].retention_ms,
-                               t[i].policy, 10000, errbuf, errlen) < 0) {
+        while (kq_topic_ensure(pub_rk, &t[i], 10000, errbuf, errlen) < 0) {
             if (cfg_mono_ms() > give_up || prod_stopping)
                 return -1;
             log_warn("%s; retrying", errbuf);

@@ -143,11 +143,12 @@ PY
 	cl_ctl versions | grep -q 'KRaft cluster of 3 nodes'
 }
 
-@test "cluster: kline-producer --replication 3 makes its topics 3 replicas in sync with min.insync.replicas=2; every kline once" {
+@test "cluster: kline-producer (replication auto) makes its topics 3 replicas in sync with min.insync.replicas=2; every kline once" {
 	kp_sim_start --symbols BTCUSDT,ETHUSDT,BNBUSDT --speed 4 --duration 30
 	start=$(p_sim_start_ms)
 	topic=$(kp__uniq kp-p | tr _ -)
-	p_producer prod -s BTCUSDT,ETHUSDT,BNBUSDT -t "$topic" --since "$start" --replication 3 --partitions 2
+	# no --replication: auto = min(3, brokers) = 3, and min.insync.replicas = 3 - 1
+	p_producer prod -s BTCUSDT,ETHUSDT,BNBUSDT -t "$topic" --since "$start" --partitions 2
 	kp_wait_for 60 p_sim_done 30
 	kp_wait_for 60 p_count_ge "$topic" 90
 	rc=0
@@ -164,6 +165,19 @@ PY
 	done
 	p_check_topic "$topic"
 	p_order_ok "$topic"
+}
+
+@test "cluster: --min-insync is set on the topic itself (over the brokers' default of 2); more than --replication is refused" {
+	kp_sim_start --symbols BTCUSDT --speed 4 --duration 5
+	topic=$(kp__uniq kp-i | tr _ -)
+	p_producer prod -s BTCUSDT -t "$topic" --since "$(p_sim_start_ms)" --partitions 1 --min-insync 3
+	kp_wait_for 60 p_count_ge "$topic" 3
+	kp_stop "$PROD_PID"
+	"$KP_TBIN/kp-topic" config "$topic" >"$BATS_TEST_TMPDIR/config"
+	grep -qx 'min.insync.replicas=3' "$BATS_TEST_TMPDIR/config"
+	grep -q 'created topic '"$topic"': 1 partitions, replication 3, min.insync.replicas 3' "$KP_OUT/prod.log"
+	run -2 "$KP_BIN/kline-producer" -s BTCUSDT -t "$topic" --replication 2 --min-insync 3
+	[[ $output == *"--min-insync 3 is more than --replication 2"* ]]
 }
 
 @test "cluster: kill -9 of the partition leader → a new leader; producer → inserter: nothing missing, doubled or wrong in kline_1s" {
