@@ -16,6 +16,10 @@
 
 static rd_kafka_t *pub_rk;
 static rd_kafka_topic_t *pub_rkt, *pub_dlq_rkt;
+/* Held from pub_resume_points to pub_close: with no handle of ours, a topic just created
+ * on a cluster, whose metadata briefly shows 0 partitions, had its queued resume points
+ * purged ("Broker handle destroyed"), and the backfill waited for them for ever. */
+static rd_kafka_topic_t *pub_resume_rkt;
 static pthread_t pub_poller;
 static atomic_int pub_poller_run;
 static FILE *pub_out;              /* stream mode; stdout is not closed by us */
@@ -26,16 +30,38 @@ bool pub_is_kafka(void) { return pub_rk != NULL; }
 /* Resume points not yet acknowledged: the backfill waits for them (pub_resume_points). */
 static atomic_int pub_points_left;
 static const char pub_point_tag; /* its address marks a resume point's delivery report */
+static atomic_int pub_point_retries;
+#define PUB_POINT_RETRIES 100
 
 bool pub_resume_points_durable(void) { return atomic_load(&pub_points_left) == 0; }
 
 /* Delivery reports run on whichever thread calls rd_kafka_poll. A failure is counted
  * and logged: with message.timeout.ms=0 librdkafka retries until delivered, so a
  * failure here means a permanent error (e.g. topic deleted, message too large). */
+/* A resume point that failed is sent again (the backfill waits for every one of them);
+ * the copy carries the same tag, so pub_points_left counts it when it is acknowledged. */
+static void pub_point_retry(rd_kafka_t *rk, const rd_kafka_message_t *m)
+{
+    int n = atomic_fetch_add(&pub_point_retries, 1) + 1;
+    log_warn("resume point to %s not delivered (%s): sending it again (%d)", rd_kafka_topic_name(m->rkt),
+             rd_kafka_err2str(m->err), n);
+    if (n <= PUB_POINT_RETRIES &&
+        rd_kafka_producev(rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_KEY(m->key, m->key_len),
+                          RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_OPAQUE((void *)&pub_point_tag), RD_KAFKA_V_END) == 0)
+        return;
+    log_error("resume points to %s cannot be delivered: stopping", rd_kafka_topic_name(m->rkt));
+    atomic_store(&prod_failed, 1);
+    atomic_store(&prod_stopping, 1);
+}
+
 static void pub_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    (void)rk;
     (void)opaque;
+    if (m->err && m->_private == &pub_point_tag && !atomic_load(&prod_stopping)) {
+        pub_point_retry(rk, m);
+        return;
+    }
     if (m->err) {
         unsigned long long n = atomic_fetch_add(&prod_stats.delivery_errors, 1) + 1;
         if (n <= 10 || n % 1000 == 0)
@@ -262,7 +288,9 @@ int pub_resume_points(int64_t from, char *errbuf, size_t errlen)
 {
     if (!pub_rk || !prod_cfg.resume_topic || !*prod_cfg.resume_topic)
         return 0;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(pub_rk, prod_cfg.resume_topic, NULL);
+    if (!pub_resume_rkt)
+        pub_resume_rkt = rd_kafka_topic_new(pub_rk, prod_cfg.resume_topic, NULL);
+    rd_kafka_topic_t *rkt = pub_resume_rkt;
     if (!rkt) {
         snprintf(errbuf, errlen, "topic %s: %s", prod_cfg.resume_topic, rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
@@ -278,7 +306,6 @@ int pub_resume_points(int64_t from, char *errbuf, size_t errlen)
     }
     if (rc < 0)
         snprintf(errbuf, errlen, "resume points: cannot produce to %s", prod_cfg.resume_topic);
-    rd_kafka_topic_destroy(rkt); /* the queued messages keep their own reference */
     return rc;
 }
 
@@ -324,6 +351,9 @@ void pub_close(void)
         rd_kafka_topic_destroy(pub_rkt);
     if (pub_dlq_rkt)
         rd_kafka_topic_destroy(pub_dlq_rkt);
+    if (pub_resume_rkt)
+        rd_kafka_topic_destroy(pub_resume_rkt);
+    pub_resume_rkt = NULL;
     if (pub_rk)
         rd_kafka_destroy(pub_rk);
     pub_rk = NULL;
