@@ -3,3 +3,9 @@ E2E_PROBE_OBJS := $(BUILD)/bench/e2e_probe.o
 $(TBIN)/kp-e2e-probe: $(E2E_PROBE_OBJS) $(LIBKP)
 TESTBINS += $(TBIN)/kp-e2e-probe
 ALL_OBJS += $(E2E_PROBE_OBJS)
+# kp-peer-feed: the feeder of bench_peers.sh (one record → the streamer's topic and
+# Centrifugo's, with the centrifugo-channels header)
+PEER_FEED_OBJS := $(BUILD)/bench/peer_feed.o
+$(TBIN)/kp-peer-feed: $(PEER_FEED_OBJS) $(LIBKP)
+TESTBINS += $(TBIN)/kp-peer-feed
+ALL_OBJS += $(PEER_FEED_OBJS)
