@@ -42,7 +42,7 @@
 #include "cfg.h"
 
 #define WL_HIST_US 10 /* histogram bucket: 10 µs */
-#define WL_HIST_N 1000000 /* up to 10 s */
+#define WL_HIST_N 6000000 /* up to 60 s (pages never touched cost nothing) */
 #define KP_WL_CHAN_MAX 64 /* longest channel (symbol) name sent */
 
 static struct {
