@@ -32,7 +32,7 @@
 # Needs KAFKA_BROKERS of a running harness (bench/run.sh starts one).
 # Writes bench/results/peers.md (the table), peers-{streamer,centrifugo}.samples (raw
 # latency samples, "workload ms", at most ~3,000 per run) and peers-latency.svg.
-# About 10 minutes.
+# About 7 minutes (plus ~5 the first time, to build Centrifugo).
 set -Eeuo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 BIN=${KP_BIN:-$root/bin}
