@@ -10,3 +10,10 @@ PARSE_BENCH_OBJS := $(BUILD)/bench/parse_bench.o
 $(TBIN)/kp-parse-bench: $(PARSE_BENCH_OBJS) $(LIBKP)
 TESTBINS += $(TBIN)/kp-parse-bench
 ALL_OBJS += $(PARSE_BENCH_OBJS)
+
+# kp-peer-feed: the feeder of bench_peers.sh (one record → the streamer's topic and
+# Centrifugo's, with the centrifugo-channels header)
+PEER_FEED_OBJS := $(BUILD)/bench/peer_feed.o
+$(TBIN)/kp-peer-feed: $(PEER_FEED_OBJS) $(LIBKP)
+TESTBINS += $(TBIN)/kp-peer-feed
+ALL_OBJS += $(PEER_FEED_OBJS)

@@ -6,7 +6,8 @@ matplotlib needed: the SVG is written by hand).
 
 SAMPLES files hold lines "<kind> <ms>" with kind a (exchange send → row committed),
 b (exchange send → WebSocket client) or c (minute end → 1m bar committed). One panel
-per kind: the cumulative distribution (x: milliseconds, log scale; y: fraction of
+per kind (--kinds "k=title|k=title" names other kinds, e.g. bench_peers.sh's workloads): the
+cumulative distribution (x: milliseconds, log scale; y: fraction of
 samples at or below x), one curve per LABEL, with p50/p99 in the legend.
 """
 import argparse
@@ -20,8 +21,8 @@ W, H = 420, 320          # one panel
 ML, MR, MT, MB = 55, 15, 40, 45
 
 
-def load(path):
-    d = {k: [] for k, _ in KINDS}
+def load(path, kinds):
+    d = {k: [] for k, _ in kinds}
     with open(path) as f:
         for line in f:
             p = line.split()
@@ -100,20 +101,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--title", default="latency")
+    ap.add_argument("--kinds", help='panels: "k=title|k=title" (default: a, b, c of bench_e2e.sh)')
     ap.add_argument("series", nargs="+", help="LABEL=FILE")
     a = ap.parse_args()
+    kinds = [tuple(k.split("=", 1)) for k in a.kinds.split("|")] if a.kinds else KINDS
     series = []
     for s in a.series:
         label, _, path = s.partition("=")
         try:
-            series.append((label, load(path)))
+            series.append((label, load(path, kinds)))
         except OSError as e:
             print(f"plot_latency: {e}", file=sys.stderr)
-    tw, th = W * len(KINDS), H + 30
+    tw, th = W * len(kinds), H + 30
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{tw}" height="{th}" font-family="sans-serif">',
            f'<rect width="{tw}" height="{th}" fill="white"/>',
            f'<text x="{tw / 2}" y="{th - 6}" text-anchor="middle" font-size="12">{esc(a.title)}</text>']
-    for i, (k, title) in enumerate(KINDS):
+    for i, (k, title) in enumerate(kinds):
         svg += panel(i * W, k, title, series)
     svg.append("</svg>")
     with open(a.out, "w") as f:
