@@ -122,8 +122,8 @@ int main(int argc, char **argv)
         case 'P': peer = optarg; break;
         case 'c': prefix = optarg; break;
         case 'X':
-            if (kq_xopts_add(&x, optarg, err, sizeof err) < 0) {
-                fprintf(stderr, "kp-peer-feed: %s\n", err);
+            if (kq_xopts_add(optarg, &x, err, sizeof err) < 0) {
+                fprintf(stderr, "kp-peer-feed: -X %s: %s\n", optarg, err);
                 return 2;
             }
             break;
@@ -140,7 +140,7 @@ int main(int argc, char **argv)
     }
     rd_kafka_t *rk = pf_producer(brokers, &x, err, sizeof err);
     if (!rk) {
-        fprintf(stderr, "kp-peer-feed: %s\n", err);
+        fprintf(stderr, "kp-peer-feed: -X %s: %s\n", optarg, err);
         return 1;
     }
     signal(SIGINT, pf_on_signal);
