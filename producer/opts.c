@@ -27,6 +27,25 @@ static int opts_auto_count(const char *v, void *dest, char *errbuf, size_t errle
     return 0;
 }
 
+/* --shard K/N, 1 <= K <= N <= 1024 */
+static int opts_shard(const char *v, void *dest, char *errbuf, size_t errlen)
+{
+    char k[16];
+    long long kk, nn;
+    const char *slash = strchr(v, '/');
+    size_t kl = slash ? (size_t)(slash - v) : 0;
+    if (!slash || kl == 0 || kl >= sizeof k)
+        return snprintf(errbuf, errlen, "expected K/N, e.g. 1/2"), -1;
+    memcpy(k, v, kl);
+    k[kl] = '\0';
+    if (cfg_parse_ll(slash + 1, 1, 1024, &nn) < 0 || cfg_parse_ll(k, 1, nn, &kk) < 0)
+        return snprintf(errbuf, errlen, "expected K/N with 1 <= K <= N <= 1024"), -1;
+    prod_cfg.shard_k = (int)kk;
+    prod_cfg.shard_n = (int)nn;
+    (void)dest;
+    return 0;
+}
+
 static const kp_opt_t opts_table[] = {
     { KP_OPT_SECTION, .help = "Sources (one of)" },
     { KP_OPT_STR, "symbols", 's', "LIST", "SYMBOLS", NULL, "symbols, comma separated, any case",
@@ -35,6 +54,10 @@ static const kp_opt_t opts_table[] = {
       .dest = &prod_cfg.all_symbols },
     { KP_OPT_STR, "quote-asset", 0, "Q", NULL, NULL, "with --all-symbols: only symbols quoted in Q (e.g. USDT)",
       .dest = &prod_cfg.quote_asset },
+    { KP_OPT_CALL, "shard", 0, "K/N", "PRODUCER_SHARD", "1/1",
+      "follow only shard K of N of the symbols (FNV-1a of the name mod N):\n"
+      "N producers with K = 1..N split the list between them",
+      .dest = &prod_cfg.shard_k, .call = opts_shard },
     { KP_OPT_STR, "backfill", 0, "FROM..TO", NULL, NULL,
       "REST only: open times FROM..TO (inclusive; TO may be 'now'), then exit 0", .dest = &opts_raw.backfill },
     { KP_OPT_STR, "replay", 0, "FILE", NULL, NULL,

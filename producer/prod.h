@@ -37,6 +37,7 @@ typedef struct prod_cfg {
     const char *rest_url;
     int streams_per_conn;
     int partitions, replication, min_insync; /* 0: automatic (kq_topic_spec_t) */
+    int shard_k, shard_n; /* --shard K/N: this producer follows the symbols of shard K */
     long long retention_ms;
     int64_t max_conn_age_ms;
     long long watchdog_ms, dead_after_ms;  /* long long: written by the option table's INT */
@@ -94,6 +95,7 @@ extern prod_sym_t *prod_syms;
 extern int prod_nsyms;
 
 /* Builds the table from names (any case). 0 / -1 with errbuf. */
+bool sym_in_shard(const char *upper_name); /* --shard K/N */
 int  sym_table_init(char **names, int n, char *errbuf, size_t errlen);
 void sym_table_free(void);
 /* Lookup by exact upper-case name; NULL if not ours. */

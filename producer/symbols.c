@@ -33,6 +33,13 @@ prod_sym_t *sym_find(const char *name)
     }
 }
 
+/* --shard K/N: a symbol belongs to shard FNV-1a(name) mod N + 1, the same on every
+ * machine and release, so N producers with K = 1..N split any list without talking. */
+bool sym_in_shard(const char *upper_name)
+{
+    return prod_cfg.shard_n <= 1 || (int)(kp_fnv1a(upper_name) % (uint64_t)prod_cfg.shard_n) == prod_cfg.shard_k - 1;
+}
+
 int sym_table_init(char **names, int n, char *errbuf, size_t errlen)
 {
     if (n <= 0) {
@@ -64,8 +71,8 @@ int sym_table_init(char **names, int n, char *errbuf, size_t errlen)
             snprintf(errbuf, errlen, "symbol %s: not a Binance symbol ([A-Z0-9], at most 20)", names[i]);
             return -1;
         }
-        if (sym_find(up))
-            continue; /* listed twice: once is enough */
+        if (sym_find(up) || !sym_in_shard(up))
+            continue; /* listed twice: once is enough; or another shard's */
         prod_sym_t *s = &prod_syms[prod_nsyms];
         memcpy(s->name, up, l + 1);
         s->last_pub = PROD_NONE;
@@ -76,6 +83,11 @@ int sym_table_init(char **names, int n, char *errbuf, size_t errlen)
             h = (h + 1) & sym_mask;
         sym_slots[h] = prod_nsyms++;
     }
+    if (prod_cfg.shard_n > 1)
+        log_info("--shard %d/%d: %d of %d symbols", prod_cfg.shard_k, prod_cfg.shard_n, prod_nsyms, n);
+    if (prod_nsyms == 0)
+        return snprintf(errbuf, errlen, "--shard %d/%d: none of the %d symbols is in this shard",
+                        prod_cfg.shard_k, prod_cfg.shard_n, n), -1;
     return 0;
 }
 

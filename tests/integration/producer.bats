@@ -25,6 +25,28 @@ load producer_helpers
 	((ts > now - 600000 && ts <= now))
 }
 
+@test "producer: --shard 1/2 and 2/2 split the symbols between two producers: every kline once, each symbol from one of them" {
+	kp_sim_start --num-symbols 20 --speed 20 --duration 20
+	start=$(p_sim_start_ms)
+	topic=$(kp_topic_new 3)
+	syms=$(seq -f 'SYM%04gUSDT' 1 20 | paste -sd,)
+	p_producer prodA -s "$syms" -t "$topic" --since "$start" --shard 1/2
+	a=$PROD_PID
+	p_producer prodB -s "$syms" -t "$topic" --since "$start" --shard 2/2
+	b=$PROD_PID
+	kp_wait_for 60 p_count_ge "$topic" 400
+	kp_wait_for 30 p_sim_done 20
+	kp_stop "$a"
+	kp_stop "$b"
+	p_check_topic "$topic"
+	na=$(sed -n 's/.*--shard 1\/2: \([0-9]*\) of 20 symbols.*/\1/p' "$KP_OUT/prodA.log" | tail -1)
+	nb=$(sed -n 's/.*--shard 2\/2: \([0-9]*\) of 20 symbols.*/\1/p' "$KP_OUT/prodB.log" | tail -1)
+	echo "shard 1/2: $na symbols, shard 2/2: $nb"
+	((na > 0 && nb > 0 && na + nb == 20))
+	run -2 "$KP_BIN/kline-producer" -s BTCUSDT --shard 0/2 -o -
+	[[ $output == *"--shard 0/2: expected K/N with 1 <= K <= N <= 1024"* ]]
+}
+
 @test "producer: -o - writes NDJSON only, one record per line, and exits 0 on SIGTERM" {
 	kp_sim_start --symbols BTCUSDT,ETHUSDT --speed 20 --duration 40
 	start=$(p_sim_start_ms)
