@@ -58,7 +58,7 @@ deps:
 .PHONY: test check test-unit test-faults test-cluster
 test: deps
 	@$(MAKE) --no-print-directory programs testbins web
-	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh $(TESTS)
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run-all.sh $(TESTS)
 
 check: deps
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/san BIN=build/san/bin test
