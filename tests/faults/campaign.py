@@ -429,12 +429,14 @@ class Campaign:
             self.sleep(s)
         elif name == "ex-malformed":
             n = rng.randint(5, 20)
+            c0 = self.dlq_count()
             self.control(f"malformed?n={n}")
-            detail = f"n={n}"
+            detail = f"n={n}" + self.wait_dlq(c0, n)
         elif name == "ex-oversized":
             n = rng.randint(1, 3)
+            c0 = self.dlq_count()
             self.control(f"oversized?n={n}")
-            detail = f"n={n}"
+            detail = f"n={n}" + self.wait_dlq(c0, n)
         elif name == "ex-duplicate":
             n = rng.randint(20, 200)
             self.control(f"duplicate?n={n}")
@@ -490,6 +492,27 @@ class Campaign:
         self.t_last_fault = time.monotonic()
 
     # ------------------------------------------------------------ drain
+
+    def dlq_count(self):
+        """Messages in <topic>.rejected (sum of the partitions' end offsets)."""
+        t = self.topic + ".rejected"
+        r = subprocess.run(["kcat", "-Q", "-b", self.env.brokers] +
+                           sum((["-t", f"{t}:{p}:-1"] for p in range(self.a.partitions)), []),
+                           capture_output=True, text=True, timeout=60)
+        return sum(int(m.group(1)) for m in re.finditer(r"\] offset (-?\d+)", r.stdout) if int(m.group(1)) > 0)
+
+    def wait_dlq(self, c0, n, secs=30):
+        """Until the n bad messages are dead letters in Kafka. Until Kafka acknowledges it, a
+        dead letter exists only in the producer, and the exchange never sends it again: a
+        kill -9 in that window loses it by nature (unlike a kline, which REST re-fetches).
+        The next fault waits, so the rejected cell measures that every bad message is
+        stored, not that window."""
+        end = time.monotonic() + secs
+        while time.monotonic() < end:
+            if self.dlq_count() >= c0 + n:
+                return ""
+            self.sleep(0.5)
+        return f" (not all in {self.topic}.rejected after {secs}s)"
 
     def count_1s(self):
         r = psql_try(self.url, "select count(*) from kline_1s")
