@@ -71,7 +71,8 @@ int kq_conf_apply_xopts(rd_kafka_conf_t *conf, const kq_xopts_t *x, char *errbuf
     return 0;
 }
 
-int kq_broker_count(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen)
+/* Brokers in the cluster's metadata, or -1 with the reason. */
+static int kq_broker_count(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen)
 {
     const struct rd_kafka_metadata *md;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);

@@ -36,7 +36,4 @@ typedef struct kq_topic_spec {
 int kq_topic_ensure(rd_kafka_t *rk, const kq_topic_spec_t *spec, int timeout_ms, char *errbuf,
                     size_t errlen);
 
-/* Brokers in the cluster's metadata, or -1 with the reason. */
-int kq_broker_count(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen);
-
 #endif

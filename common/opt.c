@@ -265,19 +265,25 @@ static int opt_run_getopt(const kp_opt_prog_t *p, int argc, char **argv, kp_opt_
     return rc;
 }
 
+/* Defaults, environment, argv: 0 parsed, 1 help or version asked (fmt, *version), -1 error. */
+static int opt_parse_all(const kp_opt_prog_t *p, int argc, char **argv, bool allow_operands,
+                         kp_opt_fmt_t *fmt, bool *version, char *errbuf, size_t errlen)
+{
+    if (opt_apply_defaults(p, errbuf, errlen) < 0 || opt_apply_env(p, errbuf, errlen) < 0)
+        return -1;
+    int rc = opt_run_getopt(p, argc, argv, fmt, version, errbuf, errlen);
+    if (rc == 0 && !allow_operands && optind < argc)
+        return opt_fail(errbuf, errlen, "unexpected argument: %s", argv[optind]);
+    return rc;
+}
+
 int kp_opt_parse_r(const kp_opt_prog_t *p, int argc, char **argv, bool allow_operands,
                    char *errbuf, size_t errlen)
 {
     kp_opt_fmt_t fmt = KP_OPT_FMT_TEXT;
     bool version = false;
-    if (opt_apply_defaults(p, errbuf, errlen) < 0 || opt_apply_env(p, errbuf, errlen) < 0)
-        return -1;
-    int rc = opt_run_getopt(p, argc, argv, &fmt, &version, errbuf, errlen);
-    if (rc != 0)
-        return rc < 0 ? -1 : -2;
-    if (!allow_operands && optind < argc)
-        return opt_fail(errbuf, errlen, "unexpected argument: %s", argv[optind]);
-    return optind;
+    int rc = opt_parse_all(p, argc, argv, allow_operands, &fmt, &version, errbuf, errlen);
+    return rc < 0 ? -1 : rc > 0 ? -2 : optind;
 }
 
 void kp_opt_usage_error(const kp_opt_prog_t *p, const char *fmt, ...)
@@ -296,18 +302,14 @@ int kp_opt_parse(const kp_opt_prog_t *p, int argc, char **argv, bool allow_opera
     char err[512];
     kp_opt_fmt_t fmt = KP_OPT_FMT_TEXT;
     bool version = false;
-    if (opt_apply_defaults(p, err, sizeof err) < 0 || opt_apply_env(p, err, sizeof err) < 0)
-        kp_opt_usage_error(p, "%s", err);
-    int rc = opt_run_getopt(p, argc, argv, &fmt, &version, err, sizeof err);
+    int rc = opt_parse_all(p, argc, argv, allow_operands, &fmt, &version, err, sizeof err);
     if (rc < 0)
         kp_opt_usage_error(p, "%s", err);
-    if (rc > 0 && version)
+    if (rc == 0)
+        return optind;
+    if (version)
         cfg_print_versions(stdout, p->name);
-    else if (rc > 0)
+    else
         kp_opt_help(p, stdout, fmt);
-    if (rc > 0)
-        exit(0);
-    if (!allow_operands && optind < argc)
-        kp_opt_usage_error(p, "unexpected argument: %s", argv[optind]);
-    return optind;
+    exit(0);
 }

@@ -40,9 +40,7 @@ static int opts_shard(const char *v, void *dest, char *errbuf, size_t errlen)
     k[kl] = '\0';
     if (cfg_parse_ll(slash + 1, 1, 1024, &nn) < 0 || cfg_parse_ll(k, 1, nn, &kk) < 0)
         return snprintf(errbuf, errlen, "expected K/N with 1 <= K <= N <= 1024"), -1;
-    prod_cfg.shard_k = (int)kk;
-    prod_cfg.shard_n = (int)nn;
-    (void)dest;
+    *(prod_shard_t *)dest = (prod_shard_t){ (int)kk, (int)nn };
     return 0;
 }
 
@@ -57,7 +55,7 @@ static const kp_opt_t opts_table[] = {
     { KP_OPT_CALL, "shard", 0, "K/N", "PRODUCER_SHARD", "1/1",
       "follow only shard K of N of the symbols (FNV-1a of the name mod N):\n"
       "N producers with K = 1..N split the list between them",
-      .dest = &prod_cfg.shard_k, .call = opts_shard },
+      .dest = &prod_cfg.shard, .call = opts_shard },
     { KP_OPT_STR, "backfill", 0, "FROM..TO", NULL, NULL,
       "REST only: open times FROM..TO (inclusive; TO may be 'now'), then exit 0", .dest = &opts_raw.backfill },
     { KP_OPT_STR, "replay", 0, "FILE", NULL, NULL,

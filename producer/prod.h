@@ -21,6 +21,8 @@
 #define PROD_NAME "kline-producer"
 #define PROD_NONE INT64_MIN           /* "no open_time yet" */
 
+typedef struct prod_shard { int k, n; } prod_shard_t;
+
 typedef struct prod_cfg {
     const char *brokers;
     const char *topic;
@@ -37,7 +39,7 @@ typedef struct prod_cfg {
     const char *rest_url;
     int streams_per_conn;
     int partitions, replication, min_insync; /* 0: automatic (kq_topic_spec_t) */
-    int shard_k, shard_n; /* --shard K/N: this producer follows the symbols of shard K */
+    prod_shard_t shard; /* --shard K/N: this producer follows the symbols of shard K */
     long long retention_ms;
     int64_t max_conn_age_ms;
     long long watchdog_ms, dead_after_ms;  /* long long: written by the option table's INT */
@@ -95,7 +97,6 @@ extern prod_sym_t *prod_syms;
 extern int prod_nsyms;
 
 /* Builds the table from names (any case). 0 / -1 with errbuf. */
-bool sym_in_shard(const char *upper_name); /* --shard K/N */
 int  sym_table_init(char **names, int n, char *errbuf, size_t errlen);
 void sym_table_free(void);
 /* Lookup by exact upper-case name; NULL if not ours. */

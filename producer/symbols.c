@@ -35,9 +35,9 @@ prod_sym_t *sym_find(const char *name)
 
 /* --shard K/N: a symbol belongs to shard FNV-1a(name) mod N + 1, the same on every
  * machine and release, so N producers with K = 1..N split any list without talking. */
-bool sym_in_shard(const char *upper_name)
+static bool sym_in_shard(const char *upper_name)
 {
-    return prod_cfg.shard_n <= 1 || (int)(kp_fnv1a(upper_name) % (uint64_t)prod_cfg.shard_n) == prod_cfg.shard_k - 1;
+    return prod_cfg.shard.n <= 1 || (int)(kp_fnv1a(upper_name) % (uint64_t)prod_cfg.shard.n) == prod_cfg.shard.k - 1;
 }
 
 int sym_table_init(char **names, int n, char *errbuf, size_t errlen)
@@ -83,11 +83,11 @@ int sym_table_init(char **names, int n, char *errbuf, size_t errlen)
             h = (h + 1) & sym_mask;
         sym_slots[h] = prod_nsyms++;
     }
-    if (prod_cfg.shard_n > 1)
-        log_info("--shard %d/%d: %d of %d symbols", prod_cfg.shard_k, prod_cfg.shard_n, prod_nsyms, n);
+    if (prod_cfg.shard.n > 1)
+        log_info("--shard %d/%d: %d of %d symbols", prod_cfg.shard.k, prod_cfg.shard.n, prod_nsyms, n);
     if (prod_nsyms == 0)
         return snprintf(errbuf, errlen, "--shard %d/%d: none of the %d symbols is in this shard",
-                        prod_cfg.shard_k, prod_cfg.shard_n, n), -1;
+                        prod_cfg.shard.k, prod_cfg.shard.n, n), -1;
     return 0;
 }
 
