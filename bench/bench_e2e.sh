@@ -71,8 +71,8 @@ trap cleanup EXIT
 # set -e would otherwise end the run without saying where
 trap 'log "failed at line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# shellcheck source=bench/lib_proc.sh
+. "$root/bench/lib_proc.sh"
 # pct FILE KIND P → the P-th percentile (ms, nearest rank) of the samples of KIND in FILE
 pct() {
 	awk -v k="$2" '$1 == k {print $2}' "$1" | sort -g | awk -v p="$3" '{v[NR] = $1}

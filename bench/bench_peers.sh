@@ -93,8 +93,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "failed at line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# shellcheck source=bench/lib_proc.sh
+. "$root/bench/lib_proc.sh"
 # ns the process's threads spent runnable but waiting for a CPU (schedstat field 2)
 wait_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%.0f", s}'; }
 HZ=$(getconf CLK_TCK)

@@ -1,0 +1,4 @@
+# shellcheck shell=bash
+# Per-process readings for the benchmarks (sourced). A process that has gone reads as 0.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime + stime, in clock ticks
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
