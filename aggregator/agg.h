@@ -44,6 +44,7 @@ struct agg_config {
     struct agg_retain retain[AGG_MAX_INTERVALS + 1];
     int n_retain;
     int retain_batch;               /* rows per retention DELETE transaction */
+    int64_t compact_after_s;        /* rebuild a partition's PK this long after its hour; 0 = off */
     int batch_checkpoints;          /* checkpoints consumed per transaction */
     int batch_buckets;              /* buckets rolled up per interval per transaction */
     int connect_timeout_s;          /* --once: connecting gives up after this */
@@ -110,6 +111,10 @@ int agg_once(const struct agg_config *cfg);
  * Returns the exit code. */
 int agg_loop(const struct agg_config *cfg);
 
+/* compact.c: rebuilds the primary key of at most one hourly kline_1s partition whose
+ * hour ended --compact-after ago (see compact.c for why). 0 (also when there is none), -1. */
+int agg_compact_run(PGconn *c, const struct agg_config *cfg, char *errbuf, size_t errlen);
+
 /* retention.c: deletes at most max_batches batches (0 = no limit) across the configured
  * tables. Returns 0 when done, 1 when more remains, -1 on error. */
 int agg_retention_run(PGconn *c, const struct agg_config *cfg, int max_batches,
@@ -132,6 +137,8 @@ struct agg_stats {
     atomic_llong last_lag_ms;       /* gauge: commit time − end of the newest 1m bar */
     atomic_llong max_lag_ms;
     atomic_llong retention_deleted;
+    atomic_llong retention_partitions; /* hourly kline_1s partitions dropped */
+    atomic_llong compacted;            /* hourly kline_1s partitions whose PK was rebuilt */
     atomic_llong reconnects;
     atomic_llong lock_busy;
 };

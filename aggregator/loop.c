@@ -161,6 +161,10 @@ static int agg_once_on(PGconn *c, const struct agg_config *cfg, int *ran, int *d
         log_error("%s", err);
         return 1;
     }
+    if (!sig_stop && agg_compact_run(c, cfg, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
     return 0;
 }
 
@@ -193,7 +197,7 @@ int agg_once(const struct agg_config *cfg)
 struct agg_loop_state {
     PGconn *c;
     int have_lock, said_busy, fail_backoff;
-    int64_t next_retention, next_stats; /* monotonic ms */
+    int64_t next_retention, next_stats, next_compact; /* monotonic ms */
 };
 
 /* Makes sure there is a working connection (reconnecting after a loss): 0, or -1 on stop. */
@@ -269,6 +273,11 @@ static void agg_loop_chores_and_wait(struct agg_loop_state *s, const struct agg_
             log_error("%s", err);
         /* Unfinished retention continues on the next tick, after the new bars. */
         s->next_retention = rr == 1 ? now : now + AGG_RETENTION_EVERY_MS;
+    }
+    if (now >= s->next_compact && !sig_stop) {
+        if (agg_compact_run(s->c, cfg, err, sizeof err) < 0)
+            log_error("%s", err);
+        s->next_compact = now + AGG_RETENTION_EVERY_MS;
     }
     if (cfg->stats_interval_s > 0 && now >= s->next_stats) {
         agg_stats_log("stats");

@@ -1,9 +1,15 @@
-/* retention.c — --retain: delete old rows in short transactions of at most retain_batch
- * rows (row locks only, never a table lock), oldest first, by primary-key range.
+/* retention.c — --retain: old 1s data goes by dropping whole hourly partitions of
+ * kline_1s (schema/010): no row is deleted one by one, so there are no dead tuples and no
+ * vacuum work, and a day of 2,000 symbols goes in a few statements. Everything else
+ * (the rollup tables, the compact checkpoints, and kline_1s_legacy / kline_1s_default,
+ * the two partitions that are not hourly) is deleted in short transactions of at most
+ * retain_batch rows, oldest first, by primary-key range.
  *
- * A row is only deleted when nothing still needs it:
- *   kline_1s: not in a 1m bucket still pending and not covered by a checkpoint not yet
- *             consumed (per symbol), so every 1s row is rolled up before it goes;
+ * Data is only dropped when nothing still needs it:
+ *   an hourly partition: wholly before the cut-off, before the oldest 1m bucket still
+ *             pending (any symbol) and before the oldest checkpoint not yet consumed, so
+ *             every 1s row is rolled up before it goes;
+ *   legacy/default rows: the same, per symbol;
  *   kline_1m: not inside a coarse bucket still pending (coarse bars are built from it);
  *   checkpoint: consumed and ending before the 1s retention horizon. */
 #include "agg.h"
@@ -15,6 +21,8 @@
 #include "cfg.h"
 #include "log.h"
 #include "pgx.h"
+
+#define AGG_DROP_LOCK_TIMEOUT_MS 5000
 
 /* %1$s table, %2$s per-symbol guard expression (a timestamptz or NULL) — both from fixed
  * strings. $1 name, $2 cut-off (epoch ms), $3 batch size, $4 last consumed checkpoint id. */
@@ -40,9 +48,21 @@ static const char agg_guard_1m[] =
     "(SELECT min(p.bucket) FROM aggregator_pending p WHERE p.name = $1 AND p.interval_s > 60"
     "   AND p.symbol = w.symbol)";
 
-static const char agg_sql_retain_checkpoint[] =
-    "DELETE FROM checkpoint WHERE id IN (SELECT id FROM checkpoint WHERE id <= $1::bigint"
-    "  AND last_open_time < to_timestamp($2::bigint / 1000.0) ORDER BY id LIMIT $3::int)";
+/* %s: checkpoint_batch or checkpoint_legacy. $1 last consumed id, $2 cut-off, $3 batch. */
+static const char agg_sql_retain_checkpoint_fmt[] =
+    "DELETE FROM %1$s WHERE id IN (SELECT id FROM %1$s WHERE id <= $1::bigint"
+    "  AND last_open_time < to_timestamp($2::bigint / 1000.0) ORDER BY id LIMIT $3::int)"
+    " AND last_open_time < to_timestamp($2::bigint / 1000.0)";
+
+/* Hourly partitions that may go: ending at or before the cut-off ($1, epoch ms) and before
+ * anything not yet rolled up: the oldest pending 1m bucket of this aggregator ($2 name)
+ * and the oldest checkpoint after the last one it consumed ($3). */
+static const char agg_sql_droppable[] =
+    "SELECT name FROM kline_1s_partitions WHERE from_time + interval '1 hour' <= least("
+    "  to_timestamp($1::bigint / 1000.0),"
+    "  (SELECT min(bucket) FROM aggregator_pending WHERE name = $2 AND interval_s = 60),"
+    "  (SELECT min(first_open_time) FROM checkpoint_ids WHERE id > $3::bigint))"
+    " ORDER BY from_time";
 
 /* Runs one DELETE batch in its own (autocommit) transaction; returns rows deleted or -1. */
 static long agg_retain_batch(PGconn *c, const char *sql, int n, const char *const *params,
@@ -96,27 +116,94 @@ static int agg_retain_batches(PGconn *c, const char *sql, int np, const char *co
     }
 }
 
-/* Deletes from one table (and, after kline_1s, the checkpoints nothing needs any more)
- * until done or *budget batches are used. Returns 0 done, 1 budget exhausted, -1 error. */
+/* One partition, in its own short transaction. DROP takes an ACCESS EXCLUSIVE lock on
+ * kline_1s for a moment; lock_timeout keeps a long reader from stalling every writer
+ * behind it: the partition then goes in a later run. 1 dropped, 0 skipped, -1 error. */
+static int agg_drop_partition(PGconn *c, const char *name, char *errbuf, size_t errlen)
+{
+    char sql[256], err[512];
+    snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = '%d ms'; DROP TABLE \"%s\"; COMMIT",
+             AGG_DROP_LOCK_TIMEOUT_MS, name);
+    if (pgx_exec(c, sql, err, sizeof err) == 0) {
+        log_info("retention: dropped partition %s", name);
+        return 1;
+    }
+    if (pgx_is_broken(c)) {
+        snprintf(errbuf, errlen, "retention: drop %s: %s", name, err);
+        return -1;
+    }
+    pgx_exec(c, "ROLLBACK", err, sizeof err);
+    log_warn("retention: partition %s not dropped this time: %s", name, err);
+    return 0;
+}
+
+/* Drops every hourly partition of kline_1s that nothing needs any more (agg_sql_droppable). */
+static int agg_retain_partitions(PGconn *c, const struct agg_config *cfg, const char *s_cut,
+                                 const char *s_last, char *errbuf, size_t errlen)
+{
+    char err[512];
+    const char *params[3] = { s_cut, cfg->name, s_last };
+    PGresult *r = pgx_query(c, agg_sql_droppable, 3, params, err, sizeof err);
+    if (!r) {
+        snprintf(errbuf, errlen, "retention: partitions: %s", err);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; rc >= 0 && i < PQntuples(r); i++) {
+        rc = agg_drop_partition(c, PQgetvalue(r, i, 0), errbuf, errlen);
+        if (rc > 0)
+            atomic_fetch_add_explicit(&agg_stats.retention_partitions, 1, memory_order_relaxed);
+    }
+    PQclear(r);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Row by row from one table with its guard. Returns 0 done, 1 budget exhausted, -1 error. */
+static int agg_retain_rows(PGconn *c, const struct agg_config *cfg, const char *table,
+                           const char *guard, const char *const *params, int *budget,
+                           char *errbuf, size_t errlen)
+{
+    char sql[4096];
+    snprintf(sql, sizeof sql, agg_sql_retain_fmt, table, guard);
+    /* Only the parameters the statement mentions may be sent. */
+    int np = guard == agg_guard_1s ? 4 : 3;
+    return agg_retain_batches(c, sql, np, params, table, cfg->retain_batch, budget, errbuf, errlen);
+}
+
+/* kline_1s: the hourly partitions, then the rows of the two other partitions, then the
+ * consumed checkpoints. params: name, cut-off, batch, last consumed id. */
+static int agg_retain_1s(PGconn *c, const struct agg_config *cfg, const char *const *params,
+                         int *budget, char *errbuf, size_t errlen)
+{
+    static const char *const rowwise[] = { "kline_1s_default", "kline_1s_legacy" };
+    static const char *const cptables[] = { "checkpoint_batch", "checkpoint_legacy" };
+    int rc = agg_retain_partitions(c, cfg, params[1], params[3], errbuf, errlen);
+    for (size_t i = 0; rc == 0 && i < 2; i++)
+        if (pgx_relation_exists(c, rowwise[i]) == 1)
+            rc = agg_retain_rows(c, cfg, rowwise[i], agg_guard_1s, params, budget, errbuf, errlen);
+    const char *cparams[3] = { params[3], params[1], params[2] };
+    for (size_t i = 0; rc == 0 && i < 2; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql, agg_sql_retain_checkpoint_fmt, cptables[i]);
+        rc = agg_retain_batches(c, sql, 3, cparams, cptables[i], cfg->retain_batch, budget,
+                                errbuf, errlen);
+    }
+    return rc;
+}
+
+/* One --retain rule until done or *budget batches are used. 0 done, 1 budget, -1 error. */
 static int agg_retain_table(PGconn *c, const struct agg_config *cfg, const struct agg_retain *rt,
                             long long last_id, int *budget, char *errbuf, size_t errlen)
 {
-    char sql[4096], s_cut[24], s_batch[16], s_last[24];
-    const char *guard = strcmp(rt->key, "1s") == 0 ? agg_guard_1s
-                      : strcmp(rt->key, "1m") == 0 ? agg_guard_1m : "NULL";
-    snprintf(sql, sizeof sql, agg_sql_retain_fmt, rt->table, guard);
+    char s_cut[24], s_batch[16], s_last[24];
     snprintf(s_cut, sizeof s_cut, "%lld", (long long)(cfg_now_ms() - rt->keep_s * 1000));
     snprintf(s_batch, sizeof s_batch, "%d", cfg->retain_batch);
     snprintf(s_last, sizeof s_last, "%lld", last_id);
     const char *params[4] = { cfg->name, s_cut, s_batch, s_last };
-    /* Only the parameters the statement mentions may be sent. */
-    int np = guard == agg_guard_1s ? 4 : 3;
-    int rc = agg_retain_batches(c, sql, np, params, rt->table, cfg->retain_batch, budget, errbuf, errlen);
-    if (rc != 0 || strcmp(rt->key, "1s") != 0)
-        return rc;
-    const char *cparams[3] = { s_last, s_cut, s_batch };
-    return agg_retain_batches(c, agg_sql_retain_checkpoint, 3, cparams, "checkpoint", cfg->retain_batch,
-                              budget, errbuf, errlen);
+    if (strcmp(rt->key, "1s") == 0)
+        return agg_retain_1s(c, cfg, params, budget, errbuf, errlen);
+    const char *guard = strcmp(rt->key, "1m") == 0 ? agg_guard_1m : "NULL";
+    return agg_retain_rows(c, cfg, rt->table, guard, params, budget, errbuf, errlen);
 }
 
 int agg_retention_run(PGconn *c, const struct agg_config *cfg, int max_batches,

@@ -67,7 +67,12 @@ int agg_session_init(PGconn *c, const struct agg_config *cfg, char *errbuf, size
 static const char agg_sql_consume[] =
     "WITH cp0 AS ("
     "  SELECT id, symbol, first_open_time AS f, last_open_time AS l, row_count"
-    "  FROM checkpoint WHERE id > $2::bigint ORDER BY id LIMIT $3::int"
+    /* The view has one row per symbol; a compact checkpoint (one id, many symbols) is
+     * taken whole: up to the id at which the count of symbol rows reaches $3, counted
+     * from the bitmaps (checkpoint_ids) in id order, so nothing is expanded or sorted. */
+    "  FROM checkpoint WHERE id > $2::bigint AND id <= coalesce((SELECT id FROM"
+    "   (SELECT id, sum(symbols) OVER (ORDER BY id) AS upto FROM checkpoint_ids"
+    "    WHERE id > $2::bigint) x WHERE upto >= $3::int LIMIT 1), 9223372036854775807)"
     "), cp AS ("
     /* s: where this checkpoint's buckets start. Normally f; but when the symbol's data had
      * only reached prev (its watermark, or an earlier checkpoint in this batch) and this

@@ -122,7 +122,7 @@ ins_ms=$((t1 - t0))
 ins_rate=$((N * 1000 / ins_ms))
 
 log "ceiling: psql \\copy of the same rows as CSV into a table shaped like kline_1s"
-psql "$DB" -XAtqc "create table ceiling (like kline_1s including all)"
+psql "$DB" -XAtqc "create table ceiling (like kline_1s including all, close_time timestamptz)"
 c0=$(now_ms)
 psql "$DB" -XAtq -v ON_ERROR_STOP=1 -c "\\copy ceiling (symbol, open_time, close_time, open, high, low, close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, closed, event_time, source) from '$work/rows.csv' csv" >/dev/null
 c1=$(now_ms)
@@ -130,7 +130,7 @@ copy_ms=$((c1 - c0))
 copy_rate=$((N * 1000 / copy_ms))
 # the two tables hold the same rows
 diffs=$(psql "$DB" -XAtqc "select count(*) from (
-	(select symbol, open_time, close_time, open, high, low, close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, closed, event_time, source from kline_1s
+	(select symbol, open_time, open_time + interval '999 ms', open, high, low, close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, closed, event_time, source from kline_1s
 	 except select symbol, open_time, close_time, open, high, low, close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, closed, event_time, source from ceiling)) d")
 [[ $diffs == 0 ]] || { log "kline_1s and the ceiling table differ in $diffs rows"; exit 1; }
 rm -f "$work/rows.csv"

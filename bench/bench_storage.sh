@@ -31,6 +31,7 @@ sim_pid=
 cleanup() {
 	[[ -n $sim_pid ]] && { kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
 	psql "$DATABASE_URL" -XAtqc "drop database if exists $db" >/dev/null 2>&1 || true
+	psql "$DATABASE_URL" -XAtqc "drop database if exists ${db}_old" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,6 +66,17 @@ cols = ["open_time", "open", "high", "low", "close", "volume", "close_time", "qu
 by_sym = {}
 for r in rows:
     by_sym.setdefault(r["symbol"], []).append(",".join(str(r[c]) for c in cols) + ",0")
+import datetime
+def ts(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat()
+old = ["symbol", "open_time", "close_time", "open", "high", "low", "close", "volume", "quote_volume",
+       "trades", "taker_buy_volume", "taker_buy_quote_volume", "first_trade_id", "last_trade_id",
+       "closed", "event_time", "source"]
+with open(f"{w}/old.csv", "w") as f:  # the previous release's row, for the baseline
+    for r in rows:
+        v = [ts(r[c]) if c in ("open_time", "close_time", "event_time") and r.get(c) else
+             str(r.get(c, "")).lower() for c in old]
+        f.write(",".join(v) + "\n")
 with open(f"{w}/archive.csv", "w") as f:  # one file per symbol-day in the archive; one here
     for s in sorted(by_sym):
         f.write("\n".join(by_sym[s]) + "\n")
@@ -77,7 +89,7 @@ t0=$(date +%s%3N)
 "$BIN/kline-inserter" -i "$work/live.ndjson" -d "$DB" --batch-rows "$S" --flush-ms 3600000 \
 	--stats-interval 0 2>"$work/ins.log"
 t1=$(date +%s%3N)
-"$BIN/kline-aggregator" --once -d "$DB" -i 1m,5m,15m,1h,4h,1d 2>"$work/agg.log"
+"$BIN/kline-aggregator" --once -d "$DB" -i 1m,5m,15m,1h,4h,1d --compact-after 0 2>"$work/agg.log"
 rows=$(q "select count(*) from kline_1s")
 [[ $rows -eq $n ]] || { log "kline_1s holds $rows rows, expected $n"; exit 1; }
 q "vacuum analyze" >/dev/null
@@ -86,13 +98,16 @@ per() { awk -v b="$1" -v n="$n" 'BEGIN { printf "%.1f", b / n }'; }
 table_row() { # TABLE → "| table | rows | heap | indexes | per kline |", adds to total
 	local t=$1 r h i
 	r=$(q "select count(*) from $t")
-	h=$(q "select pg_table_size('$t')")
-	i=$(q "select pg_indexes_size('$t')")
+	# a partitioned table: the sum over its partitions
+	h=$(q "select sum(pg_table_size(c)) from (select '$t'::regclass c union all
+	       select inhrelid from pg_inherits where inhparent = '$t'::regclass) x")
+	i=$(q "select sum(pg_indexes_size(c)) from (select '$t'::regclass c union all
+	       select inhrelid from pg_inherits where inhparent = '$t'::regclass) x")
 	total=$((total + h + i))
 	printf '| %s | %s | %s | %s | %s |\n' "$t" "$r" "$h" "$i" "$(per $((h + i)))"
 }
 tables=$(q "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-            where n.nspname = 'public' and c.relkind in ('r','p') order by 1")
+            where n.nspname = 'public' and c.relkind in ('r','p') and not c.relispartition order by 1")
 total=0
 {
 	echo "$S symbols × $T s = $n klines through kline-inserter --batch-rows $S (one batch per"
@@ -114,6 +129,55 @@ total=0
 	echo "inserter: $((t1 - t0)) ms for $n klines ($(awk -v n="$n" -v ms=$((t1 - t0)) 'BEGIN { printf "%.0f", n / ms * 1000 }') rows/s)."
 } | tee -a "${KP_BENCH_OUT:-/dev/null}"
 
+log "baseline: the same rows in the previous release's layout (schema 001-006)"
+odb=${DATABASE_URL%/*}/${db}_old
+psql "$DATABASE_URL" -XAtqc "create database ${db}_old" >/dev/null
+oq() { psql "$odb" -XAtqc "$1"; }
+oq "create table schema_migrations (version text primary key, applied_at timestamptz default now())"
+for f in "$root"/schema/00[1-6]_*.sql; do psql "$odb" -XAtq -v ON_ERROR_STOP=1 -f "$f" >/dev/null; done
+# as the previous inserter wrote them: one batch (transaction) per second, its rows and
+# one checkpoint row per symbol per batch
+psql "$odb" -XAtq -v ON_ERROR_STOP=1 -c "\\copy kline_1s (symbol, open_time, close_time, open, high, low,
+	close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
+	last_trade_id, closed, event_time, source) from '$work/old.csv' csv" >/dev/null
+oq "insert into checkpoint (symbol, first_open_time, last_open_time, row_count)
+	select symbol, open_time, open_time, 1 from kline_1s order by open_time, symbol" >/dev/null
+oq "vacuum analyze" >/dev/null
+old_row() { # TABLE → bytes per kline (heap + TOAST + indexes)
+	awk -v b="$(oq "select pg_table_size('$1') + pg_indexes_size('$1')")" -v n="$n" 'BEGIN { printf "%.1f", b / n }'
+}
+new_1s=$(per "$(q "select sum(pg_table_size(c) + pg_indexes_size(c)) from (select inhrelid c from pg_inherits
+	where inhparent = 'kline_1s'::regclass) x")")
+new_cp=$(per "$(q "select pg_table_size('checkpoint_batch') + pg_indexes_size('checkpoint_batch')
+	+ pg_table_size('kline_symbol') + pg_indexes_size('kline_symbol')")")
+old_1s=$(old_row kline_1s) old_cp=$(old_row checkpoint)
+# the hours are past: --compact-after rebuilds each partition's primary key, one per run
+nparts=$(q "select count(*) from kline_1s_partitions")
+for _ in $(seq "$nparts"); do "$BIN/kline-aggregator" --once -d "$DB" --compact-after 1s 2>>"$work/compact.log"; done
+[[ $(q "select count(*) from kline_1s_compacted") == "$nparts" ]] || { log "compaction incomplete"; cat "$work/compact.log" >&2; exit 1; }
+q "vacuum analyze" >/dev/null
+cmp_1s=$(per "$(q "select sum(pg_table_size(c) + pg_indexes_size(c)) from (select inhrelid c from pg_inherits
+	where inhparent = 'kline_1s'::regclass) x")")
+cmp_pk=$(per "$(q "select sum(pg_indexes_size(c)) from (select inhrelid c from pg_inherits
+	where inhparent = 'kline_1s'::regclass) x")")
+rollups=$(per "$(q "select sum(pg_table_size(c) + pg_indexes_size(c)) from unnest(array['kline_1m','kline_5m',
+	'kline_15m','kline_1h','kline_4h','kline_1d']::regclass[]) c")")
+{
+	echo
+	echo "Before/after, the same klines (before: the previous release's row and one checkpoint"
+	echo "row per symbol per batch, loaded in the same run):"
+	echo
+	echo "| B per kline | previous release | now | ratio |"
+	echo "|---|---|---|---|"
+	echo "| kline_1s (heap + PK) | $old_1s | $new_1s | $(awk -v a="$new_1s" -v b="$old_1s" 'BEGIN { printf "%.2f", a / b }') |"
+	echo "| checkpoints | $old_cp | $new_cp | $(awk -v a="$new_cp" -v b="$old_cp" 'BEGIN { printf "%.3f", a / b }') |"
+	echo "| checkpoints / kline_1s | $(awk -v a="$old_cp" -v b="$old_1s" 'BEGIN { printf "%.1f %%", 100 * a / b }') | $(awk -v a="$new_cp" -v b="$new_1s" 'BEGIN { printf "%.1f %%", 100 * a / b }') | |"
+	echo "| kline_1s + checkpoints | $(awk -v a="$old_1s" -v b="$old_cp" 'BEGIN { printf "%.1f", a + b }') | $(awk -v a="$new_1s" -v b="$new_cp" 'BEGIN { printf "%.1f", a + b }') | |"
+	echo "| kline_1s once its hour is compacted (\\`--compact-after\\`; PK alone $cmp_pk) | | $cmp_1s | $(awk -v a="$cmp_1s" -v b="$old_1s" 'BEGIN { printf "%.2f", a / b }') |"
+	echo "| **per kline, steady state** (compacted kline_1s + checkpoints + rollups) | **$(awk -v a="$old_1s" -v b="$old_cp" -v r="$rollups" 'BEGIN { printf "%.1f", a + b + r }')** | **$(awk -v a="$cmp_1s" -v b="$new_cp" -v r="$rollups" 'BEGIN { printf "%.1f", a + b + r }')** | |"
+} | tee -a "${KP_BENCH_OUT:-/dev/null}"
+psql "$DATABASE_URL" -XAtqc "drop database ${db}_old" >/dev/null
+
 log "retention of the whole range (every minute is rolled up)"
 q "select pg_stat_reset()" >/dev/null
 r0=$(date +%s%3N)
@@ -124,3 +188,33 @@ sleep 1 # the statistics collector reports within 500 ms
 dead=$(q "select coalesce(sum(n_dead_tup), 0) from pg_stat_user_tables where relname like 'kline_1s%'")
 echo "retention (\`--retain 1s=1h\`) of $n rows: $((r1 - r0)) ms, $left left, n_dead_tup $dead." |
 	tee -a "${KP_BENCH_OUT:-/dev/null}"
+
+# The in-place upgrade of a database of the previous release (docs/storage.md, Upgrading):
+# BENCH_STORAGE_UPGRADE_ROWS (default 10 M, 0 = skip) rows in the old layout, then the new
+# inserter's first start, which applies 007-011.
+U=${BENCH_STORAGE_UPGRADE_ROWS:-10000000}
+if ((U > 0)); then
+	log "upgrade: $U rows in the previous release's layout"
+	psql "$DATABASE_URL" -XAtqc "create database ${db}_old" >/dev/null
+	oq "create table schema_migrations (version text primary key, applied_at timestamptz default now())"
+	for f in "$root"/schema/00[1-6]_*.sql; do
+		{ echo "begin;"; cat "$f"; echo "insert into schema_migrations (version) values ('$(basename "$f" .sql)'); commit;"; } |
+			psql "$odb" -XAtq -v ON_ERROR_STOP=1 >/dev/null
+	done
+	oq "insert into kline_1s (symbol, open_time, close_time, open, high, low, close, volume, quote_volume,
+		trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id)
+		select 'U' || (i % 2000), to_timestamp(1700000000 + i / 2000), to_timestamp(1700000000 + i / 2000) + interval '999 ms',
+		       100.5, 101, 99, 100.25, 1.25, 125.5, 3, 0.5, 50.25, i, i + 2
+		from generate_series(0, $U - 1) i" >/dev/null
+	oq "vacuum analyze kline_1s" >/dev/null
+	u0=$(date +%s%3N)
+	"$BIN/kline-inserter" -i /dev/null -d "$odb" 2>"$work/upgrade.log"
+	u1=$(date +%s%3N)
+	[[ $(oq "select relkind from pg_class where relname = 'kline_1s'") == p &&
+	   $(oq "select count(*) from kline_1s") == "$U" ]] || { log "upgrade failed"; cat "$work/upgrade.log" >&2; exit 1; }
+	echo "upgrade in place (migrations 007-011) of $U rows: $((u1 - u0)) ms," \
+	     "$(awk -v ms=$((u1 - u0)) -v u="$U" 'BEGIN { printf "%.1f s per 10 M rows", ms / u * 1e7 / 1000 }')" \
+	     "(the scan of 009 under SHARE UPDATE EXCLUSIVE; every other step is a catalogue change)." |
+		tee -a "${KP_BENCH_OUT:-/dev/null}"
+	psql "$DATABASE_URL" -XAtqc "drop database ${db}_old" >/dev/null
+fi

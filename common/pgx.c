@@ -134,3 +134,15 @@ int pgx_migrate(PGconn *c, char *errbuf, size_t errlen)
         pgx_exec(c, sql, err, sizeof err);
     return rc;
 }
+
+int pgx_relation_exists(PGconn *c, const char *name)
+{
+    char err[256];
+    const char *params[1] = { name };
+    PGresult *r = pgx_query(c, "SELECT to_regclass($1) IS NOT NULL", 1, params, err, sizeof err);
+    if (!r)
+        return -1;
+    int rc = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return rc;
+}

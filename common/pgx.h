@@ -35,12 +35,15 @@ int pgx_migrate(PGconn *c, char *errbuf, size_t errlen);
 /* True when the connection is unusable and must be re-established (also after a
  * statement timed out: its command is still in flight). */
 int pgx_is_broken(PGconn *c);
+/* Does the table (or view) exist? 1 / 0, -1 on error. */
+int pgx_relation_exists(PGconn *c, const char *name);
 
 /* Advisory lock keys used across programs (one place, so they never collide). */
 #define PGX_LOCK_MIGRATE     0x6b6c6e0001LL
 #define PGX_LOCK_CHECKPOINT  0x6b6c6e0002LL  /* inserters serialise checkpoint ids with commit order */
 #define PGX_LOCK_AGGREGATOR  0x6b6c6e0003LL
 #define PGX_LOCK_RETENTION   0x6b6c6e0004LL
+#define PGX_LOCK_PARTITION   0x6b6c6e0005LL  /* kline_1s_ensure (schema 010): one partition creator */
 
 #define PGX_NOTIFY_CHANNEL "kline_checkpoint"
 

@@ -28,7 +28,12 @@ int ins_take(ins_app_t *app, const char *buf, size_t len, ins_origin_fn origin_f
     kline_t k;
     char why[256], origin[600];
     if (kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
-        if (strcmp(k.interval, "1s") == 0) {
+        /* kline_1s derives close_time (open_time + 999 ms) instead of storing it, so a
+         * record that says otherwise cannot be stored as it came: it is rejected. */
+        if (strcmp(k.interval, "1s") == 0 && k.close_time != k.open_time + 999)
+            snprintf(why, sizeof why, "close_time %lld: a 1s kline ends at open_time + 999 ms",
+                     (long long)k.close_time);
+        else if (strcmp(k.interval, "1s") == 0) {
             /* The aggregator rolls a minute up once its last second is committed, so
              * that second is not held for --flush-ms. Live data only (ended less than
              * FLUSH_LIVE_MS ago): in a backlog every poll meets a :59 and batches must
@@ -37,8 +42,9 @@ int ins_take(ins_app_t *app, const char *buf, size_t len, ins_origin_fn origin_f
                 cfg_now_ms() - k.open_time < FLUSH_LIVE_MS)
                 app->batch.minute_end = true;
             return ins_batch_add_kline(&app->batch, &k, topic, part, off, ts_ms);
+        } else {
+            snprintf(why, sizeof why, "interval %s: kline_1s stores 1s klines only", k.interval);
         }
-        snprintf(why, sizeof why, "interval %s: kline_1s stores 1s klines only", k.interval);
     }
     origin_fn(origin, sizeof origin, origin_ctx);
     log_debug("rejected %s: %s", origin, why);

@@ -162,6 +162,14 @@ int ins_store_write(ins_store_t *s, const ins_batch_t *b, const char *topic,
 int ins_store_probe(ins_store_t *s, char *errbuf, size_t errlen);
 void ins_store_close(ins_store_t *s);
 
+/* ---- partition.c ---- */
+
+/* Makes sure every hour of the batch, and the next wall-clock hour, has its kline_1s
+ * partition. Runs outside a transaction. -1 only when the connection is gone; any other
+ * failure is logged and the rows land in kline_1s_default. */
+int ins_partition_ensure(PGconn *c, const ins_batch_t *b, int64_t deadline, char *errbuf,
+                         size_t errlen);
+
 /* ---- stats.c ---- */
 
 void ins_stats_batch(const ins_result_t *r, size_t nrecords, size_t ndup, size_t nrej,

@@ -143,11 +143,14 @@ static int ins_store_copy(ins_store_t *s, const char *sql, int64_t deadline, cha
 
 static const char ins_store_setup_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS ins_stage ("
-    " symbol text, open_ms bigint, close_ms bigint, open numeric, high numeric, low numeric,"
+    " symbol text, open_ms bigint, open numeric, high numeric, low numeric,"
     " close numeric, volume numeric, quote_volume numeric, trades bigint,"
     " taker_buy_volume numeric, taker_buy_quote_volume numeric, first_trade_id bigint,"
     " last_trade_id bigint, closed boolean, event_ms bigint, source text,"
     " kpart integer, koff bigint) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS ins_cp (symbol text, first_open_time timestamptz,"
+    " last_open_time timestamptz, row_count integer, kafka_topic text, kafka_partition integer,"
+    " first_offset bigint, last_offset bigint) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS ins_rej (raw bytea, raw_size bigint, raw_sha256 bytea,"
     " reason text, origin text)"
     " ON COMMIT DELETE ROWS";
@@ -292,7 +295,6 @@ static void ins_store_put_row(const ins_row_t *r, bool direct)
     const char *dec[] = { k->open, k->high, k->low, k->close, k->volume, k->quote_volume };
     ins_store_puts(k->symbol); ins_store_putc('\t');
     ins_store_put_time(k->open_time, direct); ins_store_putc('\t');
-    ins_store_put_time(k->close_time, direct); ins_store_putc('\t');
     for (size_t i = 0; i < sizeof dec / sizeof dec[0]; i++) {
         ins_store_puts(dec[i]); ins_store_putc('\t');
     }
@@ -375,10 +377,10 @@ static int ins_store_build_rejects(const ins_batch_t *b)
 #define INS_STORE_TS(col) "'epoch'::timestamptz + " col " * interval '1 millisecond'"
 
 static const char ins_store_upsert_sql[] =
-    "INSERT INTO kline_1s AS k (symbol, open_time, close_time, open, high, low, close,"
+    "INSERT INTO kline_1s AS k (symbol, open_time, open, high, low, close,"
     "  volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,"
     "  first_trade_id, last_trade_id, closed, event_time, source)"
-    " SELECT symbol, " INS_STORE_TS("open_ms") ", " INS_STORE_TS("close_ms") ","
+    " SELECT symbol, " INS_STORE_TS("open_ms") ","
     "  open, high, low, close,"
     "  volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,"
     "  first_trade_id, last_trade_id, closed, " INS_STORE_TS("event_ms") ", source"
@@ -387,23 +389,22 @@ static const char ins_store_upsert_sql[] =
      * lock rows in one order, and the index sees each symbol's keys in a run */
     " FROM ins_stage"
     " ON CONFLICT (symbol, open_time) DO UPDATE SET"
-    "  close_time = EXCLUDED.close_time, open = EXCLUDED.open, high = EXCLUDED.high,"
+    "  open = EXCLUDED.open, high = EXCLUDED.high,"
     "  low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume,"
     "  quote_volume = EXCLUDED.quote_volume, trades = EXCLUDED.trades,"
     "  taker_buy_volume = EXCLUDED.taker_buy_volume,"
     "  taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume,"
     "  first_trade_id = EXCLUDED.first_trade_id, last_trade_id = EXCLUDED.last_trade_id,"
-    "  closed = EXCLUDED.closed, event_time = EXCLUDED.event_time, source = EXCLUDED.source,"
-    "  ingested_at = now()"
+    "  closed = EXCLUDED.closed, event_time = EXCLUDED.event_time, source = EXCLUDED.source"
     /* The incoming row wins when it closes a provisional row, or when it has the same
      * closed flag and different market data. event_time and source are left out of the
      * comparison: the same closed second from WS and from REST is the same kline. */
     " WHERE (EXCLUDED.closed AND NOT k.closed)"
     "  OR (EXCLUDED.closed = k.closed AND"
-    "   (k.close_time, k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.trades,"
+    "   (k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.trades,"
     "    k.taker_buy_volume, k.taker_buy_quote_volume, k.first_trade_id, k.last_trade_id)"
     "   IS DISTINCT FROM"
-    "   (EXCLUDED.close_time, EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,"
+    "   (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,"
     "    EXCLUDED.volume, EXCLUDED.quote_volume, EXCLUDED.trades, EXCLUDED.taker_buy_volume,"
     "    EXCLUDED.taker_buy_quote_volume, EXCLUDED.first_trade_id, EXCLUDED.last_trade_id))"
     " RETURNING k.symbol, (extract(epoch FROM k.open_time) * 1000)::bigint, k.xmax = 0";
@@ -485,7 +486,7 @@ static long long ins_store_build_checkpoints(size_t n, const char *topic)
     return ncp;
 }
 
-#define INS_STORE_KLINE_COLS "symbol, open_time, close_time, open, high, low, close, volume," \
+#define INS_STORE_KLINE_COLS "symbol, open_time, open, high, low, close, volume," \
     " quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id," \
     " last_trade_id, closed, event_time, source"
 
@@ -576,6 +577,18 @@ static int ins_store_tx_rows(ins_store_t *s, const ins_batch_t *b, const char *t
     return 0;
 }
 
+/* The per-symbol checkpoint rows (ins_cp) as compact rows: one per group of symbols that
+ * share partition, first, last and row count, the symbols as a bitmap of their ids
+ * (schema/007). In live mode that is one row per Kafka partition per batch. */
+static const char ins_store_checkpoint_sql[] =
+    "INSERT INTO checkpoint_batch (first_open_time, last_open_time, row_count, kafka_topic,"
+    " kafka_partition, first_offset, last_offset, symbols)"
+    " SELECT c.first_open_time, c.last_open_time, c.row_count, c.kafka_topic, c.kafka_partition,"
+    "  min(c.first_offset), max(c.last_offset), kp_symbol_bits(array_agg(i.id))"
+    " FROM ins_cp c JOIN kp_symbol_ids(ARRAY(SELECT DISTINCT symbol FROM ins_cp)) i"
+    "  USING (symbol)"
+    " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 5";
+
 /* Step 4: the checkpoint rows (if any) and COMMIT. */
 static int ins_store_tx_commit(ins_store_t *s, long long ncp, int64_t deadline, char *errbuf,
                                size_t errlen)
@@ -588,9 +601,8 @@ static int ins_store_tx_commit(ins_store_t *s, long long ncp, int64_t deadline, 
     char lock[96];
     snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", PGX_LOCK_CHECKPOINT);
     if (ins_store_run(s, lock, deadline, NULL, errbuf, errlen) < 0 ||
-        ins_store_copy(s, "COPY checkpoint (symbol, first_open_time, last_open_time, row_count,"
-                   " kafka_topic, kafka_partition, first_offset, last_offset) FROM STDIN",
-                deadline, errbuf, errlen) < 0)
+        ins_store_copy(s, "COPY ins_cp FROM STDIN", deadline, errbuf, errlen) < 0 ||
+        ins_store_run(s, ins_store_checkpoint_sql, deadline, NULL, errbuf, errlen) < 0)
         return -1;
     return ins_store_run(s, "NOTIFY " PGX_NOTIFY_CHANNEL "; COMMIT", deadline, NULL, errbuf,
                          errlen);
@@ -600,6 +612,8 @@ static int ins_store_tx(ins_store_t *s, const ins_batch_t *b, const char *topic,
                         ins_result_t *res, char *errbuf, size_t errlen)
 {
     long long ncp = 0;
+    if (b->nrows && ins_partition_ensure(s->conn, b, deadline, errbuf, errlen) < 0)
+        return -1;
     if (ins_store_run(s, "BEGIN", deadline, NULL, errbuf, errlen) < 0)
         return -1;
     if (b->nrej && ins_store_tx_rejects(s, b, deadline, &res->rejected_new, errbuf, errlen) < 0)

@@ -156,8 +156,8 @@ static void st_db_klines_sql(const struct st_db_job *j, const char *table, bool 
                              size_t len)
 {
     snprintf(sql, len,
-             "SELECT symbol, (extract(epoch FROM open_time)*1000)::bigint,"
-             " (extract(epoch FROM close_time)*1000)::bigint, open::text, high::text, low::text,"
+             "SELECT symbol, (extract(epoch FROM open_time)*1000)::bigint, %s,"
+             " open::text, high::text, low::text,"
              " close::text, volume::text, quote_volume::text, trades, taker_buy_volume::text,"
              " taker_buy_quote_volume::text, first_trade_id, last_trade_id, closed,"
              " (extract(epoch FROM event_time)*1000)::bigint, source%s"
@@ -165,6 +165,9 @@ static void st_db_klines_sql(const struct st_db_job *j, const char *table, bool 
              " AND open_time >= 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
              " AND open_time <= 'epoch'::timestamptz + $3::bigint * interval '1 millisecond'"
              " ORDER BY open_time %s LIMIT $4::int",
+             /* kline_1s stores no close_time: it is always the second's last ms */
+             rollup ? "(extract(epoch FROM close_time)*1000)::bigint"
+                    : "(extract(epoch FROM open_time)*1000)::bigint + 999",
              rollup ? ", row_count" : "", table, j->req.has_from ? "ASC" : "DESC");
 }
 

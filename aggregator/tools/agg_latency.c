@@ -38,11 +38,11 @@ static int lat_exec(PGconn *c, const char *sql, int n, const char *const *params
 
 /* $1 symbols, $2 minute start (epoch s), $3 first second, $4 last second of the minute. */
 static const char lat_sql_rows[] =
-    "INSERT INTO kline_1s (symbol, open_time, close_time, open, high, low, close, volume,"
+    "INSERT INTO kline_1s (symbol, open_time, open, high, low, close, volume,"
     " quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,"
     " last_trade_id, event_time, source)"
     " SELECT 'L' || lpad(s::text, 5, '0'), to_timestamp($2::bigint + e),"
-    "  to_timestamp($2::bigint + e) + interval '999 ms', 100, 101, 99, 100.5, 1, 100, 3, 0.5, 50,"
+    "  100, 101, 99, 100.5, 1, 100, 3, 0.5, 50,"
     "  e * 10, e * 10 + 2, now(), 'ws'"
     " FROM generate_series(1, $1::int) s, generate_series($3::int, $4::int) e";
 static const char lat_sql_cps[] =

@@ -617,7 +617,10 @@ class Campaign:
 
     def db_rows_all(self, table, extra=""):
         """(symbol, [rows]) of a table, streamed through a psql cursor (FETCH_COUNT)."""
-        cols = ("symbol, (extract(epoch from open_time)*1000)::bigint, (extract(epoch from close_time)*1000)::bigint, "
+        # kline_1s derives close_time (schema/011): the second's last millisecond
+        close = "open_time + interval '999 ms'" if table == "kline_1s" else "close_time"
+        cols = ("symbol, (extract(epoch from open_time)*1000)::bigint, "
+                f"(extract(epoch from {close})*1000)::bigint, "
                 "open, high, low, close, volume, quote_volume, trades, taker_buy_volume, "
                 "taker_buy_quote_volume, first_trade_id, last_trade_id, closed, source" + extra)
         p = subprocess.Popen(["psql", self.url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-v", "FETCH_COUNT=20000",

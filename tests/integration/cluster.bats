@@ -70,7 +70,7 @@ cl_check_db() {
 	local d=$BATS_TEST_TMPDIR
 	curl -fsS "$SIM_URL/truth" >"$d/truth.json"
 	psql "$1" -XAtq -v ON_ERROR_STOP=1 -c "copy (select symbol,
-		(extract(epoch from open_time) * 1000)::bigint, (extract(epoch from close_time) * 1000)::bigint,
+		(extract(epoch from open_time) * 1000)::bigint, (extract(epoch from open_time) * 1000)::bigint + 999,
 		open, high, low, close, volume, quote_volume, trades, taker_buy_volume,
 		taker_buy_quote_volume, closed from kline_1s) to stdout with csv" >"$d/db.csv"
 	python3 - "$d/truth.json" "$d/db.csv" <<'PY'

@@ -344,5 +344,6 @@ PY
 	ins_count_is "$db3" 0
 	kp_stop "$c"
 	ins_count_is "$db3" 360
-	[ "$(kp_psql "$db3" 'select count(distinct id) from checkpoint')" = 2 ]
+	# one batch: one compact checkpoint for both symbols
+	[ "$(kp_psql "$db3" "select count(distinct id) || ' ' || count(*) from checkpoint")" = '1 2' ]
 }

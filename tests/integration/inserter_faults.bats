@@ -123,7 +123,7 @@ ins_count_gt() { (($(ins_count "$1") > $2)); }
 			END IF;
 			RETURN NULL;
 		END \$\$;
-		CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON checkpoint
+		CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON checkpoint_batch
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_once();"
 	run --separate-stderr bash -c "'$INS_GEN' --symbols 5 --seconds 100 | '$INS' -i - -d '$db' --pg-timeout-ms 1000"
 	[ "$status" -eq 0 ]

@@ -8,7 +8,7 @@ INS_GEN=$KP_ROOT/tests/integration/gen_klines.py
 ins_dump_rows() {
 	psql "$1" -XAtq -F'|' -v ON_ERROR_STOP=1 -c "
 		SELECT symbol, (extract(epoch FROM open_time) * 1000)::bigint,
-		       (extract(epoch FROM close_time) * 1000)::bigint, open, high, low, close,
+		       (extract(epoch FROM open_time) * 1000)::bigint + 999, open, high, low, close,
 		       volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,
 		       first_trade_id, last_trade_id, closed
 		FROM kline_1s" | sed 's/|t$/|true/; s/|f$/|false/' | LC_ALL=C sort

@@ -17,11 +17,10 @@ st_history() {
 	psql "$1" -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
 CREATE TEMP TABLE st_raw (j jsonb);
 \copy st_raw FROM '$2'
-INSERT INTO kline_1s (symbol, open_time, close_time, open, high, low, close, volume, quote_volume,
+INSERT INTO kline_1s (symbol, open_time, open, high, low, close, volume, quote_volume,
                       trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id,
                       closed, event_time, source)
 SELECT j->>'symbol', 'epoch'::timestamptz + (j->>'open_time')::bigint * interval '1 ms',
-       'epoch'::timestamptz + (j->>'close_time')::bigint * interval '1 ms',
        (j->>'open')::numeric, (j->>'high')::numeric, (j->>'low')::numeric, (j->>'close')::numeric,
        (j->>'volume')::numeric, (j->>'quote_volume')::numeric, (j->>'trades')::bigint,
        (j->>'taker_buy_volume')::numeric, (j->>'taker_buy_quote_volume')::numeric,

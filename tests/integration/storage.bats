@@ -1,0 +1,164 @@
+#!/usr/bin/env bats
+# Storage (schema 007-011): hourly partitions of kline_1s made by the programs, rows for
+# an hour with no partition, retention by dropping partitions (no dead tuples, nothing
+# not yet rolled up), compact checkpoints, and the in-place upgrade of a database made by
+# the previous release.
+
+bats_require_minimum_version 1.5.0
+load helpers
+load inserter_lib
+
+INS=$KP_BIN/kline-inserter
+AGG=$KP_BIN/kline-aggregator
+
+# Epoch ms of the start of the UTC hour H hours before now.
+hour_ago() { echo $(( ($(date +%s) / 3600 - $1) * 3600 * 1000 )); }
+
+@test "storage: the inserter makes the hourly partitions it needs, the next hour's too, and checkpoints are compact" {
+	db=$(kp_db_new)
+	t0=$(hour_ago 3)
+	# 20 symbols x 2 h 10 min, in batches of one second each (as live)
+	"$INS_GEN" --symbols 20 --seconds 7800 --start "$t0" --seed 3 >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr "$INS" -i - -d "$db" --batch-rows 20 <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 0 ]
+	[ "$(ins_count "$db")" = 156000 ]
+	diff <(ins_dump_rows "$db") <(ins_expect --symbols 20 --seconds 7800 --start "$t0" --seed 3)
+	# three hours of data (the third partly) and the hour after now, nothing in the default
+	parts=$(kp_psql "$db" "select count(*) from kline_1s_partitions")
+	[ "$parts" -ge 4 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_default")" = 0 ]
+	next=$(date -u -d "@$(( ($(date +%s) / 3600 + 1) * 3600 ))" +%Y%m%d%H)
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_partitions where name = 'kline_1s_p$next'")" = 1 ]
+	# every row is in the partition of its hour
+	[ "$(kp_psql "$db" "select count(*) from kline_1s k join pg_class c on c.oid = k.tableoid
+		where c.relname <> 'kline_1s_p' || to_char(k.open_time at time zone 'UTC', 'YYYYMMDDHH24')")" = 0 ]
+	# one compact checkpoint per batch (one Kafka partition: stdin), every row covered
+	nb=$(kp_psql "$db" "select count(*) from checkpoint_batch")
+	echo "compact checkpoints: $nb"
+	[ "$nb" -ge 7800 ] && [ "$nb" -le 8000 ]
+	[ "$(kp_psql "$db" "select count(*), sum(row_count) from checkpoint")" = "156000|156000" ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s k where not exists (select 1 from checkpoint c
+		where c.symbol = k.symbol and k.open_time between c.first_open_time and c.last_open_time)")" = 0 ]
+	# and they cost little next to the rows
+	ratio=$(kp_psql "$db" "select round(100.0 * pg_total_relation_size('checkpoint_batch')
+		/ (select sum(pg_total_relation_size(name::regclass)) from kline_1s_partitions), 2)")
+	echo "checkpoint / kline_1s: $ratio %"
+	awk -v r="$ratio" 'BEGIN { exit !(r < 5) }'
+}
+
+@test "storage: a row for an hour with no partition lands, and the programs move it into its own" {
+	db=$(kp_db_new)
+	"$INS" -i /dev/null -d "$db" 2>/dev/null
+	# by hand, a year ago: no partition for that hour, the default partition takes it
+	kp_psql "$db" "insert into kline_1s (symbol, open_time, open, high, low, close, volume, quote_volume,
+		trades, taker_buy_volume, taker_buy_quote_volume) values
+		('OLD', '2025-12-01 10:00:05+00', 1, 1, 1, 1, 0, 0, 0, 0, 0)"
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_default")" = 1 ]
+	# a backfill of that hour through the inserter: the partition is made, the waiting row moved
+	"$INS_GEN" --symbols 2 --seconds 10 --start 1764583200000 >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 0 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_default")" = 0 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_p2025120110")" = 21 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s where symbol = 'OLD'")" = 1 ]
+	# a 1s record whose close_time is not open_time + 999 cannot be stored as it came
+	head -1 "$BATS_TEST_TMPDIR/in" | jq -c '.open_time += 100000 | .close_time += 100005' >"$BATS_TEST_TMPDIR/bad"
+	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/bad"
+	[ "$status" -eq 0 ]
+	[ "$(kp_psql "$db" "select count(*) from rejected where reason like 'close_time %open_time + 999 ms'")" = 1 ]
+}
+
+@test "storage: retention drops whole partitions, leaves no dead tuples and keeps what is not rolled up" {
+	db=$(kp_db_new)
+	t0=$(hour_ago 12)
+	"$INS_GEN" --symbols 10 --seconds 10800 --start "$t0" --seed 5 >"$BATS_TEST_TMPDIR/all"
+	# minute 30 of the second hour loses its seconds 10-19: an incomplete bar the aggregator
+	# holds (pending) for its --incomplete-grace
+	hole_lo=$((t0 + 3600000 + 30 * 60000 + 10000)) hole_hi=$((t0 + 3600000 + 30 * 60000 + 19000))
+	jq -c --argjson lo "$hole_lo" --argjson hi "$hole_hi" \
+		'select(.symbol != "T0000USDT" or .open_time < $lo or .open_time > $hi)' "$BATS_TEST_TMPDIR/all" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr "$INS" -i - -d "$db" --batch-rows 1000 <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 0 ]
+	n=$(ins_count "$db")
+	[ "$n" = $((108000 - 10)) ]
+	run --separate-stderr "$AGG" --once -d "$db" -i 1m --incomplete-grace 7d --retain 1s=1h
+	echo "$stderr" | tail -5
+	[ "$status" -eq 0 ]
+	# hour 1 dropped as a whole; hour 2 (the held minute) and hour 3 kept, untouched
+	first=$(date -u -d "@$((t0 / 1000))" +%Y%m%d%H)
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_partitions where name = 'kline_1s_p$first'")" = 0 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s where open_time < to_timestamp($t0 / 1000.0 + 3600)")" = 0 ]
+	[ "$(ins_count "$db")" = $((72000 - 10)) ]
+	[ "$(kp_psql "$db" "select coalesce(sum(n_dead_tup), 0) from pg_stat_user_tables where relname like 'kline_1s%'")" = 0 ]
+	[ "$(kp_psql "$db" "select count(*) from aggregator_pending where held")" = 1 ]
+	# the consumed checkpoints of the dropped hour went too, the others stayed
+	[ "$(kp_psql "$db" "select count(*) from checkpoint where last_open_time < to_timestamp($t0 / 1000.0 + 3600)")" = 0 ]
+	[ "$(kp_psql "$db" "select count(*) > 0 from checkpoint")" = t ]
+	# the missing seconds arrive: the bar completes, and the rest may go
+	jq -c --argjson lo "$hole_lo" --argjson hi "$hole_hi" \
+		'select(.symbol == "T0000USDT" and .open_time >= $lo and .open_time <= $hi)' "$BATS_TEST_TMPDIR/all" |
+		"$INS" -i - -d "$db" 2>/dev/null
+	run --separate-stderr "$AGG" --once -d "$db" -i 1m --incomplete-grace 7d --retain 1s=1h
+	[ "$status" -eq 0 ]
+	[ "$(kp_psql "$db" "select count(*) from aggregator_pending")" = 0 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1m")" = 1800 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s where open_time < to_timestamp($t0 / 1000.0 + 3 * 3600)")" = 0 ]
+}
+
+# The schema of the previous release (migrations 001-006), applied as it applied them.
+old_schema() {
+	local f
+	for f in "$KP_ROOT"/schema/00[1-6]_*.sql; do
+		{ echo "begin;"; cat "$f"; echo "insert into schema_migrations (version) values ('$(basename "$f" .sql)'); commit;"; } |
+			psql "$1" -XAtq -v ON_ERROR_STOP=1 >/dev/null
+	done
+}
+
+@test "storage: a database of the previous release is upgraded in place, no row lost or doubled" {
+	db=$(kp_db_new)
+	kp_psql "$db" "create table schema_migrations (version text primary key, applied_at timestamptz not null default now())"
+	old_schema "$db"
+	[ "$(kp_psql "$db" "select relkind from pg_class where relname = 'kline_1s'")" = r ]
+	# 2 h of 30 symbols written the old way: rows with close_time and ingested_at, one
+	# checkpoint per symbol per minute, the first hour already consumed by the aggregator
+	t0=$(hour_ago 30)
+	kp_psql "$db" "insert into kline_1s (symbol, open_time, close_time, open, high, low, close, volume,
+		quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id)
+		select 'U' || s, to_timestamp($t0 / 1000 + e), to_timestamp($t0 / 1000 + e) + interval '999 ms',
+		       100 + e % 7, 101 + e % 7, 99, 100.5, 1.25, 125.5, 3, 0.5, 50.25, e * 10, e * 10 + 2
+		from generate_series(1, 30) s, generate_series(0, 7199) e;
+		insert into checkpoint (symbol, first_open_time, last_open_time, row_count)
+		select 'U' || s, to_timestamp($t0 / 1000 + m * 60), to_timestamp($t0 / 1000 + m * 60 + 59), 60
+		from generate_series(0, 119) m, generate_series(1, 30) s order by m, s"
+	before=$(kp_psql "$db" "select count(*), md5(string_agg(concat_ws(',', symbol, open_time, open, high, low,
+		close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
+		last_trade_id, closed, event_time, source), '|' order by symbol, open_time)) from kline_1s")
+	cps=$(kp_psql "$db" "select count(*), sum(row_count), max(id) from checkpoint")
+	# the new release's first start migrates
+	run --separate-stderr "$INS" -i /dev/null -d "$db"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep 'applied schema migration'
+	[ "$(kp_psql "$db" "select relkind from pg_class where relname = 'kline_1s'")" = p ]
+	[ "$(kp_psql "$db" "select count(*) from pg_inherits where inhrelid = 'kline_1s_legacy'::regclass")" = 1 ]
+	after=$(kp_psql "$db" "select count(*), md5(string_agg(concat_ws(',', symbol, open_time, open, high, low,
+		close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
+		last_trade_id, closed, event_time, source), '|' order by symbol, open_time)) from kline_1s")
+	[ "$after" = "$before" ]
+	[ "$(kp_psql "$db" "select count(*), sum(row_count), max(id) from checkpoint")" = "$cps" ]
+	# new rows after the old ones, through the new inserter; the aggregator then rolls up
+	# all of it, the legacy checkpoints and the compact ones alike
+	"$INS_GEN" --symbols 3 --seconds 120 --start $((t0 + 7200000)) >"$BATS_TEST_TMPDIR/new"
+	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/new"
+	[ "$status" -eq 0 ]
+	[ "$(ins_count "$db")" = $((216000 + 360)) ]
+	run --separate-stderr "$AGG" --once -d "$db" -i 1m
+	[ "$status" -eq 0 ]
+	[[ $stderr != *"bad state"* ]]
+	[ "$(kp_psql "$db" "select count(*) from kline_1m")" = $((30 * 120 + 3 * 2)) ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1m where row_count <> 60")" = 0 ]
+	# and retention still works on the legacy rows (row by row there) and its checkpoints
+	run --separate-stderr "$AGG" --once -d "$db" --retain 1s=1h
+	[ "$status" -eq 0 ]
+	[ "$(ins_count "$db")" = 0 ]
+	[ "$(kp_psql "$db" "select count(*) from checkpoint")" = 0 ]
+}
