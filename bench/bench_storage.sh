@@ -47,8 +47,12 @@ log "truth of $S symbols x $T s from the simulated exchange"
 	--port-file "$work/port" --log-level warn &
 sim_pid=$!
 for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.1; done
-sleep $((T / 1000 + 2))
-curl -fsS "http://127.0.0.1:$(cat "$work/port")/truth?from=$START&to=$((START + (T - 1) * 1000))" >"$work/truth"
+# the sim runs T seconds at speed 1000; on a loaded machine it may need longer
+for _ in $(seq 240); do
+	sleep 0.5
+	curl -fsS "http://127.0.0.1:$(cat "$work/port")/truth?from=$START&to=$((START + (T - 1) * 1000))" >"$work/truth"
+	[[ $(wc -l <"$work/truth") -ge $((S * T)) ]] && break
+done
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sim_pid=
 n=$(wc -l <"$work/truth")
 [[ $n -eq $((S * T)) ]] || { log "expected $((S * T)) klines from the sim, got $n"; exit 1; }

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#define PGX_MIGRATE_TIMEOUT_MS 600000 /* a migration may rewrite a large table */
+#define PGX_MIGRATE_TIMEOUT_MS (4 * 3600 * 1000) /* 009 scans the old kline_1s once (docs/storage.md) */
 
 static int pgx_connect_ms = 10000, pgx_query_ms = 30000;
 
