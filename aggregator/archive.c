@@ -133,6 +133,10 @@ static int agg_arch_old_next(struct agg_arch_old *o, const char *path, char *err
     o->lineno++;
     char *end;
     size_t len = strlen(o->line);
+    int zerr;
+    const char *zmsg = gzerror(o->gz, &zerr);
+    if (zerr != Z_OK) /* a file cut short ends in a partial line: say why */
+        return snprintf(errbuf, errlen, "archive: reading %s: %s; not overwritten", path, zmsg), -1;
     long long t = strtoll(o->line, &end, 10);
     if (len == 0 || o->line[len - 1] != '\n' || *end != ',' || t <= prev)
         return snprintf(errbuf, errlen, "archive: %s line %ld is not an archive row in open_time "
