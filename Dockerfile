@@ -4,7 +4,7 @@ FROM debian:12-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config ca-certificates \
-      librdkafka-dev libwebsockets-dev libpq-dev libjansson-dev libcurl4-openssl-dev \
+      librdkafka-dev libwebsockets-dev libpq-dev libjansson-dev libcurl4-openssl-dev zlib1g-dev \
       nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -17,7 +17,7 @@ RUN make -j"$(nproc)" programs web \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libwebsockets17 libwebsockets-evlib-uv libuv1 libpq5 libjansson4 libcurl4 \
+      librdkafka1 libwebsockets17 libwebsockets-evlib-uv libuv1 libpq5 libjansson4 libcurl4 zlib1g \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin klinepipe

@@ -3,7 +3,7 @@
 
 PREFIX   ?= /usr/local
 CC       ?= cc
-PKGS     := rdkafka libwebsockets libpq jansson libcurl
+PKGS     := rdkafka libwebsockets libpq jansson libcurl zlib
 BUILD    ?= build/release
 BIN      ?= bin
 TBIN     ?= $(BUILD)/tbin

@@ -45,6 +45,7 @@ struct agg_config {
     int n_retain;
     int retain_batch;               /* rows per retention DELETE transaction */
     int64_t compact_after_s;        /* rebuild a partition's PK this long after its hour; 0 = off */
+    const char *archive_dir;        /* --archive: 1s rows are archived here before deletion */
     int batch_checkpoints;          /* checkpoints consumed per transaction */
     int batch_buckets;              /* buckets rolled up per interval per transaction */
     int connect_timeout_s;          /* --once: connecting gives up after this */
@@ -119,6 +120,26 @@ int agg_compact_run(PGconn *c, const struct agg_config *cfg, char *errbuf, size_
  * tables. Returns 0 when done, 1 when more remains, -1 on error. */
 int agg_retention_run(PGconn *c, const struct agg_config *cfg, int max_batches,
                       char *errbuf, size_t errlen);
+
+/* archive.c: kline_1s as data.binance.vision daily files DIR/SYMBOL/SYMBOL-1s-DAY.csv.gz. */
+struct agg_archive_stats {
+    long files;                     /* files written (a day whose merge added nothing: none) */
+    long long rows;                 /* kline_1s rows now in those files */
+};
+/* Archives every kline_1s row with open_time in [from_ms, to_ms) (whole UTC days), merged
+ * with the files already there (the table's row wins a tie); each file is replaced
+ * atomically (temp, fsync, rename). 0, or -1 with the reason (files written before the
+ * failure stay, complete). */
+int agg_archive_range(PGconn *c, long long from_ms, long long to_ms, const char *dir,
+                      struct agg_archive_stats *st, char *errbuf, size_t errlen);
+/* Retention's hook (cfg->archive_dir set): unless a pass is still being deleted, archives
+ * every whole day before *cut_ms; then lowers *cut_ms to the archived bound and *guard_id
+ * (checkpoints above it protect their rows) to the last checkpoint the archive saw, so
+ * only archived rows are deleted. -1 (nothing may be deleted) on failure. */
+int agg_archive_before_retention(PGconn *c, const struct agg_config *cfg, int64_t *cut_ms,
+                                 long long *guard_id, char *errbuf, size_t errlen);
+/* The 1s deletion of the last pass is complete: the next run archives again. */
+void agg_archive_retention_done(void);
 
 /* stats.c: counters read by the metrics thread (atomics only). */
 struct agg_stats {

@@ -188,6 +188,10 @@ static const kp_opt_t agg_opt_table[] = {
       "rebuild the primary key of each hourly kline_1s partition\nonce, DUR after its hour "
       "ends (~40 % smaller index);\n0 = off; units s m h d, at most 7d",
       .dest = &agg_o.compact_after_s, .call = agg_opt_grace },
+    { KP_OPT_STR, "archive", 0, "DIR", "AGG_ARCHIVE", NULL,
+      "before --retain deletes 1s rows, write them (whole UTC days)\nto "
+      "DIR/SYMBOL/SYMBOL-1s-YYYY-MM-DD.csv.gz, data.binance.vision's\nformat "
+      "(kline-producer --replay reads them); needs --retain 1s=...", .dest = &agg_o.archive_dir },
     { KP_OPT_SECTION, .help = "PostgreSQL time limits" },
     { KP_OPT_INT, "connect-timeout", 0, "S", NULL, "10", "--once: give up connecting after S seconds (loop mode\nretries forever)",
       KP_OPT_INT_DEST(agg_o.connect_timeout_s), .min = 0, .max = 86400 },
@@ -221,6 +225,21 @@ static const kp_opt_prog_t agg_prog = {
     .opts = agg_opt_table,
 };
 
+/* --archive only acts before the 1s retention deletes. */
+static void agg_opts_check_archive(const struct agg_config *cfg)
+{
+    int has_1s = 0;
+    if (!cfg->archive_dir)
+        return;
+    if (!*cfg->archive_dir)
+        kp_opt_usage_error(&agg_prog, "--archive: empty directory name");
+    for (int i = 0; i < cfg->n_retain; i++)
+        has_1s |= strcmp(cfg->retain[i].key, "1s") == 0;
+    if (!has_1s)
+        kp_opt_usage_error(&agg_prog, "--archive needs --retain with a 1s entry (e.g. 1s=7d): it archives "
+                           "what retention deletes");
+}
+
 /* Checks across options, and the values only known once every option is read. */
 static void agg_opts_check(struct agg_config *cfg)
 {
@@ -237,6 +256,7 @@ static void agg_opts_check(struct agg_config *cfg)
     cfg->every_s = cfg->once ? 0 : (int)every;
     if (!*cfg->name)
         kp_opt_usage_error(&agg_prog, "--name must not be empty");
+    agg_opts_check_archive(cfg);
 }
 
 void agg_opts_parse(int argc, char **argv, struct agg_config *cfg)

@@ -11,7 +11,9 @@
  *             every 1s row is rolled up before it goes;
  *   legacy/default rows: the same, per symbol;
  *   kline_1m: not inside a coarse bucket still pending (coarse bars are built from it);
- *   checkpoint: consumed and ending before the 1s retention horizon. */
+ *   checkpoint: consumed and ending before the 1s retention horizon.
+ * With --archive, the 1s rows about to go are archived first (archive.c), and the 1s
+ * deletion is bounded by what that pass archived. */
 #include "agg.h"
 
 #include <stdio.h>
@@ -173,7 +175,7 @@ static int agg_retain_rows(PGconn *c, const struct agg_config *cfg, const char *
 /* kline_1s: the hourly partitions, then the rows of the two other partitions, then the
  * consumed checkpoints. params: name, cut-off, batch, last consumed id. */
 static int agg_retain_1s(PGconn *c, const struct agg_config *cfg, const char *const *params,
-                         int *budget, char *errbuf, size_t errlen)
+                         int archived, int *budget, char *errbuf, size_t errlen)
 {
     static const char *const rowwise[] = { "kline_1s_default", "kline_1s_legacy" };
     static const char *const cptables[] = { "checkpoint_batch", "checkpoint_legacy" };
@@ -181,6 +183,8 @@ static int agg_retain_1s(PGconn *c, const struct agg_config *cfg, const char *co
     for (size_t i = 0; rc == 0 && i < 2; i++)
         if (pgx_relation_exists(c, rowwise[i]) == 1)
             rc = agg_retain_rows(c, cfg, rowwise[i], agg_guard_1s, params, budget, errbuf, errlen);
+    if (rc == 0 && archived)
+        agg_archive_retention_done();
     const char *cparams[3] = { params[3], params[1], params[2] };
     for (size_t i = 0; rc == 0 && i < 2; i++) {
         char sql[512];
@@ -191,17 +195,52 @@ static int agg_retain_1s(PGconn *c, const struct agg_config *cfg, const char *co
     return rc;
 }
 
+/* What the deletions of one run may take: the last consumed checkpoint; with --archive,
+ * for kline_1s, the archived bound and the checkpoint id the archive saw. */
+struct agg_retain_bound {
+    long long last_id;
+    int archived;
+    int64_t cut_1s;
+    long long guard_id;
+};
+
+/* --archive: the 1s rows about to go are archived first (before any table is touched, so
+ * a failed archive deletes nothing). 0 / -1. */
+static int agg_retain_archive(PGconn *c, const struct agg_config *cfg, struct agg_retain_bound *b,
+                              char *errbuf, size_t errlen)
+{
+    const struct agg_retain *rt = NULL;
+    for (int i = 0; i < cfg->n_retain; i++)
+        if (strcmp(cfg->retain[i].key, "1s") == 0)
+            rt = &cfg->retain[i];
+    if (!cfg->archive_dir || !rt)
+        return 0;
+    b->cut_1s = cfg_now_ms() - rt->keep_s * 1000;
+    b->guard_id = b->last_id;
+    if (agg_archive_before_retention(c, cfg, &b->cut_1s, &b->guard_id, errbuf, errlen) < 0)
+        return -1;
+    b->archived = 1;
+    return 0;
+}
+
 /* One --retain rule until done or *budget batches are used. 0 done, 1 budget, -1 error. */
 static int agg_retain_table(PGconn *c, const struct agg_config *cfg, const struct agg_retain *rt,
-                            long long last_id, int *budget, char *errbuf, size_t errlen)
+                            const struct agg_retain_bound *b, int *budget, char *errbuf, size_t errlen)
 {
     char s_cut[24], s_batch[16], s_last[24];
-    snprintf(s_cut, sizeof s_cut, "%lld", (long long)(cfg_now_ms() - rt->keep_s * 1000));
+    bool is_1s = strcmp(rt->key, "1s") == 0;
+    int64_t cut = cfg_now_ms() - rt->keep_s * 1000;
+    long long last_id = b->last_id;
+    if (is_1s && b->archived) { /* only what the archive pass wrote out may go */
+        cut = cut < b->cut_1s ? cut : b->cut_1s;
+        last_id = b->guard_id;
+    }
+    snprintf(s_cut, sizeof s_cut, "%lld", (long long)cut);
     snprintf(s_batch, sizeof s_batch, "%d", cfg->retain_batch);
     snprintf(s_last, sizeof s_last, "%lld", last_id);
     const char *params[4] = { cfg->name, s_cut, s_batch, s_last };
-    if (strcmp(rt->key, "1s") == 0)
-        return agg_retain_1s(c, cfg, params, budget, errbuf, errlen);
+    if (is_1s)
+        return agg_retain_1s(c, cfg, params, b->archived, budget, errbuf, errlen);
     const char *guard = strcmp(rt->key, "1m") == 0 ? agg_guard_1m : "NULL";
     return agg_retain_rows(c, cfg, rt->table, guard, params, budget, errbuf, errlen);
 }
@@ -211,7 +250,6 @@ int agg_retention_run(PGconn *c, const struct agg_config *cfg, int max_batches,
 {
     char err[256];
     char sql[96];
-    long long last_id;
     if (cfg->n_retain == 0)
         return 0;
     /* Retention may one day run from another program too; one at a time per database. */
@@ -228,9 +266,12 @@ int agg_retention_run(PGconn *c, const struct agg_config *cfg, int max_batches,
         return 0;
     }
     int budget = max_batches > 0 ? max_batches : -1;
-    int rc = agg_last_consumed(c, cfg, &last_id, errbuf, errlen);
+    struct agg_retain_bound b = { 0 };
+    int rc = agg_last_consumed(c, cfg, &b.last_id, errbuf, errlen);
+    if (rc == 0)
+        rc = agg_retain_archive(c, cfg, &b, errbuf, errlen);
     for (int i = 0; rc == 0 && i < cfg->n_retain; i++)
-        rc = agg_retain_table(c, cfg, &cfg->retain[i], last_id, &budget, errbuf, errlen);
+        rc = agg_retain_table(c, cfg, &cfg->retain[i], &b, &budget, errbuf, errlen);
     snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", PGX_LOCK_RETENTION);
     if (!pgx_is_broken(c))
         pgx_exec(c, sql, err, sizeof err);

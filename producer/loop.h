@@ -5,7 +5,7 @@
 
 /* Live streams with REST gap filling, or the --backfill batch: needs the symbol table. */
 int loop_exchange(void);
-/* --replay FILE; a CSV without one -s SYMBOL is a usage error (exit 2). */
+/* --replay FILE|DIR; a CSV without a symbol (one -s, or in its file name) is a usage error (exit 2). */
 int loop_replay(void);
 
 #endif

@@ -9,3 +9,8 @@ $(TBIN)/test_producer_restparse: $(BUILD)/producer/test/test_producer_restparse.
 $(TBIN)/test_producer_attempts: $(BUILD)/producer/test/test_producer_attempts.o $(BUILD)/producer/attempts.o
 TESTBINS += $(TBIN)/test_producer_restparse $(TBIN)/test_producer_attempts
 ALL_OBJS += $(BUILD)/producer/test/test_producer_restparse.o $(BUILD)/producer/test/test_producer_attempts.o
+
+# --replay's file names and gzip line reader.
+$(TBIN)/test_producer_replay_files: $(BUILD)/producer/test/test_producer_replay_files.o $(BUILD)/producer/replay_files.o $(LIBKP)
+TESTBINS += $(TBIN)/test_producer_replay_files
+ALL_OBJS += $(BUILD)/producer/test/test_producer_replay_files.o

@@ -58,8 +58,11 @@ static const kp_opt_t opts_table[] = {
       .dest = &prod_cfg.shard, .call = opts_shard },
     { KP_OPT_STR, "backfill", 0, "FROM..TO", NULL, NULL,
       "REST only: open times FROM..TO (inclusive; TO may be 'now'), then exit 0", .dest = &opts_raw.backfill },
-    { KP_OPT_STR, "replay", 0, "FILE", NULL, NULL,
-      "publish a data.binance.vision CSV (needs one -s) or canonical NDJSON; '-' = stdin",
+    { KP_OPT_STR, "replay", 0, "FILE|DIR", NULL, NULL,
+      "publish a data.binance.vision CSV (plain or .gz; the symbol from one -s\n"
+      "or the file name SYMBOL-1s-YYYY-MM-DD.csv[.gz]) or canonical NDJSON;\n"
+      "DIR: every such file in it and its subdirectories (an aggregator\n"
+      "--archive), in name order, -s picks symbols; '-' = stdin",
       .dest = &prod_cfg.replay },
     /* 1e6 x real time is already "as fast as it gets"; nan/inf would reach the pacing maths */
     { KP_OPT_DOUBLE, "replay-speed", 0, "F", NULL, "0", "replay pace: 1 = real time, 0 = as fast as possible",
@@ -148,7 +151,7 @@ const kp_opt_prog_t opts_prog = {
     .synopsis =
         "usage: kline-producer [-s SYMBOLS | --all-symbols] [-i INTERVAL] [-o - | -t TOPIC] [options]\n"
         "       kline-producer -s SYMBOLS --backfill FROM..TO [options]\n"
-        "       kline-producer --replay FILE [-s SYMBOL] [--replay-speed F] [options]\n",
+        "       kline-producer --replay FILE|DIR [-s SYMBOL] [--replay-speed F] [options]\n",
     .epilog = "Exit: 0 done (signal, end of --backfill/--replay), 1 runtime failure, 2 usage error.\n",
     .opts = opts_table,
 };

@@ -182,7 +182,29 @@ enum msg_kind msg_handle(const char *buf, size_t len, const char *origin,
 int  resume_from_kafka(char *errbuf, size_t errlen);
 
 /* ---- replay.c ---- */
+/* --replay PATH: a file (plain or gzip), '-' (stdin) or a directory of data.binance.vision
+ * files. 0, -1 failure, -2 usage error (errbuf). */
 int  replay_run(const char *path, char *errbuf, size_t errlen);
+
+/* ---- replay_files.c: gzip input, file names, archive directories ---- */
+struct kp_line;
+typedef struct replay_gz replay_gz_t;
+/* The file starts with the gzip magic bytes. */
+bool replay_is_gzip(const char *path);
+/* Lines of a gzip file, each held to max_line bytes like kp_lines (kp_lines_next's
+ * results: 1 a line, 2 the end, -1 error; a file cut short is an error). */
+replay_gz_t *replay_gz_open(const char *path, size_t max_line, char *errbuf, size_t errlen);
+int  replay_gz_next(replay_gz_t *g, struct kp_line *ln, char *errbuf, size_t errlen);
+long long replay_gz_lineno(const replay_gz_t *g);
+void replay_gz_close(replay_gz_t *g);
+/* A data.binance.vision name, SYMBOL-INTERVAL-YYYY-MM[-DD].csv[.gz] (any directory
+ * before it): true, with the symbol and the interval copied out. */
+bool replay_name_parse(const char *path, char *sym, size_t symlen, char *interval, size_t ivlen);
+/* The files with such names in dir and its subdirectories (one level: DIR/SYMBOL/...),
+ * sorted by path (so by symbol, then date): a NULL-terminated list (replay_list_free), its
+ * length as the result, -1 on error. */
+int  replay_dir_list(const char *dir, char ***list, char *errbuf, size_t errlen);
+void replay_list_free(char **list);
 
 /* ---- stats.c ---- */
 #define STATS_LAT_BUCKETS 128

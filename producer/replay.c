@@ -1,6 +1,7 @@
-/* replay.c — history as a source: a data.binance.vision CSV (needs one -s SYMBOL and
- * -i) or canonical NDJSON, published with source "replay", paced by --replay-speed
- * (1 = real time by open_time, 0 = as fast as possible). */
+/* replay.c — history as a source: a data.binance.vision CSV (plain or gzip; the symbol
+ * from one -s SYMBOL or from the file's name), canonical NDJSON, or a directory of such
+ * CSV files (an --archive of kline-aggregator), published with source "replay", paced by
+ * --replay-speed (1 = real time by open_time, 0 = as fast as possible). */
 #include "prod.h"
 #include "cfg.h"
 #include "log.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Waits until the moment open_time plays at; -1 if asked to stop meanwhile. */
@@ -39,7 +41,7 @@ static int replay_pace(int64_t open_time, int64_t *t0_data, int64_t *t0_us)
 /* One replay: where it reads, what it knows about its input, how far it got. */
 typedef struct replay {
     const char *path;
-    const char *sym;          /* the one -s SYMBOL (CSV rows name none), or NULL */
+    const char *sym;          /* for CSV rows (they name none): -s or the file name; or NULL */
     long lineno, published;
     int64_t t0_data, t0_us;   /* pacing: the first open_time and when it played */
 } replay_t;
@@ -71,7 +73,8 @@ static int replay_line(replay_t *r, const kp_line_t *ln, char *errbuf, size_t er
     if (!json && !isdigit((unsigned char)line[0]) && r->lineno == 1)
         return 0; /* a CSV header row */
     if (!json && !r->sym) {
-        snprintf(errbuf, errlen, "%s: CSV input needs exactly one -s SYMBOL", r->path);
+        snprintf(errbuf, errlen, "%s: CSV input needs exactly one -s SYMBOL (or a file named "
+                 "SYMBOL-INTERVAL-YYYY-MM-DD.csv[.gz])", r->path);
         return -2;
     }
     const char *sym = r->sym;
@@ -97,17 +100,63 @@ static int replay_line(replay_t *r, const kp_line_t *ln, char *errbuf, size_t er
  * delivery reports and notices a signal every REPLAY_WAIT_MS. */
 #define REPLAY_WAIT_MS 200
 
-int replay_run(const char *path, char *errbuf, size_t errlen)
+/* The input of one replay: a gzip file, or lines from a plain file or stdin. */
+typedef struct replay_src {
+    replay_gz_t *gz;
+    kp_lines_t lr;
+} replay_src_t;
+
+static int replay_src_open(replay_src_t *s, const char *path, char *errbuf, size_t errlen)
 {
-    kp_lines_t lr; /* owns the fd (not stdin's) and the line buffer; closed below */
-    if (kp_lines_open(&lr, path, KLINE_INPUT_MAX, errbuf, errlen) < 0)
+    memset(s, 0, sizeof *s);
+    if (strcmp(path, "-") != 0 && replay_is_gzip(path))
+        return (s->gz = replay_gz_open(path, KLINE_INPUT_MAX, errbuf, errlen)) ? 0 : -1;
+    return kp_lines_open(&s->lr, path, KLINE_INPUT_MAX, errbuf, errlen);
+}
+
+static int replay_src_next(replay_src_t *s, kp_line_t *ln, long *lineno, char *errbuf, size_t errlen)
+{
+    int got = s->gz ? replay_gz_next(s->gz, ln, errbuf, errlen)
+                    : kp_lines_next(&s->lr, REPLAY_WAIT_MS, ln, errbuf, errlen);
+    *lineno = (long)(s->gz ? replay_gz_lineno(s->gz) : s->lr.lineno);
+    return got;
+}
+
+static void replay_src_close(replay_src_t *s)
+{
+    if (s->gz)
+        replay_gz_close(s->gz);
+    else
+        kp_lines_close(&s->lr);
+}
+
+/* The symbol of a file's CSV rows: the one -s SYMBOL, else what a data.binance.vision name
+ * says (its interval must then be -i's), else none (NDJSON names its own). 0 / -2. */
+static int replay_symbol(const char *path, const char **sym, char *buf, size_t buflen,
+                         char *errbuf, size_t errlen)
+{
+    char iv[16];
+    bool named = replay_name_parse(path, buf, buflen, iv, sizeof iv);
+    *sym = prod_cfg.nsymbols == 1 ? prod_cfg.symbols[0] : named ? buf : NULL;
+    if (named && strcmp(iv, prod_cfg.interval) != 0) {
+        snprintf(errbuf, errlen, "%s: the file name says interval %s, -i is %s (give -i %s)", path, iv,
+                 prod_cfg.interval, iv);
+        return -2;
+    }
+    return 0;
+}
+
+/* One file (or stdin) from its first line to its end. */
+static int replay_file(const char *path, const char *sym, long *published, char *errbuf, size_t errlen)
+{
+    replay_src_t src;
+    if (replay_src_open(&src, path, errbuf, errlen) < 0)
         return -1;
-    replay_t r = { .path = path, .sym = prod_cfg.nsymbols == 1 ? prod_cfg.symbols[0] : NULL,
-                   .t0_data = PROD_NONE };
+    replay_t r = { .path = path, .sym = sym, .t0_data = PROD_NONE };
     int rc = 0;
     while (rc == 0 && !sig_stop && !prod_stopping) {
         kp_line_t ln;
-        int got = kp_lines_next(&lr, REPLAY_WAIT_MS, &ln, errbuf, errlen);
+        int got = replay_src_next(&src, &ln, &r.lineno, errbuf, errlen);
         if (got == 0) {
             pub_poll();
             continue;
@@ -116,10 +165,62 @@ int replay_run(const char *path, char *errbuf, size_t errlen)
             rc = got < 0 ? -1 : 0;
             break;
         }
-        r.lineno = lr.lineno;
         rc = replay_line(&r, &ln, errbuf, errlen);
     }
-    kp_lines_close(&lr);
+    replay_src_close(&src);
     log_info("replay of %s: %ld lines, %ld klines published", path, r.lineno, r.published);
+    *published += r.published;
     return rc > 0 ? 0 : rc;
+}
+
+/* -s given with a directory: only the files of those symbols. */
+static bool replay_wanted(const char *sym)
+{
+    if (prod_cfg.nsymbols <= 0)
+        return true;
+    for (int i = 0; i < prod_cfg.nsymbols; i++)
+        if (strcmp(prod_cfg.symbols[i], sym) == 0)
+            return true;
+    return false;
+}
+
+/* Every data.binance.vision file of an archive directory, in path order (symbol, then
+ * date); each file's symbol is its name's. */
+static int replay_dir(const char *dir, char *errbuf, size_t errlen)
+{
+    char **files;
+    char sym[32], iv[16];
+    long published = 0, nfiles = 0;
+    int n = replay_dir_list(dir, &files, errbuf, errlen), rc = n < 0 ? -1 : 0;
+    for (int i = 0; rc == 0 && i < n && !sig_stop && !prod_stopping; i++) {
+        replay_name_parse(files[i], sym, sizeof sym, iv, sizeof iv);
+        if (!replay_wanted(sym))
+            continue;
+        if (strcmp(iv, prod_cfg.interval) != 0) {
+            rc = -2;
+            snprintf(errbuf, errlen, "%s: the file name says interval %s, -i is %s", files[i], iv,
+                     prod_cfg.interval);
+            break;
+        }
+        rc = replay_file(files[i], sym, &published, errbuf, errlen);
+        nfiles++;
+    }
+    replay_list_free(files);
+    if (rc == 0 && nfiles == 0)
+        log_warn("replay of %s: no SYMBOL-%s-YYYY-MM-DD.csv[.gz] files there", dir, prod_cfg.interval);
+    log_info("replay of %s: %ld files, %ld klines published", dir, nfiles, published);
+    return rc;
+}
+
+int replay_run(const char *path, char *errbuf, size_t errlen)
+{
+    struct stat st;
+    char buf[32];
+    const char *sym;
+    long published = 0;
+    if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return replay_dir(path, errbuf, errlen);
+    if (replay_symbol(path, &sym, buf, sizeof buf, errbuf, errlen) < 0)
+        return -2;
+    return replay_file(path, sym, &published, errbuf, errlen);
 }

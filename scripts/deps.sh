@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 # PATH will do (nodejs builds that bundle npm conflict with Debian's npm).
 PACKAGES=(
 	build-essential pkg-config
-	librdkafka-dev libwebsockets-dev libpq-dev libjansson-dev libcurl4-openssl-dev
+	librdkafka-dev libwebsockets-dev libpq-dev libjansson-dev libcurl4-openssl-dev zlib1g-dev
 	libcmocka-dev bats clang libclang-rt-14-dev
 	kcat postgresql-15 postgresql-client-15 iptables
 	"openjdk-17-jre-headless|default-jre-headless" maven

@@ -180,9 +180,18 @@ load producer_helpers
 	[ "$status" -eq 0 ]
 	[ "${#lines[@]}" -eq "$(grep -c . "$csv")" ]
 	[[ ${lines[0]} == *'"symbol":"ADABTC","interval":"1m"'* ]]
-	# CSV without a symbol is a usage error
+	# without -s the symbol comes from the file name, whose interval must be -i's
+	run --separate-stderr "$KP_BIN/kline-producer" --replay "$csv" -i 1m -o -
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} == *'"symbol":"ADABTC","interval":"1m"'* ]]
 	run --separate-stderr "$KP_BIN/kline-producer" --replay "$csv" -o -
 	[ "$status" -eq 2 ]
+	[[ $stderr == *"the file name says interval 1m, -i is 1s"* ]]
+	# CSV without a symbol (not in -s, not in its name) is a usage error
+	cp "$csv" "$BATS_TEST_TMPDIR/rows.csv"
+	run --separate-stderr "$KP_BIN/kline-producer" --replay "$BATS_TEST_TMPDIR/rows.csv" -o -
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"CSV input needs exactly one -s SYMBOL"* ]]
 }
 
 @test "producer: --replay holds a line to 64 KiB (a longer one is dead-lettered with its true length); /metrics on --metrics-host" {
