@@ -108,7 +108,8 @@ LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM checkpoint_legacy WHERE id = c.id AND symbol = c.symbol;
     UPDATE checkpoint_batch b SET symbols = set_bit(b.symbols, k.id, 0)
-    FROM kline_symbol k WHERE b.id = c.id AND k.symbol = c.symbol;
+    FROM kline_symbol k WHERE b.id = c.id AND k.symbol = c.symbol
+      AND k.id < length(b.symbols) AND get_bit(b.symbols, k.id) = 1;
     DELETE FROM checkpoint_batch WHERE id = c.id AND position(B'1' IN symbols) = 0;
 END $$;
 
