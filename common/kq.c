@@ -2,6 +2,7 @@
 #include "kq.h"
 #include "log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -141,11 +142,29 @@ static int kq_create_result(rd_kafka_event_t *ev, const char *topic, int timeout
     return e == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
+/* Does the cluster list the topic, with partitions? Asked for all topics (a request for
+ * one topic by name could auto-create it). Then CreateTopics would only answer "already
+ * exists"; and a cluster without CreateTopics (librdkafka 2.0.2's mock cluster, used by
+ * producer_fatal.bats) serves a topic made beforehand. */
+static bool kq_topic_listed(rd_kafka_t *rk, const char *name, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    bool found = false;
+    for (int i = 0; i < md->topic_cnt && !found; i++)
+        found = !strcmp(md->topics[i].topic, name) && !md->topics[i].err && md->topics[i].partition_cnt > 0;
+    rd_kafka_metadata_destroy(md);
+    return found;
+}
+
 int kq_topic_ensure(rd_kafka_t *rk, const kq_topic_spec_t *spec, int timeout_ms, char *errbuf,
                     size_t errlen)
 {
     char rerr[256];
     kq_topic_spec_t t;
+    if (kq_topic_listed(rk, spec->name, timeout_ms))
+        return 0;
     if (kq_topic_resolve(rk, spec, &t, timeout_ms, errbuf, errlen) < 0)
         return -1;
     rd_kafka_NewTopic_t *nt = kq_new_topic(&t, errbuf, errlen);

@@ -7,8 +7,11 @@ ALL_OBJS += $(PRODUCER_OBJS)
 # REST answer parsing (pure) and the connection-attempt limiter (injected clock).
 $(TBIN)/test_producer_restparse: $(BUILD)/producer/test/test_producer_restparse.o $(BUILD)/producer/restparse.o $(LIBKP)
 $(TBIN)/test_producer_attempts: $(BUILD)/producer/test/test_producer_attempts.o $(BUILD)/producer/attempts.o
-TESTBINS += $(TBIN)/test_producer_restparse $(TBIN)/test_producer_attempts
-ALL_OBJS += $(BUILD)/producer/test/test_producer_restparse.o $(BUILD)/producer/test/test_producer_attempts.o
+# The take-back list and the rebuild pace of a Kafka client after a fatal error.
+$(TBIN)/test_producer_takeback: $(BUILD)/producer/test/test_producer_takeback.o $(BUILD)/producer/takeback.o $(LIBKP)
+TESTBINS += $(TBIN)/test_producer_restparse $(TBIN)/test_producer_attempts $(TBIN)/test_producer_takeback
+ALL_OBJS += $(BUILD)/producer/test/test_producer_restparse.o $(BUILD)/producer/test/test_producer_attempts.o \
+            $(BUILD)/producer/test/test_producer_takeback.o
 
 # --replay's file names and gzip line reader.
 $(TBIN)/test_producer_replay_files: $(BUILD)/producer/test/test_producer_replay_files.o $(BUILD)/producer/replay_files.o $(LIBKP)

@@ -65,7 +65,8 @@ typedef struct prod_cfg {
 extern prod_cfg_t prod_cfg;
 
 /* Set by any part that hit an unrecoverable runtime error (stdout closed, Kafka
- * fatal error, dead connection): the main loop stops and the process exits 1. */
+ * dead connection, a Kafka client that cannot be rebuilt): the main loop stops and the
+ * process exits 1. A Kafka fatal error alone does not stop it (publish.c rebuilds). */
 extern atomic_int prod_failed;
 /* Set when the workers and the loop must stop (signal, failure, end of a batch mode). */
 extern atomic_int prod_stopping;
@@ -214,6 +215,7 @@ typedef struct prod_stats {
     atomic_ullong reconnects, connects, connect_errors, shutdowns, watchdog_fires, conn_age_renewals;
     atomic_ullong backfill_jobs, backfilled, rest_missing, rest_requests, rest_429, rest_errors, rest_giveups;
     atomic_ullong delivered, delivery_errors, queue_full_waits;
+    atomic_ullong kafka_rebuilds, kafka_taken_back; /* publish.c: fatal errors survived */
     atomic_ullong held, held_overflow;
     atomic_llong  last_rx_mono_ms;            /* any connection */
     atomic_llong  backlog_symbols;            /* symbols with a gap not filled yet (gauge) */

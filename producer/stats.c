@@ -78,6 +78,8 @@ static size_t stats_render(char *b, size_t len, void *ud)
     o = metrics_put(b, len, o, "kline_producer_delivered_total", "counter", "Kafka deliveries acknowledged", C(delivered));
     o = metrics_put(b, len, o, "kline_producer_delivery_errors_total", "counter", "Kafka deliveries failed", C(delivery_errors));
     o = metrics_put(b, len, o, "kline_producer_queue_full_waits_total", "counter", "waits for room in the Kafka queue", C(queue_full_waits));
+    o = metrics_put(b, len, o, "kline_producer_kafka_rebuilds_total", "counter", "Kafka clients rebuilt after a fatal error", C(kafka_rebuilds));
+    o = metrics_put(b, len, o, "kline_producer_kafka_taken_back_total", "counter", "unacknowledged messages produced again on a rebuilt client", C(kafka_taken_back));
     o = metrics_put(b, len, o, "kline_producer_held_total", "counter", "live klines held during a backfill", C(held));
     o = metrics_put(b, len, o, "kline_producer_backlog_symbols", "gauge", "symbols with a gap not yet filled", C(backlog_symbols));
     o = metrics_put(b, len, o, "kline_producer_backlog_klines", "gauge", "seconds still owed to the topic (gaps up to now)", C(backlog_klines));

@@ -374,6 +374,22 @@ static void st_hub_alert(struct st_symbol *s, enum st_alert_dir dir, double pric
     st_fanout(s, ST_KIND_ALERT, m);
 }
 
+/* The same bar again: a hot-standby producer pair (or a rebuilt Kafka client) puts two
+ * copies of a kline in the topic. Equal in every market field and in closed, it would
+ * push the same bar to every browser again (only ingest_time differs), so it is dropped.
+ * source, event_time and trade ids are not compared: they tell which path (WebSocket or
+ * REST) the copy took, not what the bar is, and the latest copy of a bar keeps the
+ * first one's. */
+static bool st_hub_repeat(const kline_t *a, const kline_t *b)
+{
+    return a->open_time == b->open_time && a->close_time == b->close_time && a->closed == b->closed &&
+           a->trades == b->trades && !strcmp(a->interval, b->interval) && !strcmp(a->open, b->open) &&
+           !strcmp(a->high, b->high) && !strcmp(a->low, b->low) && !strcmp(a->close, b->close) &&
+           !strcmp(a->volume, b->volume) && !strcmp(a->quote_volume, b->quote_volume) &&
+           !strcmp(a->taker_buy_volume, b->taker_buy_volume) &&
+           !strcmp(a->taker_buy_quote_volume, b->taker_buy_quote_volume);
+}
+
 void st_hub_ingest(const kline_t *k, int64_t ingest_ms)
 {
     struct st_symbol *s = st_hub_symbol(k->symbol, false);
@@ -384,6 +400,12 @@ void st_hub_ingest(const kline_t *k, int64_t ingest_ms)
     /* Latest wins by open_time: replays or reordered partitions never move a price back. */
     if (s->has_data && k->open_time < s->last.open_time) {
         st_hub.st.klines_ignored++;
+        return;
+    }
+    /* (a stale symbol is pushed again: its clients were told "stale" and wait for data) */
+    if (s->has_data && !s->stale && st_hub_repeat(k, &s->last)) {
+        st_hub.st.klines_repeated++;
+        s->updated_mono_ms = cfg_mono_ms(); /* the feed still carries it: not stale */
         return;
     }
     st_hub.st.klines_in++;

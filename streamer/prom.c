@@ -41,6 +41,8 @@ static const struct st_prom_stat st_prom_stats[] = {
     ST_PROM_STAT("client_errors_total", client_errors, "Error replies sent to clients."),
     ST_PROM_STAT("klines_total", klines_in, "Klines applied from the feed."),
     ST_PROM_STAT("klines_ignored_total", klines_ignored, "Klines older than the symbol's latest."),
+    ST_PROM_STAT("klines_repeated_total", klines_repeated,
+                 "Klines equal to the symbol's latest (a second producer's copy), not pushed again."),
     ST_PROM_STAT("alerts_total", alerts, "SMA crossover alerts raised."),
     ST_PROM_STAT("api_requests_total", api_requests, "/api/klines requests accepted."),
     ST_PROM_STAT("placeholders_freed_total", placeholders_freed,

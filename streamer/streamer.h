@@ -229,7 +229,7 @@ struct st_symbol {
 };
 
 struct st_stats {
-    uint64_t klines_in, klines_ignored, feed_rejected;
+    uint64_t klines_in, klines_ignored, klines_repeated, feed_rejected;
     uint64_t msgs_sent, frames_sent, bytes_sent, conflated, dropped, slow_closed, abuse_closed;
     uint64_t pending_closed, snapshots_superseded, placeholders_freed;
     uint64_t client_errors, connections_total, alerts;

@@ -26,6 +26,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -119,8 +120,8 @@ class Proc:
 
     Each runs in its own session so that kill -9 reaches only it (and its threads)."""
 
-    def __init__(self, name, argv, logdir):
-        self.name, self.argv = name, argv
+    def __init__(self, name, argv, logdir, env=None):
+        self.name, self.argv, self.env = name, argv, env
         self.logpath = os.path.join(logdir, f"{name}.log")
         self.p = None
         self.starts = 0
@@ -167,7 +168,7 @@ class Proc:
                              f"{' '.join(self.argv)}\n".encode())
                     lf.flush()
                     self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                              stderr=lf, start_new_session=True)
+                                              stderr=lf, start_new_session=True, env=self.env)
                 break
             except OSError as e:
                 if attempt == 59:
@@ -219,7 +220,7 @@ class Proc:
 
 # name -> (estimated seconds it takes, kind counted in the table)
 FAULTS = {
-    "kill9-producer": 4, "kill9-inserter": 4, "kill9-aggregator": 4, "kill9-streamer": 4,
+    "kill9-producer": 4, "kill9-producer2": 4, "kill9-inserter": 4, "kill9-aggregator": 4, "kill9-streamer": 4,
     "kafka-kill": 20, "kafka-pause": None, "pg-stop": 10, "pg-pause": None,
     "ex-close": 1, "ex-close-abrupt": 1, "ex-shutdown": 2, "ex-stall": 7, "ex-refuse": 7,
     "ex-malformed": 1, "ex-oversized": 1, "ex-duplicate": 1, "ex-reorder": 1, "ex-rest429": 4,
@@ -229,6 +230,9 @@ FAULTS = {
 def fault_plan(args, rng):
     """The list of faults of this campaign (before random timing)."""
     k = args.rounds
+    if args.faults is not None:
+        # a chosen list, in its order (e.g. alternating kills of a producer pair)
+        return [f for f in args.faults.split(",") if f and f != "none"] * k
     plan = []
     for _ in range(k):
         plan += ["kill9-producer", "kill9-inserter", "kill9-aggregator", "kill9-streamer"]
@@ -244,6 +248,66 @@ def fault_plan(args, rng):
 def estimate(name, args):
     e = FAULTS[name]
     return args.pause_secs + 1 if e is None else e
+
+
+class PageWatch:
+    """A browser's view for the whole run: subscribed to every symbol, it counts live
+    updates that repeat the bar it showed last (same open_time, closed, values)."""
+
+    FIELDS = ("open_time", "close_time", "closed", "open", "high", "low", "close", "volume",
+              "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
+
+    def __init__(self, host, port, symbols):
+        self.host, self.port, self.symbols = host, port, symbols
+        self.updates = self.repeats = 0
+        self.examples = []
+        self.err = None
+        self.run = True
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        last = {}
+        try:
+            ws = self.connect()
+            ws.send_json({"op": "subscribe", "symbols": self.symbols if len(self.symbols) <= 100 else ["*"]})
+            while self.run:
+                try:
+                    msg = ws.recv_json()
+                except OSError:  # a timeout: no update in 2 s
+                    continue
+                live = msg.get("type") != "snapshot"
+                for u in kpws.updates(msg):
+                    k = u.get("kline") or {}
+                    key = tuple(k.get(f) for f in self.FIELDS)
+                    sym = k.get("symbol")
+                    if live:
+                        self.updates += 1
+                        if last.get(sym) == key:
+                            self.repeats += 1
+                            if len(self.examples) < 5:
+                                self.examples.append(f"{sym} {k.get('open_time')}")
+                    last[sym] = key
+            ws.close()
+        except (OSError, kpws.WsError, ValueError) as e:
+            self.err = str(e)
+
+    def connect(self):
+        """The streamer was started a moment ago: wait for it to listen (30 s)."""
+        for _ in range(150):
+            try:
+                return kpws.WS(self.host, self.port, "/ws", timeout=2)
+            except ConnectionRefusedError:
+                time.sleep(0.2)
+        return kpws.WS(self.host, self.port, "/ws", timeout=2)
+
+    def stop(self):
+        self.run = False
+        self.t.join(10)
+        if self.err:
+            log(f"page watch: {self.err}")
+        return {"page.updates": self.updates, "page.repeats": self.repeats, "page.error": self.err,
+                "page.examples": self.examples}
 
 
 class Campaign:
@@ -305,11 +369,13 @@ class Campaign:
         if len(self.symbols) != a.symbols:
             raise RuntimeError(f"sim lists {len(self.symbols)} trading symbols, expected {a.symbols}")
         self.st_port = int(subprocess.run([env.ctl, "free-port"], capture_output=True, text=True).stdout)
+        self.ins_port = int(subprocess.run([env.ctl, "free-port"], capture_output=True, text=True).stdout)
         b = env.bin
         common = ["--stats-interval", "10", "--log-level", "info"]
         self.procs = {
             "inserter": Proc("inserter", [f"{b}/kline-inserter", "-b", env.brokers, "-t", self.topic,
-                                          "-g", self.group, "-d", self.url] + common, self.out),
+                                          "-g", self.group, "-d", self.url,
+                                          "--metrics-port", str(self.ins_port)] + common, self.out),
             "aggregator": Proc("aggregator", [f"{b}/kline-aggregator", "--every", "5", "-d", self.url]
                                + common, self.out),
             "streamer": Proc("streamer", [f"{b}/kline-streamer", "-b", env.brokers, "-t", self.topic,
@@ -326,8 +392,18 @@ class Campaign:
                 "--ws-url", f"ws://127.0.0.1:{self.sim_port}", "--rest-url", self.sim_url,
                 "--watchdog-secs", "3", "--metrics-port", str(self.prod_metrics_port)] + common
         # First start from the sim's first second; restarts resume from the topic (what we test).
-        self.procs["producer"] = Proc("producer", prod, self.out)
-        self.prod_first_argv = prod + ["--since", str(self.t0)]
+        # --producers 2: a hot-standby pair, the same symbols from the same exchange into the
+        # same topic (README, "Running on several machines"); the second has its own metrics.
+        penv = dict(os.environ, **dict(kv.split("=", 1) for kv in a.producer_env)) if a.producer_env else None
+        self.prod_ports = {"producer": self.prod_metrics_port}
+        for i in range(1, a.producers + 1):
+            name = "producer" if i == 1 else f"producer{i}"
+            if i > 1:
+                self.prod_ports[name] = int(subprocess.run([env.ctl, "free-port"], capture_output=True,
+                                                           text=True).stdout)
+            argv = [x if x != str(self.prod_metrics_port) else str(self.prod_ports[name]) for x in prod]
+            self.procs[name] = Proc(name, argv, self.out, penv)
+        self.prod_first_argv = {n: self.procs[n].argv + ["--since", str(self.t0)] for n in self.prod_ports}
         log(f"campaign seed {a.seed}: {a.symbols} symbols x {self.secs} sim s at speed {a.speed} "
             f"(~{self.secs / a.speed:.0f} s), start_time {self.t0}, db {self.db}, topic {self.topic}, "
             f"sim :{self.sim_port}, streamer :{self.st_port}, out {self.out}")
@@ -341,10 +417,13 @@ class Campaign:
             time.sleep(0.1)
         self.procs["aggregator"].start()
         self.procs["streamer"].start()
-        p = self.procs["producer"]
-        saved, p.argv = p.argv, self.prod_first_argv
-        p.start()
-        p.argv = saved
+        for name, first in self.prod_first_argv.items():
+            p = self.procs[name]
+            saved, p.argv = p.argv, first
+            p.start()
+            p.argv = saved
+        if self.a.watch_page:
+            self.page = PageWatch("127.0.0.1", self.st_port, self.symbols)
 
     # ------------------------------------------------------------ faults
 
@@ -460,6 +539,9 @@ class Campaign:
         a = self.a
         run_secs = self.secs / a.speed
         plan = fault_plan(a, self.rng)
+        if not plan:
+            self.t_last_fault = time.monotonic()
+            return
         w0, w1 = run_secs * 0.12, run_secs - max(a.quiet_tail, run_secs * 0.12)
         budget = sum(estimate(f, a) for f in plan)
         slack = max(0.0, (w1 - w0) - budget)
@@ -539,7 +621,21 @@ class Campaign:
         if r is None or len(ends) != self.a.partitions:
             return None
         done = {int(p): int(o) + 1 for p, o in (l.split("\t") for l in r.split("\n") if l)}
-        return sum(max(0, e - done.get(p, 0)) for p, e in ends.items())
+        lag = sum(max(0, e - done.get(p, 0)) for p, e in ends.items())
+        if lag and (self.a.producers > 1 or self.a.producer_env):
+            # Doubles in Kafka (a producer pair, a rebuilt client) change no row, and a
+            # batch that changes nothing writes no checkpoint: the tail of the topic may be
+            # doubles no checkpoint will ever cover. Then the inserter's own account decides:
+            # consumed up to the end, nothing held back (kline_inserter_consumer_lag counts
+            # both).
+            try:
+                body = http_get(f"http://127.0.0.1:{self.ins_port}/metrics", 2).decode()
+                m = re.search(r"^kline_inserter_consumer_lag (\S+)", body, re.M)
+                if m and float(m.group(1)) == 0:
+                    return 0
+            except (OSError, ValueError):
+                pass
+        return lag
 
     def drain(self):
         a = self.a
@@ -601,9 +697,30 @@ class Campaign:
 
     def stop_all(self):
         self.exit_codes = {}
-        for name in ("producer", "streamer", "inserter"):
+        self.counters = self.scrape_counters()
+        for name in list(self.prod_ports) + ["streamer", "inserter"]:
             self.exit_codes[name] = self.procs[name].stop()
         self.exit_codes["aggregator"] = self.agg_stop_rc
+
+    def scrape_counters(self):
+        """The counters a run is judged by besides the tables: each producer's Kafka client
+        rebuilds, the streamer's dropped repeats, and what a page saw pushed twice."""
+        out = {}
+        want = {"producer": ("kline_producer_kafka_rebuilds_total", "kline_producer_kafka_taken_back_total"),
+                "streamer": ("kline_streamer_klines_total", "kline_streamer_klines_repeated_total")}
+        ports = dict(self.prod_ports, streamer=self.st_port)
+        for name, port in ports.items():
+            try:
+                body = http_get(f"http://127.0.0.1:{port}/metrics", 5).decode()
+            except (OSError, ValueError) as e:
+                log(f"metrics of {name}: {e}")
+                continue
+            for k in want["streamer" if name == "streamer" else "producer"]:
+                m = re.search(rf"^{k} (\S+)", body, re.M)
+                out[f"{name}.{k}"] = int(float(m.group(1))) if m else None
+        if getattr(self, "page", None):
+            out.update(self.page.stop())
+        return out
 
     # ------------------------------------------------------------ truth
 
@@ -859,7 +976,7 @@ def report(c, res, ex):
                               for n, p in list(c.procs.items()) + [("kline-sim", c.sim)]},
                    backlog_series=c.backlog_series)
     summary.update(seed=a.seed, injected=dict(inj), skipped=dict(c.skipped), crashes=crashes,
-                   final_lag=c.final_lag, agg_once_rc=c.agg_once_rc, exit_codes=c.exit_codes,
+                   counters=getattr(c, "counters", {}), final_lag=c.final_lag, agg_once_rc=c.agg_once_rc, exit_codes=c.exit_codes,
                    examples=dict(ex))
     with open(os.path.join(c.out, "result.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -889,6 +1006,14 @@ def main():
     ap.add_argument("--drain-timeout", type=float, default=300, help="drain: hard limit in seconds")
     ap.add_argument("--out", default=None, help="directory for logs and result.{md,json}")
     ap.add_argument("--keep", action="store_true", help="keep the database and topic")
+    ap.add_argument("--faults", default=None,
+                    help="only these faults, comma-separated, in this order, --rounds times ('none': no fault)")
+    ap.add_argument("--producers", type=int, choices=(1, 2), default=1,
+                    help="2: a hot-standby pair of producers (same symbols, same topic); kill9-producer2 kills the second")
+    ap.add_argument("--producer-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment of the producers (e.g. the test hook KP_TEST_KAFKA_FATAL=N,M)")
+    ap.add_argument("--watch-page", action="store_true",
+                    help="a WebSocket client follows every symbol all run and counts bars pushed twice")
     a = ap.parse_args()
     if a.seed is None:
         a.seed = random.SystemRandom().randrange(1, 1 << 31)

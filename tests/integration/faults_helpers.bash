@@ -7,14 +7,37 @@
 faults_campaign() {
 	local name=$1 minutes=$2 symbols=$3 speed=$4 rounds=$5
 	shift 5
-	local out=$KP_OUT/$name rc=0
-	python3 "$KP_ROOT/tests/faults/campaign.py" --minutes "$minutes" --symbols "$symbols" \
-		--speed "$speed" --rounds "$rounds" --out "$out" "$@" >"$KP_OUT/$name.log" 2>&1 || rc=$?
 	# the table (and the schedule) go to the TAP stream as comments, pass or fail
+	faults_run "$name" "$minutes" "$symbols" "$speed" "$rounds" "$@"
+	faults_assert "$RESULT" "$rounds"
+	[ "$FAULTS_RC" -eq 0 ]
+}
+
+# faults_tables_ok RESULT_JSON → kline_1s and kline_1m equal the truth (0 missing, 0
+# doubled, 0 wrong, 0 extra), Kafka holds every kline, the streamer ends at the last second.
+faults_tables_ok() {
+	local r=$1 cell v
+	for cell in missing doubled wrong extra bars_missing bars_wrong bars_extra kafka_missing streamer_stale final_lag agg_once_rc; do
+		v=$(jq -r ".$cell" "$r")
+		echo "$cell = $v"
+		[ "$v" = 0 ]
+	done
+	[ "$(jq -r '.expected' "$r")" -gt 0 ]
+	[ "$(jq -r '.in_db == .expected and .bars_written == .bars_expected' "$r")" = true ]
+}
+
+# faults_run NAME MINUTES SYMBOLS SPEED ROUNDS [CAMPAIGN ARGS...] → runs the campaign,
+# its table to the TAP stream; RESULT is its result.json. Fails if it wrote none.
+faults_run() {
+	local name=$1 minutes=$2 symbols=$3 speed=$4 rounds=$5
+	shift 5
+	local out=$KP_OUT/$name
+	FAULTS_RC=0
+	python3 "$KP_ROOT/tests/faults/campaign.py" --minutes "$minutes" --symbols "$symbols" \
+		--speed "$speed" --rounds "$rounds" --out "$out" "$@" >"$KP_OUT/$name.log" 2>&1 || FAULTS_RC=$?
 	sed 's/^/# /' "$KP_OUT/$name.log" >&3
-	[[ -s $out/result.json ]] || { echo "campaign produced no result (exit $rc)"; tail -30 "$KP_OUT/$name.log"; return 1; }
-	faults_assert "$out/result.json" "$rounds"
-	[ "$rc" -eq 0 ]
+	RESULT=$out/result.json
+	[[ -s $RESULT ]] || { echo "campaign produced no result (exit $FAULTS_RC)"; tail -30 "$KP_OUT/$name.log"; return 1; }
 }
 
 # faults_assert RESULT_JSON ROUNDS → every fault kind injected, every cell 0.
@@ -25,14 +48,7 @@ faults_assert() {
 	echo "fault kinds injected: $kinds"
 	[ "$kinds" -eq 18 ]
 	[ "$(jq -r '.skipped | length' "$r")" -eq 0 ]
-	local cell v
-	for cell in missing doubled wrong extra bars_missing bars_wrong bars_extra kafka_missing streamer_stale final_lag agg_once_rc; do
-		v=$(jq -r ".$cell" "$r")
-		echo "$cell = $v"
-		[ "$v" = 0 ]
-	done
-	[ "$(jq -r '.expected' "$r")" -gt 0 ]
-	[ "$(jq -r '.in_db == .expected and .bars_written == .bars_expected' "$r")" = true ]
+	faults_tables_ok "$r"
 	# every bad message the exchange sent is in `rejected`, once
 	[ "$(jq -r '.rejected_rows == (.malformed_sent + .oversized_sent)' "$r")" = true ]
 	[ "$(jq -r '.crashes | length' "$r")" -eq 0 ]
