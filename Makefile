@@ -72,7 +72,7 @@ test-cluster: deps
 	@$(MAKE) --no-print-directory programs testbins
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --cluster $(TESTS)
 
-# the long cluster fault campaign (tests/integration/cluster_faults_long.bats, ~20 min)
+# the long cluster fault campaign (tests/integration/cluster_faults_long.bats, ~20 min; bounded by its drain timeout)
 test-faults-cluster: deps
 	@$(MAKE) --no-print-directory programs testbins
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --cluster --faults cluster_faults_long
