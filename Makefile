@@ -55,7 +55,7 @@ deps:
 	@scripts/deps.sh
 
 # ---- tests: `make test` is what README and .ci/run call ----
-.PHONY: test check test-unit test-faults test-cluster
+.PHONY: test check test-unit test-faults test-cluster test-faults-cluster
 test: deps
 	@$(MAKE) --no-print-directory programs testbins web
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run-all.sh $(TESTS)
@@ -71,6 +71,11 @@ test-faults: deps
 test-cluster: deps
 	@$(MAKE) --no-print-directory programs testbins
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --cluster $(TESTS)
+
+# the long cluster fault campaign (tests/integration/cluster_faults_long.bats, ~20 min; bounded by its drain timeout)
+test-faults-cluster: deps
+	@$(MAKE) --no-print-directory programs testbins
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --cluster --faults cluster_faults_long
 
 .PHONY: bench demo
 bench: deps

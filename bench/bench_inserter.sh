@@ -33,33 +33,14 @@ STEADY_SYMBOLS=2000
 [[ $DATABASE_URL == postgres*://*/* ]] || { echo "bench_inserter: DATABASE_URL must be a postgresql:// URI" >&2; exit 2; }
 [[ -x $INS && -x $TBIN/kp-topic ]] || { echo "bench_inserter: build first (make programs testbins)" >&2; exit 2; }
 
-base=${DATABASE_URL%/*}
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench_inserter.XXXXXX")
-dbs=() topics=() pids=()
-cleanup() {
-	local p d t
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-	for d in "${dbs[@]}"; do psql "$DATABASE_URL" -XAtqc "drop database if exists $d" >/dev/null 2>&1 || true; done
-	for t in "${topics[@]}"; do "$TBIN/kp-topic" -b "$KAFKA_BROKERS" delete "$t" >/dev/null 2>&1 || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib_pgkafka.sh
+. "$root/bench/lib_pgkafka.sh"
+trap bench_cleanup EXIT
 log() { echo "bench_inserter: $*" >&2; }
 now_ms() { date +%s%3N; }
-mkdb() { # NAME → sets DB, with the schema applied
-	local name=kp_insbench_$1_$$
-	psql "$DATABASE_URL" -XAtqc "create database $name" >/dev/null
-	dbs+=("$name")
-	DB=$base/$name
-	"$INS" -i /dev/null -d "$DB" 2>/dev/null
-}
-mktopic() { # NAME PARTITIONS → sets TOPIC
-	TOPIC=kp-insbench-$1-$$
-	"$TBIN/kp-topic" -b "$KAFKA_BROKERS" create "$TOPIC" "$2" >/dev/null
-	topics+=("$TOPIC")
-}
-metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+mkdb() { bench_mkdb kp_insbench "$1"; }        # NAME → sets DB, with the schema applied
+mktopic() { bench_mktopic kp-insbench "$1" "$2"; } # NAME PARTITIONS → sets TOPIC
 # Quantile Q of the histogram NAME from a /metrics text on stdin, in ms.
 hist_quantile() {
 	awk -v name="$1" -v q="$2" '

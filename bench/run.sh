@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 if [[ -z ${DATABASE_URL:-} || -z ${KAFKA_BROKERS:-} ]]; then
+    # `make bench BENCH=scaling` alone: start the 3-node cluster it needs, not a single
+    # broker it would leave idle (run among others, bench_scaling.sh starts its own)
+    [[ "$*" == scaling ]] && exec tests/harness/up --kafka-cluster 3 -- "$0" "$@"
     exec tests/harness/up -- "$0" "$@"
 fi
 export KP_BIN=${KP_BIN:-$PWD/bin} KP_TBIN=${KP_TBIN:-$PWD/build/release/tbin}

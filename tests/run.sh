@@ -222,7 +222,12 @@ fi
 # becomes a cluster run if they name nothing else).
 for f in "${KP_BATS_DIR:-tests/integration}"/cluster*.bats; do
 	[[ -f $f ]] || continue
-	if ((cluster && ${#filters[@]} == 0)) || { ((${#filters[@]})) && selected "$(basename "$f")" 0; }; then
+	n=$(basename "$f")
+	is_fault=0
+	# cluster_*_long.bats: the long cluster campaign, with --faults or named only
+	[[ $n == *_long.bats ]] && is_fault=1
+	if { ((cluster && ${#filters[@]} == 0)) && ((is_fault == 0 || faults)); } ||
+		{ ((${#filters[@]})) && selected "$n" "$is_fault"; }; then
 		cluster_suites+=("bats:$f")
 	fi
 done

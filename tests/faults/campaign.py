@@ -16,6 +16,12 @@ its own); 1 otherwise; 2 on a usage or environment error.
 Needs a running harness: KP_HARNESS_DIR (tests/harness/up or tests/run.sh),
 DATABASE_URL, KAFKA_BROKERS, KP_PG_PORT; KP_BIN and KP_TBIN for the binaries.
 python3 stdlib only. See docs/faults.md.
+
+--cluster: against the 3-node KRaft harness (tests/harness/up --kafka-cluster 3), a
+topic of RF 3, several instances of the programs that can run several times (a
+hot-standby producer pair, --inserters in one group, a streamer pair) and the
+cluster's faults instead of the single broker's (leader and controller kill -9, a
+rolling restart, a node paused or isolated); the same truth table.
 """
 
 import argparse
@@ -79,6 +85,7 @@ class Env:
         self.bin = os.environ.get("KP_BIN", os.path.join(ROOT, "bin"))
         self.tbin = os.environ.get("KP_TBIN", os.path.join(ROOT, "build/release/tbin"))
         self.ctl = os.path.join(ROOT, "tests/harness/ctl")
+        self.nodes = int(os.environ.get("KP_KAFKA_NODES") or 1)
         for p in ("kline-producer", "kline-inserter", "kline-aggregator", "kline-streamer"):
             if not os.access(os.path.join(self.bin, p), os.X_OK):
                 die(f"{self.bin}/{p} missing (make -j2)")
@@ -88,11 +95,13 @@ class Env:
     def admin_url(self):
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
 
-    def harness_ctl(self, cmd):
-        r = subprocess.run([self.ctl, cmd], capture_output=True, text=True,
+    def harness_ctl(self, *cmd):
+        """tests/harness/ctl CMD [ARGS]; returns its stdout, stripped."""
+        r = subprocess.run([self.ctl, *cmd], capture_output=True, text=True,
                            env=dict(os.environ, KP_HARNESS_DIR=self.harness), timeout=180)
         if r.returncode != 0:
-            raise RuntimeError(f"ctl {cmd} failed: {r.stderr.strip()[-300:]}")
+            raise RuntimeError(f"ctl {' '.join(cmd)} failed: {r.stderr.strip()[-300:]}")
+        return r.stdout.strip()
 
 
 def psql(url, sql, timeout=120):
@@ -108,6 +117,10 @@ def psql_try(url, sql, timeout=20):
         return psql(url, sql, timeout)
     except (RuntimeError, subprocess.TimeoutExpired):
         return None
+
+
+def free_port(env):
+    return int(subprocess.run([env.ctl, "free-port"], capture_output=True, text=True).stdout)
 
 
 def http_get(url, timeout=30):
@@ -126,6 +139,8 @@ class Proc:
         self.p = None
         self.starts = 0
         self.crashes = []  # (time, exit code) of exits we did not cause
+        self.fatal_restarts = []  # (time, reason): exit 1 on a librdkafka fatal error
+        self.log_pos = 0      # where the running instance's log starts
         self.stopping = False
         self.cpu_done = 0.0   # CPU seconds of the instances that ended
         self.cpu_cur = 0.0    # of the running one, at the last sample
@@ -164,6 +179,7 @@ class Proc:
         for attempt in range(60):
             try:
                 with open(self.logpath, "ab") as lf:
+                    self.log_pos = lf.tell()
                     lf.write(f"=== start #{self.starts + 1} at +{time.monotonic() - T_START:.1f}s: "
                              f"{' '.join(self.argv)}\n".encode())
                     lf.flush()
@@ -179,6 +195,17 @@ class Proc:
 
     def alive(self):
         return self.p is not None and self.p.poll() is None
+
+    def kafka_fatal(self):
+        """The librdkafka fatal error this instance logged ("kafka fatal error: ..."), or None."""
+        try:
+            with open(self.logpath, "rb") as f:
+                f.seek(self.log_pos)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return None
+        m = re.search(r"kafka fatal error: (.{0,160})", text)
+        return m.group(1) if m else None
 
     def kill9(self):
         """Leaves the program down (p = None) until start(): not a crash."""
@@ -209,6 +236,18 @@ class Proc:
         """A program that exited while we did not stop it is a finding: record and restart."""
         if self.p is not None and self.p.poll() is not None and not self.stopping:
             rc = self.p.returncode
+            fatal = self.kafka_fatal() if rc == 1 else None
+            if fatal:
+                # librdkafka 2.0.2's idempotent producer can raise a fatal "out of order
+                # sequence number" on a leader change (librdkafka #4438, fixed in 2.3.0);
+                # the producer then exits 1 as documented (docs/producer.md, exit codes)
+                # and its supervisor (systemd Restart=, compose restart:) starts it again,
+                # resuming from the topic. Counted and reported apart, not as a crash.
+                self.fatal_restarts.append((round(time.monotonic() - T_START, 1), fatal))
+                log(f"!! {self.name} exited 1 on a Kafka fatal error ({fatal}); restarting, as its "
+                    "supervisor would")
+                self.start()
+                return
             self.crashes.append((round(time.monotonic() - T_START, 1), rc))
             log(f"!! {self.name} exited on its own with status {rc} (see {self.logpath}); restarting")
             if len(self.crashes) > 10:
@@ -227,6 +266,16 @@ FAULTS = {
 }
 
 
+# The cluster's own faults (--cluster); None: --pause-secs plus the time to rejoin.
+# Each waits first until every partition has its 3 replicas in sync, so that two
+# faults never overlap into two nodes down (no quorum: a stop, not a fault).
+CLUSTER_FAULTS = {
+    "kafka-kill-leader": 40, "kafka-kill-controller": 40, "kafka-rolling": 120,
+    "kafka-pause-node": None, "kafka-isolate": None,
+}
+FAULTS.update(CLUSTER_FAULTS)
+
+
 def fault_plan(args, rng):
     """The list of faults of this campaign (before random timing)."""
     k = args.rounds
@@ -234,6 +283,19 @@ def fault_plan(args, rng):
         # a chosen list, in its order (e.g. alternating kills of a producer pair)
         return [f for f in args.faults.split(",") if f and f != "none"] * k
     plan = []
+    if args.cluster:
+        # kill -9 of one instance of each program (of a pair / group: a random one) and
+        # every cluster fault, k rounds; the exchange's faults are the single-broker
+        # campaign's subject and are left out. Each round holds every kind once (shuffled
+        # within the round), so a run that overruns its window loses faults of the last
+        # round, never every instance of a kind; the rolling restart, the longest by far
+        # (1-3 minutes on a loaded 2-core machine), opens each round.
+        for _ in range(k):
+            rnd = ["kill9-producer", "kill9-inserter", "kill9-aggregator", "kill9-streamer"]
+            rnd += [f for f in CLUSTER_FAULTS if f != "kafka-rolling"]
+            rng.shuffle(rnd)
+            plan += ["kafka-rolling"] + rnd
+        return plan
     for _ in range(k):
         plan += ["kill9-producer", "kill9-inserter", "kill9-aggregator", "kill9-streamer"]
     plan += ["kafka-kill", "pg-stop"] * max(1, k - 1)
@@ -247,7 +309,9 @@ def fault_plan(args, rng):
 
 def estimate(name, args):
     e = FAULTS[name]
-    return args.pause_secs + 1 if e is None else e
+    if e is None:
+        return args.pause_secs + (15 if name in CLUSTER_FAULTS else 1)
+    return e
 
 
 class PageWatch:
@@ -337,7 +401,7 @@ class Campaign:
         self.url = f"postgresql://postgres@127.0.0.1:{env.pg_port}/{self.db}"
         self.topic = f"kpfaults-{tag}".replace("_", "-")
         r = subprocess.run([os.path.join(env.tbin, "kp-topic"), "-b", env.brokers, "create", self.topic,
-                            str(a.partitions)], capture_output=True, text=True, timeout=60)
+                            str(a.partitions)] + (["3"] if a.cluster else []), capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             raise RuntimeError(f"kp-topic create: {r.stderr.strip()}")
         self.group = f"kpfaults-ins-{tag}"
@@ -368,58 +432,73 @@ class Campaign:
         self.symbols = sorted(s["symbol"] for s in info["symbols"] if s["status"] == "TRADING")
         if len(self.symbols) != a.symbols:
             raise RuntimeError(f"sim lists {len(self.symbols)} trading symbols, expected {a.symbols}")
-        self.st_port = int(subprocess.run([env.ctl, "free-port"], capture_output=True, text=True).stdout)
-        self.ins_port = int(subprocess.run([env.ctl, "free-port"], capture_output=True, text=True).stdout)
         b = env.bin
         common = ["--stats-interval", "10", "--log-level", "info"]
-        self.procs = {
-            "inserter": Proc("inserter", [f"{b}/kline-inserter", "-b", env.brokers, "-t", self.topic,
-                                          "-g", self.group, "-d", self.url,
-                                          "--metrics-port", str(self.ins_port)] + common, self.out),
-            "aggregator": Proc("aggregator", [f"{b}/kline-aggregator", "--every", "5", "-d", self.url]
-                               + common, self.out),
-            "streamer": Proc("streamer", [f"{b}/kline-streamer", "-b", env.brokers, "-t", self.topic,
-                                          "-d", self.url, "--listen", f"127.0.0.1:{self.st_port}",
-                                          # the final check reads every symbol, after a drain
-                                          # that can outlast the exchange by minutes: nothing
-                                          # may be left out of its snapshot as stale
-                                          "--stale-secs", "86400"]
-                             + common, self.out),
-        }
-        self.prod_metrics_port = int(subprocess.run([env.ctl, "free-port"], capture_output=True,
-                                                    text=True).stdout)
-        prod = [f"{b}/kline-producer", "-s", ",".join(self.symbols), "-b", env.brokers, "-t", self.topic,
-                "--ws-url", f"ws://127.0.0.1:{self.sim_port}", "--rest-url", self.sim_url,
-                "--watchdog-secs", "3", "--metrics-port", str(self.prod_metrics_port)] + common
-        # First start from the sim's first second; restarts resume from the topic (what we test).
-        # --producers 2: a hot-standby pair, the same symbols from the same exchange into the
-        # same topic (README, "Running on several machines"); the second has its own metrics.
+        # --cluster: several instances where a deployment runs several (README "Running on
+        # several machines"); the first of each keeps the single-broker campaign's name
+        n_prod, n_ins, n_st = (2, a.inserters, 2) if a.cluster else (a.producers, 1, 1)
+        self.instances = {k: [k if i == 0 else f"{k}{i + 1}" for i in range(n)]
+                          for k, n in (("producer", n_prod), ("inserter", n_ins), ("aggregator", 1),
+                                       ("streamer", n_st))}
+        self.procs = {}
+        self.ins_ports = {}
+        for name in self.instances["inserter"]:
+            # every inserter serves /metrics: its consumer lag decides the drain when doubles
+            # (a producer pair, a re-sent take-back) leave no checkpoint behind
+            port = self.ins_ports[name] = free_port(env)
+            argv = [f"{b}/kline-inserter", "-b", env.brokers, "-t", self.topic, "-g", self.group, "-d", self.url,
+                    "--metrics-port", str(port)]
+            self.procs[name] = Proc(name, argv + common, self.out)
+        self.procs["aggregator"] = Proc("aggregator", [f"{b}/kline-aggregator", "--every", "5", "-d", self.url]
+                                        + common, self.out)
+        self.st_ports = {}
+        for name in self.instances["streamer"]:
+            port = self.st_ports[name] = free_port(env)
+            self.procs[name] = Proc(name, [f"{b}/kline-streamer", "-b", env.brokers, "-t", self.topic,
+                                           "-d", self.url, "--listen", f"127.0.0.1:{port}",
+                                           # the final check reads every symbol, after a drain
+                                           # that can outlast the exchange by minutes: nothing
+                                           # may be left out of its snapshot as stale
+                                           "--stale-secs", "86400"]
+                                    + common, self.out)
+        self.st_port = self.st_ports["streamer"]
+        self.ins_port = self.ins_ports["inserter"]
+        # First start from the sim's first second; restarts resume from the topic (what we
+        # test). A hot-standby pair: the same symbols and topic on both.
         penv = dict(os.environ, **dict(kv.split("=", 1) for kv in a.producer_env)) if a.producer_env else None
-        self.prod_ports = {"producer": self.prod_metrics_port}
-        for i in range(1, a.producers + 1):
-            name = "producer" if i == 1 else f"producer{i}"
-            if i > 1:
-                self.prod_ports[name] = int(subprocess.run([env.ctl, "free-port"], capture_output=True,
-                                                           text=True).stdout)
-            argv = [x if x != str(self.prod_metrics_port) else str(self.prod_ports[name]) for x in prod]
-            self.procs[name] = Proc(name, argv, self.out, penv)
-        self.prod_first_argv = {n: self.procs[n].argv + ["--since", str(self.t0)] for n in self.prod_ports}
+        self.prod_metrics_ports, self.first_argv = [], {}
+        for name in self.instances["producer"]:
+            port = free_port(env)
+            self.prod_metrics_ports.append(port)
+            prod = [f"{b}/kline-producer", "-s", ",".join(self.symbols), "-b", env.brokers, "-t", self.topic,
+                    "--ws-url", f"ws://127.0.0.1:{self.sim_port}", "--rest-url", self.sim_url,
+                    "--watchdog-secs", "3", "--metrics-port", str(port)] + common
+            self.procs[name] = Proc(name, prod, self.out, penv)
+            self.first_argv[name] = prod + ["--since", str(self.t0)]
+        self.prod_ports = dict(zip(self.instances["producer"], self.prod_metrics_ports))
+        self.prod_metrics_port = self.prod_metrics_ports[0]
         log(f"campaign seed {a.seed}: {a.symbols} symbols x {self.secs} sim s at speed {a.speed} "
             f"(~{self.secs / a.speed:.0f} s), start_time {self.t0}, db {self.db}, topic {self.topic}, "
             f"sim :{self.sim_port}, streamer :{self.st_port}, out {self.out}")
+        if a.cluster:
+            log(f"cluster of {env.nodes} Kafka nodes: {a.partitions} partitions, "
+                f"{self.partition_line()}; instances {self.instances}")
 
     def start_pipeline(self):
         # The inserter first: migrations, then the rest (aggregator expects the schema).
         self.procs["inserter"].start()
+        for name in self.instances["inserter"][1:]:
+            self.procs[name].start()
         for _ in range(300):
             if psql_try(self.url, "select 1 from kline_1s limit 0") is not None:
                 break
             time.sleep(0.1)
         self.procs["aggregator"].start()
-        self.procs["streamer"].start()
-        for name, first in self.prod_first_argv.items():
+        for name in self.instances["streamer"]:
+            self.procs[name].start()
+        for name in self.instances["producer"]:
             p = self.procs[name]
-            saved, p.argv = p.argv, first
+            saved, p.argv = p.argv, self.first_argv[name]
             p.start()
             p.argv = saved
         if self.a.watch_page:
@@ -447,13 +526,18 @@ class Campaign:
 
     def sample_backlog(self):
         """The producer's own account of what it still owes (kline_producer_backlog_klines)."""
-        try:
-            body = http_get(f"http://127.0.0.1:{self.prod_metrics_port}/metrics", 2).decode()
-        except (OSError, ValueError):
-            return
-        m = re.search(r"^kline_producer_backlog_klines (\S+)", body, re.M)
-        if m:
-            v = int(float(m.group(1)))
+        vals = []
+        for port in self.prod_metrics_ports:
+            try:
+                body = http_get(f"http://127.0.0.1:{port}/metrics", 2).decode()
+            except (OSError, ValueError):
+                continue
+            m = re.search(r"^kline_producer_backlog_klines (\S+)", body, re.M)
+            if m:
+                vals.append(int(float(m.group(1))))
+        if vals:
+            # of a hot-standby pair, the one owing more (each owes every kline)
+            v = max(vals)
             self.backlog_peak = max(self.backlog_peak, v)
             self.backlog_series.append((round(time.monotonic() - T_START, 1), v))
 
@@ -461,12 +545,17 @@ class Campaign:
         a, env, rng = self.a, self.env, self.rng
         detail = ""
         if name.startswith("kill9-"):
-            prog = name[6:]
+            # --cluster: of a pair or group, one instance, the others run on through it;
+            # otherwise the one named (kill9-producer2: the second of a --producers 2 pair)
+            kind = name[6:]
+            prog = rng.choice(self.instances[kind]) if a.cluster and kind in self.instances else kind
             self.procs[prog].kill9()
             down = round(rng.uniform(0.5, 3.0), 1)
-            detail = f"down {down}s"
+            detail = f"{prog} down {down}s"
             self.sleep(down)
             self.procs[prog].start()
+        elif name in CLUSTER_FAULTS:
+            detail = self.inject_cluster(name)
         elif name == "kafka-kill":
             env.harness_ctl("kafka-kill")
             down = round(rng.uniform(3, 8), 1)
@@ -535,6 +624,83 @@ class Campaign:
             raise ValueError(name)
         return detail
 
+    # ------------------------------------------------------------ cluster faults
+
+    def partitions_meta(self):
+        """[(topic, partition, leader, [isr])] of our topic, from the metadata a broker gives
+        now; None if no broker answered or a node is not a broker in it (fenced)."""
+        r = subprocess.run(["kcat", "-L", "-b", self.env.brokers, "-m", "5", "-J", "-t", self.topic],
+                           capture_output=True, text=True, timeout=30)
+        try:
+            j = json.loads(r.stdout)
+        except ValueError:
+            return None
+        out = [(t["topic"], p["partition"], p["leader"], sorted(i["id"] for i in p.get("isrs", [])))
+               for t in j.get("topics", []) for p in t.get("partitions", [])]
+        if len(j.get("brokers", [])) != self.env.nodes:
+            return None
+        return out
+
+    def partition_line(self):
+        m = self.partitions_meta() or []
+        return ", ".join(f"[{p}] leader {l} isr {','.join(map(str, i))}" for _, p, l, i in m)
+
+    def wait_whole(self, secs=120):
+        """Until every node is a broker in the metadata and every partition has all its
+        replicas in sync: the state a fault starts from, and the end of a restart. Returns
+        the seconds it took; raises if the cluster does not get there."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < secs:
+            m = self.partitions_meta()
+            if m and len(m) == self.a.partitions and all(len(i) == self.env.nodes for *_, i in m):
+                return time.monotonic() - t0
+            self.sleep(1)
+        raise RuntimeError(f"the cluster is not whole after {secs}s: {self.partition_line()}")
+
+    def inject_cluster(self, name):
+        a, env, rng = self.a, self.env, self.rng
+        waited = self.wait_whole()
+        pre = f"(waited {waited:.0f}s for the ISR) " if waited >= 1 else ""
+        nodes = list(range(1, env.nodes + 1))
+        if name in ("kafka-kill-leader", "kafka-kill-controller"):
+            if name == "kafka-kill-leader":
+                part = rng.randrange(a.partitions)
+                # the leader at this moment, from the metadata (the schedule cannot know it)
+                n = int(env.harness_ctl("kafka-leader", self.topic, str(part)))
+                what = f"leader of [{part}]"
+            else:
+                n = int(env.harness_ctl("kafka-controller"))
+                what = "active controller"
+            if n not in nodes:
+                raise RuntimeError(f"no {what} (ctl says {n})")
+            env.harness_ctl("kafka-kill", str(n))
+            down = round(rng.uniform(3, 8), 1)
+            self.sleep(down)
+            env.harness_ctl("kafka-start", str(n))
+            back = self.wait_whole()
+            return f"{pre}node {n} ({what}) kill -9, down {down}s, ISR whole {back:.0f}s after the start"
+        if name == "kafka-rolling":
+            order = nodes[:]
+            rng.shuffle(order)
+            steps = []
+            for n in order:
+                t = time.monotonic()
+                env.harness_ctl("kafka-stop", str(n))
+                env.harness_ctl("kafka-start", str(n))
+                self.wait_whole()
+                steps.append(f"{n} {time.monotonic() - t:.0f}s")
+            return f"{pre}stop+start one at a time, ISR whole before the next: {', '.join(steps)}"
+        n = rng.choice(nodes)
+        on, off, verb = (("kafka-pause", "kafka-resume", "SIGSTOP") if name == "kafka-pause-node"
+                         else ("kafka-isolate", "kafka-heal", "isolated"))
+        env.harness_ctl(on, str(n))
+        try:
+            self.sleep(a.pause_secs)
+        finally:
+            env.harness_ctl(off, str(n))
+        back = self.wait_whole()
+        return f"{pre}node {n} {verb} {a.pause_secs}s, ISR whole {back:.0f}s after"
+
     def run_faults(self):
         a = self.a
         run_secs = self.secs / a.speed
@@ -558,7 +724,9 @@ class Campaign:
             t = time.monotonic() - run0
             # w1 only shapes the schedule; a fault that runs late (a slow broker restart on a
             # loaded machine) is still injected while 15 s of live stream remain after it
-            if t > run_secs - 15 - estimate(name, a):
+            # --cluster: every fault ends by waiting for the full ISR, so one that starts
+            # with 15 s of live stream left still tests the pipeline through it
+            if t > run_secs - 15 - (0 if a.cluster else estimate(name, a)):
                 self.skipped[name] += 1
                 log(f"fault {name} skipped: the window closed (at +{t:.0f}s)")
                 continue
@@ -614,7 +782,15 @@ class Campaign:
 
         The checkpoint rows (written in the batch's transaction) carry the last Kafka
         offset of each batch, so end offset - (max last_offset + 1) is the durable lag;
-        the group's committed offsets trail this by design (commit after COMMIT)."""
+        the group's committed offsets trail this by design (commit after COMMIT).
+        With a hot-standby producer pair (--cluster) every kline comes twice and the
+        second copy changes no row, so it writes no checkpoint (docs/inserter.md): the
+        checkpoints never reach the end of a partition whose last message is such a
+        copy. There the lag is the inserters' own kline_inserter_consumer_lag gauges
+        (high watermark - position + the batch in hand), summed over the group; None
+        while an inserter does not answer."""
+        if self.a.cluster:
+            return self.lag_gauges()
         ends = self.kafka_end_offsets()
         r = psql_try(self.url, "select kafka_partition, max(last_offset) from checkpoint "
                                "where kafka_partition is not null group by 1")
@@ -636,6 +812,19 @@ class Campaign:
             except (OSError, ValueError):
                 pass
         return lag
+
+    def lag_gauges(self):
+        total = 0
+        for name, port in self.ins_ports.items():
+            try:
+                body = http_get(f"http://127.0.0.1:{port}/metrics", 5).decode()
+            except (OSError, ValueError):
+                return None
+            m = re.search(r"^kline_inserter_consumer_lag (\S+)", body, re.M)
+            if not m:
+                return None
+            total += int(float(m.group(1)))
+        return total
 
     def drain(self):
         a = self.a
@@ -676,11 +865,15 @@ class Campaign:
         log(f"kline-aggregator --once: exit {r.returncode}")
         self.agg_once_rc = r.returncode
 
-    def check_streamer(self):
+    def check_streamers(self):
+        """{instance: {symbol: kline}} of every streamer (check_streamer)."""
+        return {name: self.check_streamer(port) for name, port in self.st_ports.items()}
+
+    def check_streamer(self, port):
         """After the drain the streamer must hold, for every symbol, the last second."""
         res = {}
         try:
-            ws = kpws.WS("127.0.0.1", self.st_port, "/ws", timeout=10)
+            ws = kpws.WS("127.0.0.1", port, "/ws", timeout=10)
             # a list of thousands of names exceeds the streamer's --max-msg: "*" is what a
             # dashboard of the whole universe sends, and its snapshot holds every symbol
             ws.send_json({"op": "subscribe", "symbols": self.symbols if len(self.symbols) <= 100 else ["*"]})
@@ -698,8 +891,9 @@ class Campaign:
     def stop_all(self):
         self.exit_codes = {}
         self.counters = self.scrape_counters()
-        for name in list(self.prod_ports) + ["streamer", "inserter"]:
-            self.exit_codes[name] = self.procs[name].stop()
+        for kind in ("producer", "streamer", "inserter"):
+            for name in self.instances[kind]:
+                self.exit_codes[name] = self.procs[name].stop()
         self.exit_codes["aggregator"] = self.agg_stop_rc
 
     def scrape_counters(self):
@@ -846,16 +1040,17 @@ class Campaign:
                     if len(examples["bars_wrong"]) < 10:
                         examples["bars_wrong"].append(f"{sym} {m}: {','.join(bad)}")
             res["bars_extra"] += len([m for m in got if m not in exp_bars])
-            # streamer: latest-wins must end at the last second
-            k = stream_last.get(sym)
+            # streamer: latest-wins must end at the last second, on every instance
             if not truth:
                 continue
-            if k is None or k.get("open_time") != truth[-1]["open_time"] or \
-                    Decimal(k.get("close", "0")) != Decimal(truth[-1]["close"]):
-                res["streamer_stale"] += 1
-                if len(examples["streamer_stale"]) < 5:
-                    examples["streamer_stale"].append(
-                        f"{sym}: streamer has {k and k.get('open_time')}, last is {truth[-1]['open_time']}")
+            for st_name, last in stream_last.items():
+                k = last.get(sym)
+                if k is None or k.get("open_time") != truth[-1]["open_time"] or \
+                        Decimal(k.get("close", "0")) != Decimal(truth[-1]["close"]):
+                    res["streamer_stale"] += 1
+                    if len(examples["streamer_stale"]) < 5:
+                        examples["streamer_stale"].append(
+                            f"{sym}: {st_name} has {k and k.get('open_time')}, last is {truth[-1]['open_time']}")
         rej = psql(self.url, "select count(*) from rejected where program <> 'kline-aggregator'")
         res["rejected_rows"] = int(rej)
         st = self.control("stats")
@@ -915,7 +1110,9 @@ def report(c, res, ex):
     crashes = {n: p.crashes for n, p in c.procs.items() if p.crashes}
     lines = []
     lines.append("")
-    lines.append(f"## fault campaign (seed {a.seed}, {a.symbols} symbols, {c.secs} sim s at speed {a.speed})")
+    lines.append(f"## fault campaign{' (cluster)' if a.cluster else ''} (seed {a.seed}, {a.symbols} symbols, "
+                 f"{c.secs} sim s at speed {a.speed}, {a.partitions} partitions"
+                 f"{f', 3 Kafka nodes, RF 3, instances {dict((k, len(v)) for k, v in c.instances.items())}' if a.cluster else ''})")
     lines.append("")
     lines.append("| table | expected | written | missing | doubled | wrong | extra |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|")
@@ -927,6 +1124,13 @@ def report(c, res, ex):
                  f"| {res['kafka_missing']} | {res['kafka_repeated']} (info) | - | - |")
     lines.append("")
     lines.append(f"- faults injected: {sum(inj.values())} ({kinds})")
+    if a.cluster:
+        lines.append("")
+        lines.append("| fault | injected |")
+        lines.append("|---|---:|")
+        for k, v in sorted(inj.items()):
+            lines.append(f"| {k} | {v} |")
+        lines.append("")
     if c.skipped:
         lines.append(f"- faults NOT injected: {dict(c.skipped)}")
     lines.append(f"- exchange: {res['malformed_sent']} malformed + {res['oversized_sent']} oversized messages sent, "
@@ -938,6 +1142,9 @@ def report(c, res, ex):
     lines.append(f"- consumer lag at the end: {c.final_lag}; aggregator --once exit {c.agg_once_rc}; "
                  f"streamer behind at the end: {res['streamer_stale']} symbols")
     lines.append(f"- unexpected exits: {crashes if crashes else 'none'}; exit codes at stop: {c.exit_codes}")
+    fatal = {n: p.fatal_restarts for n, p in c.procs.items() if p.fatal_restarts}
+    lines.append(f"- exits 1 on a librdkafka fatal error, restarted as a supervisor would: "
+                 f"{sum(len(v) for v in fatal.values())} {fatal if fatal else ''}")
     lines.append(f"- time to drain after the last fault: "
                  f"{'%.0f s' % c.drain_secs if c.drain_secs is not None else 'did not drain'}; "
                  f"peak producer backlog: {c.backlog_peak} klines owed")
@@ -975,7 +1182,8 @@ def report(c, res, ex):
                    resources={n: {"cpu_s": round(p.cpu_total(), 1), "rss_max_kb": p.rss_max, "starts": p.starts}
                               for n, p in list(c.procs.items()) + [("kline-sim", c.sim)]},
                    backlog_series=c.backlog_series)
-    summary.update(seed=a.seed, injected=dict(inj), skipped=dict(c.skipped), crashes=crashes,
+    summary.update(kafka_fatal_restarts={n: p.fatal_restarts for n, p in c.procs.items() if p.fatal_restarts})
+    summary.update(seed=a.seed, cluster=a.cluster, events=c.events, injected=dict(inj), skipped=dict(c.skipped), crashes=crashes,
                    counters=getattr(c, "counters", {}), final_lag=c.final_lag, agg_once_rc=c.agg_once_rc, exit_codes=c.exit_codes,
                    examples=dict(ex))
     with open(os.path.join(c.out, "result.json"), "w") as f:
@@ -1014,6 +1222,10 @@ def main():
                     help="environment of the producers (e.g. the test hook KP_TEST_KAFKA_FATAL=N,M)")
     ap.add_argument("--watch-page", action="store_true",
                     help="a WebSocket client follows every symbol all run and counts bars pushed twice")
+    ap.add_argument("--cluster", action="store_true",
+                    help="against the 3-node KRaft harness: RF 3, producer and streamer pairs, "
+                         "--inserters in one group, the cluster faults [KP_FAULTS_CLUSTER=1]")
+    ap.add_argument("--inserters", type=int, default=3, help="--cluster: inserters in the group (3)")
     a = ap.parse_args()
     if a.seed is None:
         a.seed = random.SystemRandom().randrange(1, 1 << 31)
@@ -1023,7 +1235,11 @@ def main():
     if a.out is None:
         a.out = os.path.join(os.environ.get("KP_OUT", "/tmp"),
                              f"faults-{a.seed}-{time.strftime('%H%M%S')}")
+    a.cluster = a.cluster or os.environ.get("KP_FAULTS_CLUSTER") == "1"
     env = Env()
+    if a.cluster and env.nodes != 3:
+        die(f"--cluster needs the 3-node harness (KP_KAFKA_NODES={env.nodes}): "
+            "tests/harness/up --kafka-cluster 3 or tests/run.sh --cluster")
     c = Campaign(a, env)
     ok = False
     try:
@@ -1032,7 +1248,7 @@ def main():
         c.run0 = time.monotonic()
         c.run_faults()
         c.drain()
-        c.streamer_last = c.check_streamer()
+        c.streamer_last = c.check_streamers()
         c.stop_all()
         res, ex = c.compare()
         ok = report(c, res, ex)
@@ -1045,7 +1261,8 @@ def main():
             if p.alive():
                 p.kill9()
         # leave the servers up and running whatever happened
-        for cmd in ("pg-resume", "kafka-resume", "pg-start", "kafka-start"):
+        for cmd in ("pg-resume", "kafka-resume", "pg-start", "kafka-start") + \
+                (("kafka-heal",) if a.cluster else ()):
             try:
                 env.harness_ctl(cmd)
             except Exception as e:

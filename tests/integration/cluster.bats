@@ -7,6 +7,7 @@
 bats_require_minimum_version 1.5.0
 load helpers
 load producer_helpers
+load faults_helpers
 
 setup_file() {
 	[[ ${KP_KAFKA_NODES:-1} == 3 ]] || {
@@ -352,4 +353,16 @@ cl_rows_uncovered() {
 	run cl_ctl kafka-pause x
 	[ "$status" -ne 0 ]
 	cl_brokers_are 1,2,3
+}
+
+# The cluster fault campaign, short (tests/faults/campaign.py --cluster; the long one is
+# cluster_faults_long.bats, `make test-faults-cluster`): 40 symbols × 5 real minutes at 5×,
+# a hot-standby producer pair, 2 inserters in one group, a streamer pair, each fault once:
+# kill -9 of one instance of each program, of the partition leader (from the metadata at
+# that moment) and of the active controller, a rolling restart of all three nodes, a node
+# SIGSTOPped and a node isolated for 10 s. KP_CFAULTS_{MINUTES,SYMBOLS,SPEED,SEED} change it.
+@test "cluster: fault campaign, short — broker, controller, rolling restart, pause, isolation and program kills; nothing lost, doubled or wrong" {
+	FAULTS_KINDS=9 faults_campaign cluster-faults "${KP_CFAULTS_MINUTES:-5}" "${KP_CFAULTS_SYMBOLS:-40}" \
+		"${KP_CFAULTS_SPEED:-5}" 1 --cluster --partitions 6 --inserters 2 --pause-secs 10 \
+		--quiet-tail 20 --drain-timeout 300 --settle-secs 90 ${KP_CFAULTS_SEED:+--seed "$KP_CFAULTS_SEED"}
 }
