@@ -35,8 +35,9 @@ static const kp_opt_t st_opts[] = {
       KP_OPT_INT_DEST(o_cfg.catchup_secs), .min = 0, .max = 7 * 86400 },
     { KP_OPT_CHOICE, "event-loop", 0, "uv|poll|ev", "STREAMER_EVENT_LOOP", "uv",
       "uv: libuv (epoll); poll: lws's own poll() loop, about twice the\n"
-      "CPU with many connections; ev: libev (epoll), which changes a\n"
-      "socket's events in place where libuv removes and re-adds it",
+      "CPU with many connections; ev (experimental): libev (epoll),\n"
+      "which changes a socket's events in place where libuv removes and\n"
+      "re-adds it; a client that never reads is not yet cut off with it",
       .dest = &o_evloop, .choices = "uv|poll|ev" },
     /* No default in the table: it depends on --event-loop (st_opts_check). */
     { KP_OPT_INT, "coalesce-ms", 0, "MS", "STREAMER_COALESCE_MS", NULL,
@@ -96,8 +97,8 @@ static const kp_opt_t st_opts[] = {
     { KP_OPT_INT, "stats-interval", 0, "SECS", "STATS_INTERVAL", "60", "periodic stats log line (0 = off)",
       KP_OPT_INT_DEST(o_cfg.stats_interval), .min = 0, .max = 86400 },
     { KP_OPT_FLAG, "stage-stamps", 0, NULL, "STREAMER_STAGE_STAMPS", NULL,
-      "time every kline from its event_time to Kafka, the feed thread, the\n"
-      "service loop and each client's socket (histograms on /metrics)", .dest = &o_cfg.stage_stamps },
+      "time every kline from its event_time to Kafka, out of librdkafka,\n"
+      "into the service loop and onto each client's socket (histograms\non /metrics)", .dest = &o_cfg.stage_stamps },
     { KP_OPT_STR, "log-level", 0, "LEVEL", "LOG_LEVEL", "info", "error, warn, info, debug", .dest = &o_loglevel },
     { KP_OPT_END },
 };
