@@ -30,6 +30,13 @@
 # a JSON object merged into Centrifugo's config, e.g. '{"consumers":...}' is replaced
 # whole), KP_CENTRIFUGO_BIN (bench/peers_centrifugo.sh builds v6.9.1 when unset).
 # Needs KAFKA_BROKERS of a running harness (bench/run.sh starts one).
+# KP_BENCH_PEERS_STAGES (default 1): run the streamer with --stage-stamps and the feeder
+# with --ack-stats, and add where the time goes (event_time → broker ack → consumed by the
+# streamer's feed thread → taken by its service loop → written to the socket → received by
+# kp-wsload), p50 / p99 over the same window, to the table (bench/stage_quantiles.py).
+# KP_BENCH_PEERS_BASELINE=PATH: another kline-streamer binary (e.g. the previous commit's)
+# measured third in every workload, so before and after share the run's load; its rows
+# are added below the table.
 # Writes bench/results/peers.md (the table), peers-{streamer,centrifugo}.samples (raw
 # latency samples, "workload ms", at most ~3,000 per run) and peers-latency.svg.
 # About 7 minutes (plus ~5 the first time, to build Centrifugo).
@@ -63,6 +70,8 @@ autogroup_nice() {
 on_server=(nice -n "$NICE" taskset -c "$SCPU")
 on_client=(nice -n "$NICE" taskset -c "$CCPU")
 WL=" ${KP_BENCH_PEERS_WORKLOADS:-w1 w2 w3 w4} "
+STAGES=${KP_BENCH_PEERS_STAGES:-1}
+BASELINE=${KP_BENCH_PEERS_BASELINE:-}
 read -ra streamer_args <<<"${KP_BENCH_STREAMER_ARGS:-}"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 (($(ulimit -n) >= 10300)) || { echo "bench_peers: need 10300 open files, have $(ulimit -n)" >&2; exit 2; }
@@ -108,8 +117,10 @@ feed() {
 	echo "$st" >"$tmp/$name.sttopic"
 	echo "$cf" >"$tmp/$name.cftopic"
 	mkfifo "$tmp/$name.fifo"
+	local ack=()
+	[[ $STAGES == 1 ]] && ack=(--ack-stats "$tmp/$name.ack.prom")
 	"${on_client[@]}" "$TBIN/kp-peer-feed" -b "$KAFKA_BROKERS" --topic "$st" --peer-topic "$cf" \
-		<"$tmp/$name.fifo" 2>>"$tmp/$name.feed.log" &
+		${ack[@]+"${ack[@]}"} <"$tmp/$name.fifo" 2>>"$tmp/$name.feed.log" &
 	feed_pids+=($!)
 	"${on_client[@]}" "$TBIN/kp-klinegen" --realtime --symbols "$nsym" >"$tmp/$name.fifo" &
 	feed_pids+=($!)
@@ -141,21 +152,30 @@ start_centrifugo() {
 	sleep 4
 }
 
-# start_streamer NAME → kline-streamer on PORT consuming NAME's topic; sets srv_pid
+# start_streamer NAME [BINARY] → kline-streamer on PORT consuming NAME's topic; sets srv_pid
 start_streamer() {
-	local name=$1 st
+	local name=$1 exe=${2:-$BIN/kline-streamer} st
 	st=$(cat "$tmp/$name.sttopic")
 	PORT=$(port)
-	"${on_server[@]}" "$BIN/kline-streamer" -b "$KAFKA_BROKERS" -t "$st" --listen "127.0.0.1:$PORT" \
-		--catchup-secs 0 --max-clients 20000 --stats-interval 0 --log-level warn \
+	"${on_server[@]}" "$exe" -b "$KAFKA_BROKERS" -t "$st" --listen "127.0.0.1:$PORT" \
+		--catchup-secs 0 --max-clients 20000 --stats-interval 0 --log-level warn $([[ $STAGES == 1 ]] && echo --stage-stamps) \
 		${streamer_args[@]+"${streamer_args[@]}"} 2>>"$tmp/$name.streamer.log" &
 	srv_pid=$!
 	for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null && break; sleep 0.1; done
 	sleep 2 # partitions assigned, every symbol seen once
 }
 
+# scrape NAME SERVER WHEN → the feeder's ack histogram and (streamer) /metrics, saved
+scrape() {
+	[[ $STAGES == 1 ]] || return 0
+	cp "$tmp/$1.ack.prom" "$tmp/$1.$2.ack$3" 2>/dev/null || true
+	[[ $2 != centrifugo ]] && curl -fsS -o "$tmp/$1.$2.metrics$3" "http://127.0.0.1:$PORT/metrics" 2>/dev/null
+	return 0
+}
+
 # measure NAME SERVER SYMS_CSV CLIENTS PER_CLIENT → one JSON line: kp-wsload's summary
-# plus the server's and the client's CPU and the server's RSS over the window
+# plus the server's and the client's CPU and the server's RSS over the window, and (with
+# STAGES) the per-stage quantiles over the same window
 measure() {
 	local name=$1 server=$2 syms=$3 n=$4 k=$5 every
 	every=$(((n * k * DUR) / 3000))
@@ -170,15 +190,22 @@ measure() {
 	while kill -0 "$lp" 2>/dev/null && ! grep -q connected "$tmp/$name.$server.err"; do sleep 0.2; done
 	sleep $((WARMUP + 1))
 	t0=$(date +%s%N) c0=$(cpu_ticks "$srv_pid") l0=$(cpu_ticks "$lp") w0=$(wait_ns "$srv_pid")
+	scrape "$name" "$server" 0
 	sleep $((DUR - 1))
 	t1=$(date +%s%N) c1=$(cpu_ticks "$srv_pid") l1=$(cpu_ticks "$lp") w1=$(wait_ns "$srv_pid")
+	scrape "$name" "$server" 1
 	rss=$(rss_kb "$srv_pid")
 	wait "$lp" || true
 	cat "$tmp/$name.$server.samples" >>"$tmp/$server.samples"
-	jq -c --argjson cpu "$(pct_of_core $((c1 - c0)) $((t1 - t0)))" \
+	local stages='{}'
+	[[ $STAGES == 1 ]] && stages=$(python3 "$root/bench/stage_quantiles.py" \
+		"$tmp/$name.$server.ack0" "$tmp/$name.$server.ack1" \
+		"$tmp/$name.$server.metrics0" "$tmp/$name.$server.metrics1")
+	jq -c --argjson cpu "$(pct_of_core $((c1 - c0)) $((t1 - t0)))" --argjson stages "$stages" \
 		--argjson ccpu "$(pct_of_core $((l1 - l0)) $((t1 - t0)))" --argjson rss "$rss" \
 		--argjson wait "$(awk -v w=$((w1 - w0)) -v ns=$((t1 - t0)) 'BEGIN{printf "%.1f", w / ns * 100}')" \
-		'. + {cpu_pct: $cpu, client_cpu_pct: $ccpu, rss_kb: $rss, server_runq_wait_pct: $wait}' "$tmp/$name.$server.json"
+		'. + {cpu_pct: $cpu, client_cpu_pct: $ccpu, rss_kb: $rss, server_runq_wait_pct: $wait, stages: $stages}' \
+		"$tmp/$name.$server.json"
 }
 
 stop_server() {
@@ -195,6 +222,7 @@ workload() {
 	local name=$1 nsym=$2 n=$3 k=$4 title=$5 syms s c
 	[[ $WL == *" $name "* ]] || return 0
 	syms=$("$TBIN/kp-klinegen" --symbols "$nsym" --seconds 1 | jq -r .symbol | paste -sd, -)
+	v() { jq -r ".$2" <<<"$1"; }
 	log "$name: $title; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	feed "$name" "$nsym"
 	# Centrifugo first: its consumer group starts at the topic's beginning, so the backlog
@@ -207,9 +235,19 @@ workload() {
 	s=$(measure "$name" streamer "$syms" "$n" "$k")
 	log "$name streamer: $s"
 	stop_server
+	local b=
+	if [[ -n $BASELINE ]]; then
+		start_streamer "$name" "$BASELINE"
+		b=$(measure "$name" baseline "$syms" "$n" "$k")
+		log "$name baseline: $b"
+		stop_server
+		base_rows+=("| $title | $(v "$b" p50_ms) / $(v "$c" p50_ms) ($(ratio "$(v "$b" p50_ms)" "$(v "$c" p50_ms)")) \
+| $(v "$b" p99_ms) / $(v "$c" p99_ms) ($(ratio "$(v "$b" p99_ms)" "$(v "$c" p99_ms)")) \
+| $(v "$b" cpu_pct) / $(v "$c" cpu_pct) ($(ratio "$(v "$b" cpu_pct)" "$(v "$c" cpu_pct)")) \
+| $(v "$b" delivered_pct) | $(v "$b" server_runq_wait_pct) |")
+	fi
 	stop_feed
 	titles+=("$name=$title")
-	v() { jq -r ".$2" <<<"$1"; }
 	rows+=("| $title | $(v "$s" p50_ms) / $(v "$c" p50_ms) ($(ratio "$(v "$s" p50_ms)" "$(v "$c" p50_ms)")) \
 | $(v "$s" p99_ms) / $(v "$c" p99_ms) ($(ratio "$(v "$s" p99_ms)" "$(v "$c" p99_ms)")) \
 | $(v "$s" cpu_pct) / $(v "$c" cpu_pct) ($(ratio "$(v "$s" cpu_pct)" "$(v "$c" cpu_pct)")) \
@@ -217,7 +255,20 @@ workload() {
 | $(v "$s" delivered_pct) / $(v "$c" delivered_pct) ($(ratio "$(v "$s" delivered_pct)" "$(v "$c" delivered_pct)")) \
 | $(v "$s" client_cpu_pct) / $(v "$c" client_cpu_pct) \
 | $(v "$s" server_runq_wait_pct) / $(v "$c" server_runq_wait_pct) |")
-	printf '%s %s\n' "$s" "$c" >>"$tmp/raw.jsonl"
+	printf '%s %s %s\n' "$s" "$c" "$b" >>"$tmp/raw.jsonl"
+	stage_row "$title" "$s" "$c"
+	[[ -n $b ]] && stage_row "$title (baseline)" "$b" "$c"
+	return 0
+}
+base_rows=()
+
+# stage_row TITLE STREAMER_JSON CENTRIFUGO_JSON → appends a row of where the time went
+stage_rows=()
+stage_row() {
+	[[ $STAGES == 1 ]] || return 0
+	q() { jq -r --arg s "$2" '(.stages[$s].p50_ms // "-" | tostring) + " / " + (.stages[$s].p99_ms // "-" | tostring)' <<<"$1"; }
+	stage_rows+=("| $1 | $(q "$2" kafka_ts) | $(q "$2" acked) | $(q "$2" consumed) | $(q "$2" drained) | $(q "$2" written) \
+| $(jq -r '"\(.p50_ms) / \(.p99_ms)"' <<<"$2") | $(q "$3" acked) | $(jq -r '"\(.p50_ms) / \(.p99_ms)"' <<<"$3") |")
 }
 
 autogroup_nice $$
@@ -246,13 +297,34 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "| workload | p50 ms | p99 ms | server CPU % | server RSS MB | delivered % | client CPU % | server run-queue wait % |"
 	echo "|---|---|---|---|---|---|---|---|"
 	printf '%s\n' "${rows[@]}"
+	if [[ -n $BASELINE ]]; then
+		echo
+		echo "Baseline, measured third in the same workloads: $BASELINE / Centrifugo (ratio)"
+		echo
+		echo "| workload | p50 ms | p99 ms | server CPU % | delivered % | server run-queue wait % |"
+		echo "|---|---|---|---|---|---|"
+		printf '%s\n' "${base_rows[@]}"
+	fi
+	if [[ $STAGES == 1 ]]; then
+		echo
+		echo "Where the time goes, p50 / p99 ms from the record's event_time, same windows (kline-streamer"
+		echo "--stage-stamps; Kafka timestamp: the feeder's produce call; acked: the feeder's copy for the streamer's topic acknowledged by the broker,"
+		echo "= Kafka timestamp + librdkafka's produce → ack latency; consumed: the streamer has it from"
+		echo "librdkafka (baseline: its feed thread's rd_kafka_consumer_poll; now: the service loop's"
+		echo "rd_kafka_consume_batch_queue); drained: its service loop applies it (baseline: taken from the feed queue);"
+		echo "written: lws_write of the frame carrying it, per client; received: kp-wsload)."
+		echo
+		echo "| workload | Kafka timestamp | acked | consumed | drained | written | received | Centrifugo run: acked | Centrifugo: received |"
+		echo "|---|---|---|---|---|---|---|---|---|"
+		printf '%s\n' "${stage_rows[@]}"
+	fi
 } | tee -a "${KP_BENCH_OUT:-/dev/null}" >"$tmp/table.md"
 cat "$tmp/table.md"
 {
 	echo "# bench_peers, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	cat "$tmp/table.md"
 	echo
-	echo "Raw kp-wsload summaries (streamer, then Centrifugo, per workload):"
+	echo "Raw kp-wsload summaries (streamer, then Centrifugo, then the baseline if any, per workload):"
 	echo
 	echo '```'
 	cat "$tmp/raw.jsonl"

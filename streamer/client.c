@@ -462,6 +462,8 @@ int st_client_on_writeable(struct st_client *c)
         /* lws_write fills the frame header into the LWS_PRE headroom of the shared buffer;
          * it is identical for every client (same length, unmasked), and we are single-threaded. */
         int n = lws_write(c->wsi, (unsigned char *)st_msg_payload(m), len, LWS_WRITE_TEXT);
+        if (st_stage_on())
+            st_stage_written(m, st_stage_now_us());
         st_msg_unref(m);
         if (n < (int)len)
             return -1;

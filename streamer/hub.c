@@ -443,6 +443,7 @@ void st_hub_ingest(const kline_t *k, int64_t ingest_ms)
         log_warn("%s: cannot encode update (out of memory)", s->name);
         return;
     }
+    m->ev_ms = st_stage_on() ? k->event_time : 0;
     st_msg_unref(s->msg);
     s->msg = m; /* the symbol keeps the creation reference; slots take their own */
     st_fanout(s, ST_KIND_KLINE, m);

@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     else
         log_info("listening on %s:%d (%s), page from %s, feed: kafka %s topic %s", cfg.listen_host,
                  st_server_port(), cfg.tls_cert ? "TLS" : "plain", cfg.web_root, cfg.brokers, cfg.topic);
-    log_info("event loop: %s, --coalesce-ms %d", cfg.event_loop_uv ? "uv" : "poll", cfg.coalesce_ms);
+    log_info("event loop: %s, --coalesce-ms %d", cfg.event_loop_uv ? "uv" : cfg.event_loop_ev ? "ev" : "poll", cfg.coalesce_ms);
 
     st_loop_run();
 

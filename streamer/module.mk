@@ -2,6 +2,8 @@ STREAMER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard streamer/*.c))
 $(BIN)/kline-streamer: $(STREAMER_OBJS) $(LIBKP)
 # lws runs on our own libuv loop (--event-loop uv): link libuv directly
 $(BIN)/kline-streamer: LDLIBS += $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+# and on libev (--event-loop ev)
+$(BIN)/kline-streamer: LDLIBS += -lev
 PROGRAMS += $(BIN)/kline-streamer
 ALL_OBJS += $(STREAMER_OBJS)
 
@@ -19,6 +21,6 @@ ALL_OBJS += $(BUILD)/streamer/test/test_streamer_proto.o
 
 # The per-client pending queue (outq.c) and subscription set (sset.c) on their own (cmocka).
 $(TBIN)/test_streamer_queues: $(BUILD)/streamer/test/test_streamer_queues.o \
-	$(BUILD)/streamer/outq.o $(BUILD)/streamer/sset.o $(BUILD)/streamer/msg.o $(LIBKP)
+	$(BUILD)/streamer/outq.o $(BUILD)/streamer/sset.o $(BUILD)/streamer/msg.o $(BUILD)/streamer/stage.o $(LIBKP)
 TESTBINS += $(TBIN)/test_streamer_queues
 ALL_OBJS += $(BUILD)/streamer/test/test_streamer_queues.o

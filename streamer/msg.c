@@ -26,6 +26,7 @@ st_msg_t *st_msg_new(size_t cap)
     if (!m)
         return NULL;
     m->refs = 1;
+    m->ev_ms = 0;
     kp_buf_init(&m->b, ST_MSG_MAX);
     if (kp_buf_reserve(&m->b, LWS_PRE + cap) < 0 || st_buf_headroom(&m->b) < 0) {
         kp_buf_free(&m->b);

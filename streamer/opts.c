@@ -16,7 +16,7 @@
 /* Values the table parses into and the checks below turn into the config. */
 static struct st_config o_cfg;
 static const char *o_listen, *o_web, *o_origins, *o_loglevel;
-static int o_evloop; /* index in "uv|poll" */
+static int o_evloop; /* index in "uv|poll|ev" */
 
 static const kp_opt_t st_opts[] = {
     { KP_OPT_SECTION, .help = "Network and feed" },
@@ -33,13 +33,16 @@ static const kp_opt_t st_opts[] = {
       "Kafka: on start, read back the last S seconds of every partition\n"
       "so every symbol has its latest kline (0 = live records only)",
       KP_OPT_INT_DEST(o_cfg.catchup_secs), .min = 0, .max = 7 * 86400 },
-    { KP_OPT_CHOICE, "event-loop", 0, "uv|poll", "STREAMER_EVENT_LOOP", "uv",
+    { KP_OPT_CHOICE, "event-loop", 0, "uv|poll|ev", "STREAMER_EVENT_LOOP", "uv",
       "uv: libuv (epoll); poll: lws's own poll() loop, about twice the\n"
-      "CPU with many connections", .dest = &o_evloop, .choices = "uv|poll" },
+      "CPU with many connections; ev (experimental): libev (epoll),\n"
+      "which changes a socket's events in place where libuv removes and\n"
+      "re-adds it; a client that never reads is not yet cut off with it",
+      .dest = &o_evloop, .choices = "uv|poll|ev" },
     /* No default in the table: it depends on --event-loop (st_opts_check). */
     { KP_OPT_INT, "coalesce-ms", 0, "MS", "STREAMER_COALESCE_MS", NULL,
       "apply feed records at most once per MS, so a busy feed costs one\n"
-      "service-loop pass per window (0 = off; default 0 with uv, 5 with poll)",
+      "service-loop pass per window (0 = off; default 0 with uv and ev,\n5 with poll)",
       KP_OPT_INT_DEST(o_cfg.coalesce_ms), .min = 0, .max = 1000 },
     { KP_OPT_SECTION, .help = "Database (/api/klines history, SMA seeding)" },
     { KP_OPT_STR, "database-url", 'd', "URL", "DATABASE_URL", NULL,
@@ -93,6 +96,9 @@ static const kp_opt_t st_opts[] = {
     { KP_OPT_SECTION, .help = "Operation" },
     { KP_OPT_INT, "stats-interval", 0, "SECS", "STATS_INTERVAL", "60", "periodic stats log line (0 = off)",
       KP_OPT_INT_DEST(o_cfg.stats_interval), .min = 0, .max = 86400 },
+    { KP_OPT_FLAG, "stage-stamps", 0, NULL, "STREAMER_STAGE_STAMPS", NULL,
+      "time every kline from its event_time to Kafka, out of librdkafka,\n"
+      "into the service loop and onto each client's socket (histograms\non /metrics)", .dest = &o_cfg.stage_stamps },
     { KP_OPT_STR, "log-level", 0, "LEVEL", "LOG_LEVEL", "info", "error, warn, info, debug", .dest = &o_loglevel },
     { KP_OPT_END },
 };
@@ -157,11 +163,12 @@ static void st_opts_input(const struct st_config *c)
 static void st_opts_check(struct st_config *c)
 {
     c->event_loop_uv = o_evloop == 0;
+    c->event_loop_ev = o_evloop == 2;
     /* The window bounds poll()'s O(all connections) passes; an epoll pass costs only the
      * ready sockets, so with uv records are applied at once (bench_streamer: p50 and p99
      * halved at 10,000 clients for +7 % CPU). */
     if (c->coalesce_ms < 0)
-        c->coalesce_ms = c->event_loop_uv ? 0 : 5;
+        c->coalesce_ms = c->event_loop_uv || c->event_loop_ev ? 0 : 5;
     int lvl = log_level_parse(o_loglevel);
     if (lvl < 0)
         kp_opt_usage_error(&st_prog, "unknown log level '%s'", o_loglevel);

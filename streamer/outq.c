@@ -147,6 +147,7 @@ size_t st_outq_take_batch(struct st_outq *q, char *dst, size_t cap, int *count)
     static const char head[] = "{\"type\":\"batch\",\"updates\":[";
     size_t len = sizeof head - 1;
     int n = 0;
+    int64_t at = st_stage_on() ? st_stage_now_us() : 0;
     memcpy(dst, head, len);
     while (q->head && len + st_msg_len(q->head->msg) + 3 <= cap) {
         st_msg_t *m = st_outq_take(q);
@@ -154,6 +155,8 @@ size_t st_outq_take_batch(struct st_outq *q, char *dst, size_t cap, int *count)
             dst[len++] = ',';
         memcpy(dst + len, st_msg_payload(m), st_msg_len(m));
         len += st_msg_len(m);
+        if (at)
+            st_stage_written(m, at);
         st_msg_unref(m);
     }
     dst[len++] = ']';

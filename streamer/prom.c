@@ -113,6 +113,7 @@ char *st_prom_render(size_t *len)
     st_prom_gauges(&b);
     st_prom_counters(&b);
     st_prom_process(&b);
+    st_stage_render(&b);
     kp_buf_puts(&b, "# HELP kline_streamer_subscriptions Subscribed clients per symbol.\n"
                     "# TYPE kline_streamer_subscriptions gauge\n");
     for (struct st_symbol *y = st_hub.symbols; y; y = y->next)

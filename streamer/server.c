@@ -148,7 +148,7 @@ int st_server_create(const struct st_config *cfg, char *errbuf, size_t errlen)
     if (st_loop_init(cfg, &loops[0], errbuf, errlen) < 0)
         return -1;
     if (loops[0]) {
-        info.options |= LWS_SERVER_OPTION_LIBUV;
+        info.options |= cfg->event_loop_ev ? LWS_SERVER_OPTION_LIBEV : LWS_SERVER_OPTION_LIBUV;
         info.foreign_loops = loops;
     }
     const char *host = cfg->listen_host[0] ? cfg->listen_host : "*";

@@ -56,6 +56,8 @@ struct st_config {
     int db_timeout_ms;          /* deadline of one query from its submission */
     int coalesce_ms;            /* feed drains at most once per window (0 = every record) */
     bool event_loop_uv;         /* libuv (epoll) instead of lws's poll() loop */
+    bool event_loop_ev;         /* libev (epoll) instead */
+    bool stage_stamps;          /* per-stage latency histograms on /metrics (stage.c) */
 };
 
 /* Parses argv and the environment into *c; exits 2 on a usage error, 0 after --help. */
@@ -64,6 +66,7 @@ void st_opts_parse(int argc, char **argv, struct st_config *c);
 /* ---- shared, refcounted message buffers (lws thread only: refs are not atomic) ---- */
 typedef struct st_msg {
     int refs;
+    int64_t ev_ms;              /* --stage-stamps: event_time of the kline it carries, 0 none */
     kp_buf_t b;                 /* LWS_PRE bytes of headroom, then the payload (owned) */
 } st_msg_t;
 
@@ -304,16 +307,29 @@ void st_hub_reap(void);
 /* Builds {"type":"snapshot",...} for a client over the given symbols (NULL: all of its subs). */
 st_msg_t *st_hub_snapshot(struct st_client *c, struct st_symbol **syms, int nsyms);
 
+/* ---- stage stamps (stage.c, --stage-stamps; lws thread only) ---- */
+enum st_stage { ST_STAGE_KAFKA_TS, ST_STAGE_CONSUMED, ST_STAGE_DRAINED, ST_STAGE_WRITTEN, ST_STAGE_N };
+void st_stage_enable(bool on);
+bool st_stage_on(void);
+int64_t st_stage_now_us(void);  /* wall clock µs */
+void st_stage_add(enum st_stage st, int64_t ev_ms, int64_t at_us);
+/* One feed item: its Kafka timestamp (ms), consumed and drained stamps (wall µs). */
+void st_stage_item(const kline_t *k, int64_t kafka_ms, int64_t consumed_us, int64_t drained_us);
+void st_stage_written(const st_msg_t *m, int64_t at_us); /* m's kline reached a socket */
+void st_stage_render(kp_buf_t *b);
+
 /* ---- feed (feed.c): Kafka or stdin thread → bounded queue → lws thread ---- */
 struct st_feed_item {
     kline_t k;
     int64_t ingest_ms;          /* Kafka message timestamp, or the feed's wall clock */
+    int64_t consumed_us;        /* --stage-stamps: wall µs the feed thread got it, else 0 */
 };
 
 int  st_feed_start(const struct st_config *cfg, struct lws_context *ctx, char *errbuf, size_t errlen);
 void st_feed_stop(void);
-/* lws thread: takes up to max items out of the queue; returns the count and sets *more
- * when items were left behind (a wake-up for them is already on its way). */
+/* lws thread: takes up to max items (Kafka: from librdkafka's consumer queue; stdin: from
+ * the feed thread's queue); returns the count and sets *more when items were left behind:
+ * no wake-up comes for those, the caller must come back (lws_cancel_service). */
 int  st_feed_drain(struct st_feed_item *out, int max, bool *more);
 const char *st_feed_kind(void);  /* "kafka" or "stdin" */
 extern _Atomic int64_t st_feed_lag;        /* Kafka messages behind high watermark; -1 n/a */
