@@ -156,9 +156,9 @@ new_cp=$(per "$(q "select pg_table_size('checkpoint_batch') + pg_indexes_size('c
 	+ pg_table_size('kline_symbol') + pg_indexes_size('kline_symbol')")")
 old_1s=$(old_row kline_1s) old_cp=$(old_row checkpoint)
 # the hours are past: --compact-after rebuilds each partition's primary key, one per run
-nparts=$(q "select count(*) from kline_1s_partitions")
+nparts=$(q "select count(*) from kline_1s_partitions where from_time + interval '1 hour 1 second' <= now()")
 for _ in $(seq "$nparts"); do "$BIN/kline-aggregator" --once -d "$DB" --compact-after 1s 2>>"$work/compact.log"; done
-[[ $(q "select count(*) from kline_1s_compacted") == "$nparts" ]] || { log "compaction incomplete"; cat "$work/compact.log" >&2; exit 1; }
+[[ $(q "select count(*) from kline_1s_compacted") -ge "$nparts" ]] || { log "compaction incomplete"; cat "$work/compact.log" >&2; exit 1; }
 q "vacuum analyze" >/dev/null
 cmp_1s=$(per "$(q "select sum(pg_table_size(c) + pg_indexes_size(c)) from (select inhrelid c from pg_inherits
 	where inhparent = 'kline_1s'::regclass) x")")
