@@ -177,7 +177,7 @@ rollups=$(per "$(q "select sum(pg_table_size(c) + pg_indexes_size(c)) from unnes
 	echo "| checkpoints | $old_cp | $new_cp | $(awk -v a="$new_cp" -v b="$old_cp" 'BEGIN { printf "%.3f", a / b }') |"
 	echo "| checkpoints / kline_1s | $(awk -v a="$old_cp" -v b="$old_1s" 'BEGIN { printf "%.1f %%", 100 * a / b }') | $(awk -v a="$new_cp" -v b="$new_1s" 'BEGIN { printf "%.1f %%", 100 * a / b }') | |"
 	echo "| kline_1s + checkpoints | $(awk -v a="$old_1s" -v b="$old_cp" 'BEGIN { printf "%.1f", a + b }') | $(awk -v a="$new_1s" -v b="$new_cp" 'BEGIN { printf "%.1f", a + b }') | |"
-	echo "| kline_1s once its hour is compacted (\\`--compact-after\\`; PK alone $cmp_pk) | | $cmp_1s | $(awk -v a="$cmp_1s" -v b="$old_1s" 'BEGIN { printf "%.2f", a / b }') |"
+	echo "| kline_1s once its hour is compacted (--compact-after; its PK alone $cmp_pk) | | $cmp_1s | $(awk -v a="$cmp_1s" -v b="$old_1s" 'BEGIN { printf "%.2f", a / b }') |"
 	echo "| **per kline, steady state** (compacted kline_1s + checkpoints + rollups) | **$(awk -v a="$old_1s" -v b="$old_cp" -v r="$rollups" 'BEGIN { printf "%.1f", a + b + r }')** | **$(awk -v a="$cmp_1s" -v b="$new_cp" -v r="$rollups" 'BEGIN { printf "%.1f", a + b + r }')** | |"
 } | tee -a "${KP_BENCH_OUT:-/dev/null}"
 psql "$DATABASE_URL" -XAtqc "drop database ${db}_old" >/dev/null
