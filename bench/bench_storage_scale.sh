@@ -15,6 +15,7 @@
 # BENCH_SCALE_HOURS (default "1 7 24") sets the sizes. Disk: ~30 GB at 24 h, freed at the
 # end of each size. Needs DATABASE_URL.
 set -euo pipefail
+shopt -s inherit_errexit
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 BIN=${KP_BIN:-$root/bin}
 HOURS=${BENCH_SCALE_HOURS:-1 7 24}
@@ -44,7 +45,7 @@ fill() { # DB HOURS
 			quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, event_time)
 			select 'T' || lpad((s - 1)::text, 4, '0') || 'USDT', to_timestamp(e), p, p + 0.5, p - 0.5, p + 0.125,
 			       1.25 + s % 10, 125.5 + e % 1000, e % 13 + 1, 0.5, 50.25, e * 20, e * 20 + e % 13, to_timestamp(e + 1)
-			from generate_series($t, $t + 3599) e, generate_series(1, $S) s,
+			from generate_series($t::bigint, $t + 3599) e, generate_series(1, $S) s,
 			     lateral (select 100 + (e % 1000) / 100.0 + s AS p) v" >/dev/null
 	done
 	# a whole day of 1m bars (constant across sizes: the 1m query reads the same amount)
@@ -53,7 +54,7 @@ fill() { # DB HOURS
 		last_trade_id, closed, event_time, source, ingested_at, row_count)
 		select 'T' || lpad((s - 1)::text, 4, '0') || 'USDT', to_timestamp(m), to_timestamp(m + 59.999), 100, 101, 99,
 		       100.5, 75, 7530, 420, 30, 3015, m * 20, m * 20 + 419, true, to_timestamp(m + 60), 'agg', now(), 60
-		from generate_series($START - 86400, $START - 60, 60) m, generate_series(1, $S) s;
+		from generate_series($START::bigint - 86400, $START - 60, 60) m, generate_series(1, $S) s;
 		select count(*) from kp_symbol_ids(array(select 'T' || lpad((s - 1)::text, 4, '0') || 'USDT' from generate_series(1, $S) s));
 		insert into checkpoint_batch (first_open_time, last_open_time, row_count, symbols)
 		select to_timestamp(e), to_timestamp(e), 1, (select kp_symbol_bits(array_agg(id)) from kline_symbol)
@@ -87,7 +88,7 @@ measure() { # HOURS → one line: rows ins_rps agg_ms m1_p50 m1_p99 s1_p50 s1_p9
 	"$BIN/kline-inserter" -i "$work/minute.ndjson" -d "$d" --batch-rows $S --flush-ms 3600000 --stats-interval 0 2>"$work/ins.log"
 	t1=$(now_ms); local ins_rps=$((60 * S * 1000 / (t1 - t0)))
 	t0=$(now_ms)
-	"$BIN/kline-aggregator" --once -d "$d" -i 1m 2>"$work/agg.log"
+	"$BIN/kline-aggregator" --once -d "$d" -i 1m --compact-after 0 2>"$work/agg.log"
 	local agg_ms=$(($(now_ms) - t0))
 	[[ $(psql "$d" -XAtqc "select count(*) from kline_1m where open_time >= to_timestamp($START)") == "$S" ]] ||
 		{ log "the new minute was not rolled up"; cat "$work/agg.log" >&2; exit 1; }
@@ -101,11 +102,12 @@ measure() { # HOURS → one line: rows ins_rps agg_ms m1_p50 m1_p99 s1_p50 s1_p9
 	kill "$st_pid"; wait "$st_pid" 2>/dev/null || true; st_pid=
 	# retention of the oldest hour: the cut-off one hour after the history began
 	local keep=$(( $(date +%s) - (START - h * 3600 + 3600) ))
+	local before; before=$(psql "$d" -XAtqc "select count(*) from kline_1s_partitions")
 	t0=$(now_ms)
-	"$BIN/kline-aggregator" --once -d "$d" --retain "1s=${keep}s" 2>"$work/ret.log"
+	"$BIN/kline-aggregator" --once -d "$d" --retain "1s=${keep}s" --compact-after 0 2>"$work/ret.log"
 	local drop_ms=$(($(now_ms) - t0))
 	local left; left=$(psql "$d" -XAtqc "select count(*) from kline_1s_partitions")
-	[[ $left -lt $((h + 1)) ]] || { log "retention dropped nothing"; cat "$work/ret.log" >&2; exit 1; }
+	[[ $left -eq $((before - 1)) ]] || { log "retention did not drop exactly the oldest hour"; cat "$work/ret.log" >&2; exit 1; }
 	local day_ms=-
 	if [[ $h -ge 24 ]]; then
 		t0=$(now_ms)
