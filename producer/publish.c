@@ -15,7 +15,6 @@
 #include <unistd.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static rd_kafka_t *pub_rk;
 static rd_kafka_topic_t *pub_rkt, *pub_dlq_rkt;
