@@ -12,9 +12,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static rd_kafka_t *pub_rk;
 static rd_kafka_topic_t *pub_rkt, *pub_dlq_rkt;
@@ -50,7 +50,8 @@ bool pub_is_kafka(void) { return pub_kafka_mode; }
 static atomic_int pub_points_left;
 static const char pub_point_tag; /* its address marks a resume point's delivery report */
 static atomic_int pub_point_retries;
-#define PUB_POINT_RETRIES 100
+#define PUB_POINT_RETRIES 1000 /* with PUB_POINT_PAUSE_US: > 1 min of an unknown partition */
+#define PUB_POINT_PAUSE_US 100000
 
 bool pub_resume_points_durable(void) { return atomic_load(&pub_points_left) == 0; }
 
@@ -64,6 +65,12 @@ static void pub_point_retry(rd_kafka_t *rk, const rd_kafka_message_t *m)
     int n = atomic_fetch_add(&pub_point_retries, 1) + 1;
     log_warn("resume point to %s not delivered (%s): sending it again (%d)", rd_kafka_topic_name(m->rkt),
              rd_kafka_err2str(m->err), n);
+    /* A topic created a moment ago can still show 0 partitions in a broker's metadata
+     * (seen on the 3-node cluster): every point then fails at once. Wait for the metadata
+     * to catch up instead of spending the retries in a few milliseconds. This runs on the
+     * poll thread, which only serves delivery reports. */
+    if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+        usleep(PUB_POINT_PAUSE_US);
     if (n <= PUB_POINT_RETRIES &&
         rd_kafka_producev(rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_KEY(m->key, m->key_len),
                           RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
