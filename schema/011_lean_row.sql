@@ -10,7 +10,12 @@ ALTER TABLE kline_1s DROP COLUMN close_time, DROP COLUMN ingested_at;
 -- New hourly partitions list their columns in alignment order: 8-byte columns first,
 -- then the variable-length ones, then the 1-byte ones. That leaves no padding between
 -- columns. The parent keeps its old order: PostgreSQL maps columns by name when it
--- routes a row to a partition. Otherwise the function is the one from 010.
+-- routes a row to a partition.
+--
+-- kline_1s_ensure(hours) creates the hourly partitions that have none yet, moving rows that
+-- wait in kline_1s_default into them; it returns how many it created. Each is built
+-- standalone and ATTACHed: ATTACH takes SHARE UPDATE EXCLUSIVE on the parent, so writes to
+-- other hours go on (CREATE ... PARTITION OF would take ACCESS EXCLUSIVE).
 CREATE OR REPLACE FUNCTION kline_1s_ensure(hours bigint[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
