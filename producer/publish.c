@@ -55,28 +55,42 @@ static atomic_int pub_point_retries;
 
 bool pub_resume_points_durable(void) { return atomic_load(&pub_points_left) == 0; }
 
-/* Delivery reports run on whichever thread calls rd_kafka_poll. A failure is counted
- * and logged: with message.timeout.ms=0 librdkafka retries until delivered, so a
- * failure here means a permanent error (e.g. topic deleted, message too large). */
+/* The topic's metadata can lag behind its creation on a cluster: a broker that has not
+ * caught up reports 0 partitions, and every produce fails at once, as a delivery report or
+ * at once from producev. Those errors are waited out; any other is final. */
+static bool pub_point_err_is_metadata(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+}
+
 /* A resume point that failed is sent again (the backfill waits for every one of them);
- * the copy carries the same tag, so pub_points_left counts it when it is acknowledged. */
+ * the copy carries the same tag, so pub_points_left counts it when it is acknowledged.
+ * This runs on the poll thread, which only serves delivery reports, so the pauses hold
+ * back nothing but other reports. */
 static void pub_point_retry(rd_kafka_t *rk, const rd_kafka_message_t *m)
 {
-    int n = atomic_fetch_add(&pub_point_retries, 1) + 1;
-    log_warn("resume point to %s not delivered (%s): sending it again (%d)", rd_kafka_topic_name(m->rkt),
-             rd_kafka_err2str(m->err), n);
-    /* A topic created a moment ago can still show 0 partitions in a broker's metadata
-     * (seen on the 3-node cluster): every point then fails at once. Wait for the metadata
-     * to catch up instead of spending the retries in a few milliseconds. This runs on the
-     * poll thread, which only serves delivery reports. */
-    if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
-        usleep(PUB_POINT_PAUSE_US);
-    if (n <= PUB_POINT_RETRIES &&
-        rd_kafka_producev(rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_KEY(m->key, m->key_len),
-                          RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_OPAQUE((void *)&pub_point_tag), RD_KAFKA_V_END) == 0)
+    rd_kafka_resp_err_t err = m->err;
+    while (!atomic_load(&prod_stopping)) {
+        int n = atomic_fetch_add(&pub_point_retries, 1) + 1;
+        if (n > PUB_POINT_RETRIES)
+            break;
+        if (n <= 10 || n % 100 == 0)
+            log_warn("resume point to %s not delivered (%s): sending it again (%d)",
+                     rd_kafka_topic_name(m->rkt), rd_kafka_err2str(err), n);
+        if (pub_point_err_is_metadata(err))
+            usleep(PUB_POINT_PAUSE_US);
+        err = rd_kafka_producev(rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_KEY(m->key, m->key_len),
+                                RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_OPAQUE((void *)&pub_point_tag), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return; /* its delivery report comes back here if it fails too */
+        if (!pub_point_err_is_metadata(err))
+            break;
+    }
+    if (atomic_load(&prod_stopping))
         return;
-    log_error("resume points to %s cannot be delivered: stopping", rd_kafka_topic_name(m->rkt));
+    log_error("resume points to %s cannot be delivered (%s): stopping", rd_kafka_topic_name(m->rkt),
+              rd_kafka_err2str(err));
     atomic_store(&prod_failed, 1);
     atomic_store(&prod_stopping, 1);
 }
@@ -105,6 +119,9 @@ static void pub_take_back(const rd_kafka_message_t *m)
     atomic_store(&prod_stopping, 1);
 }
 
+/* Delivery reports run on whichever thread calls rd_kafka_poll. A failure is counted
+ * and logged: with message.timeout.ms=0 librdkafka retries until delivered, so a
+ * failure here means a permanent error (e.g. topic deleted, message too large). */
 static void pub_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)opaque;

@@ -190,8 +190,11 @@ setup() {
 	st_ws --send '{"op":"subscribe","symbols":["*"]}' --duration 40 >"$good" &
 	good_pid=$!
 	kp_wait_for 10 bash -c "[ \"\$(curl -fsS '$ST_URL/metrics' | awk '\$1==\"kline_streamer_connections\"{print \$2}')\" = 2 ]"
-	# ~60,000 klines at full speed, then live ones, one per second for each of 3 symbols
-	st_feed "$fifo" "cat '$bulk'; '$GEN' --realtime --symbols LIVEA,LIVEB,LIVEC --duration 60"
+	# ~60,000 klines, one second of all 200 symbols every 10 ms (100x real time), then live
+	# ones, one per second for each of 3 symbols. Paced, because the streamer conflates what
+	# arrives in one pass (latest wins): the whole bulk at once would be ~200 messages per
+	# client, too few to fill the stalled client's socket buffers and make it slow at all.
+	st_feed "$fifo" "awk '{ print } NR % 200 == 0 { fflush(); system(\"sleep 0.01\") }' '$bulk'; '$GEN' --realtime --symbols LIVEA,LIVEB,LIVEC --duration 60"
 	kp_wait_for 30 bash -c "[ \"\$(curl -fsS '$ST_URL/metrics' | awk '\$1==\"kline_streamer_slow_clients_closed_total\"{print \$2}')\" -ge 1 ]"
 	kp_wait_for 10 bash -c "[ \"\$(curl -fsS '$ST_URL/metrics' | awk '\$1==\"kline_streamer_connections\"{print \$2}')\" = 1 ]"
 	# the reading client got the last bulk price of every symbol it was sent (latest wins),
