@@ -35,9 +35,9 @@ static const kp_opt_t st_opts[] = {
       KP_OPT_INT_DEST(o_cfg.catchup_secs), .min = 0, .max = 7 * 86400 },
     { KP_OPT_CHOICE, "event-loop", 0, "uv|poll|ev", "STREAMER_EVENT_LOOP", "uv",
       "uv: libuv (epoll); poll: lws's own poll() loop, about twice the\n"
-      "CPU with many connections; ev (experimental): libev (epoll),\n"
-      "which changes a socket's events in place where libuv removes and\n"
-      "re-adds it; a client that never reads is not yet cut off with it",
+      "CPU with many connections; ev (opt-in): libev (epoll), which\n"
+      "changes a socket's events in place where libuv removes and\n"
+      "re-adds it",
       .dest = &o_evloop, .choices = "uv|poll|ev" },
     /* No default in the table: it depends on --event-loop (st_opts_check). */
     { KP_OPT_INT, "coalesce-ms", 0, "MS", "STREAMER_COALESCE_MS", NULL,

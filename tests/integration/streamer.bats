@@ -179,11 +179,12 @@ setup() {
 	tail -1 "$out" | jq -e '._end == "until"'
 }
 
-@test "streamer: a client that never reads is cut off (4008) while a reading client keeps up" {
+# slow_client_scenario [STREAMER ARGS...]: one client stalls, one reads, on the loop chosen.
+slow_client_scenario() {
 	fifo=$(st_fifo)
 	bulk=$BATS_TEST_TMPDIR/bulk.ndjson
 	"$GEN" --symbols 200 --seconds 300 >"$bulk"
-	st_start -i "$fifo" --slow-client-ms 1000
+	st_start -i "$fifo" --slow-client-ms 1000 "$@"
 	slow=$BATS_TEST_TMPDIR/slow.out good=$BATS_TEST_TMPDIR/good.out
 	st_ws --send '{"op":"subscribe","symbols":["*"]}' --pause-after-open --resume-after 12 --duration 30 >"$slow" &
 	slow_pid=$!
@@ -214,6 +215,17 @@ setup() {
 	kill "$good_pid" 2>/dev/null || true
 	wait "$good_pid" || true
 	kill -0 "$ST_PID"
+}
+
+@test "streamer: a client that never reads is cut off (4008) while a reading client keeps up" {
+	slow_client_scenario
+}
+
+@test "streamer: the same on --event-loop ev (libev): the stalled client is cut, the reader keeps up" {
+	slow_client_scenario --event-loop ev
+	# this test's part of the log (each start writes a "=== test: command" line first)
+	log=$KP_OUT/kline-streamer.log
+	tail -n "+$(grep -n '^=== ' "$log" | tail -1 | cut -d: -f1)" "$log" | grep -q "event loop: ev,"
 }
 
 @test "streamer: SIGTERM closes clients with 1001 going away and exits 0" {
