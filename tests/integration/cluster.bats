@@ -335,10 +335,11 @@ cl_rows_uncovered() {
 	cl_ctl kafka-kill "$c"
 	kp_wait_for 30 bash -c "c=\$('$KP_CTL' kafka-controller) && [ \"\$c\" != $c ]"
 	echo "# controller was node $c, now node $(cl_ctl kafka-controller)" >&3
-	# its broker half is fenced once its session (3 s) expires
-	kp_wait_for 20 cl_brokers_are "$(cl_others "$c")"
+	# its broker half is fenced once its session (3 s) expires; a JVM restarting on a
+	# loaded machine (CI) takes longer than on an idle one, so both waits are generous
+	kp_wait_for 60 cl_brokers_are "$(cl_others "$c")" || { echo "# brokers listed: $(cl_brokers)" >&3; false; }
 	cl_ctl kafka-start "$c"
-	kp_wait_for 20 cl_brokers_are 1,2,3
+	kp_wait_for 60 cl_brokers_are 1,2,3 || { echo "# brokers listed: $(cl_brokers)" >&3; false; }
 	run cl_ctl kafka-controller
 	[ "$status" -eq 0 ]
 	[[ $output =~ ^[123]$ ]]
