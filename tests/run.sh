@@ -17,7 +17,8 @@
 # Environment: KP_BIN, KP_TBIN (set by make), KP_KAFKA=real|mock|auto (broker
 # choice, default auto = real when the jars resolved), KP_SUITE_TIMEOUT
 # (seconds per suite, default 1200), KP_BATS_DIR (the bats suites, default
-# tests/integration). A harness already running (KP_HARNESS_DIR with an env
+# tests/integration), KP_BATS_FILTER (a regex: only the bats tests whose name
+# matches run, `bats --filter`). A harness already running (KP_HARNESS_DIR with an env
 # file, e.g. from tests/harness/up) is reused instead of starting one.
 # At the end every log of the run (KP_OUT, the harness logs) is scanned for
 # sanitizer reports (tests/sanscan.sh); each one counts as a failed test.
@@ -349,7 +350,7 @@ for s in "${suites[@]}"; do
 	if [[ $kind == cmocka ]]; then
 		cmd=(env CMOCKA_MESSAGE_OUTPUT=TAP "$path")
 	else
-		cmd=(bats --tap "$path")
+		cmd=(bats --tap ${KP_BATS_FILTER:+--filter "$KP_BATS_FILTER"} "$path")
 	fi
 	t0=$(date +%s)
 	# Each suite runs in its own process group (setsid) so that Ctrl-C and the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the active KRaft controller (the metadata quorum's leader) of a cluster.
 
-    quorum.py [--verbose] HOST:CONTROLLER_PORT...
+    quorum.py [--verbose] [--wait SECS] [--whole] HOST:CONTROLLER_PORT...
 
 Sends DescribeQuorum (API key 55, version 0) for __cluster_metadata-0 to every
 controller listener given, as `kafka-metadata-quorum --bootstrap-controller
@@ -13,13 +13,24 @@ within 2 s (stopped, paused, cut off) is skipped.
 Prints the leader's node id (with --verbose: "leader=ID epoch=E hw=H
 voters=ID:LEO,..." too). Exit 0, or 1 when no node answered as leader (an
 election is in progress or the quorum is lost).
+
+--wait SECS asks again every 0.25 s for up to SECS while no leader answers: a
+node that comes back from an isolation with a higher epoch (no pre-vote in
+Kafka 3.9) makes the leader resign, and the election that follows takes a few
+seconds, longer on a loaded machine. --whole asks for more: a leader, and every
+voter's log end offset within CAUGHT_UP records of the high watermark (a voter
+the leader has not heard from reports -1).
 """
 import socket
 import struct
 import sys
+import time
 
 API_DESCRIBE_QUORUM = 55
 TOPIC = b"__cluster_metadata"
+# The leader appends a no-op record every 500 ms (metadata.max.idle.interval.ms), so a
+# follower that fetches is a few records behind at any moment, never hundreds.
+CAUGHT_UP = 50
 
 
 def uvarint(n):
@@ -122,12 +133,8 @@ def ask(addr):
     return None
 
 
-def main(argv):
-    verbose = "--verbose" in argv
-    addrs = [a for a in argv if a != "--verbose"]
-    if not addrs:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
+def leader_of(addrs):
+    """The answer of the quorum leader with the highest epoch, or None."""
     best = None
     for a in addrs:
         try:
@@ -136,10 +143,49 @@ def main(argv):
             continue
         if p and p["leader"] >= 0 and (best is None or p["epoch"] > best["epoch"]):
             best = p
-    if best is None:
-        print("quorum.py: no controller answered as the quorum leader", file=sys.stderr)
-        return 1
-    if verbose:
+    return best
+
+
+def is_whole(p):
+    return all(leo >= 0 and p["hw"] - leo <= CAUGHT_UP for _, leo in p["voters"])
+
+
+def parse_args(argv):
+    opts = {"verbose": False, "wait": 0.0, "whole": False, "addrs": []}
+    it = iter(argv)
+    for a in it:
+        if a in ("--verbose", "--whole"):
+            opts[a[2:]] = True
+        elif a == "--wait":
+            opts["wait"] = float(next(it, "x"))
+        else:
+            opts["addrs"].append(a)
+    return opts
+
+
+def main(argv):
+    try:
+        opts = parse_args(argv)
+    except ValueError:
+        opts = {"addrs": []}
+    if not opts["addrs"]:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    deadline = time.monotonic() + opts["wait"]
+    while True:
+        best = leader_of(opts["addrs"])
+        if best is not None and (not opts["whole"] or is_whole(best)):
+            break
+        if time.monotonic() >= deadline:
+            if best is None:
+                print("quorum.py: no controller answered as the quorum leader", file=sys.stderr)
+            else:
+                voters = ",".join("%d:%d" % v for v in best["voters"])
+                print("quorum.py: quorum not whole: leader=%d epoch=%d hw=%d voters=%s"
+                      % (best["leader"], best["epoch"], best["hw"], voters), file=sys.stderr)
+            return 1
+        time.sleep(0.25)
+    if opts["verbose"]:
         voters = ",".join("%d:%d" % v for v in best["voters"])
         print("leader=%d epoch=%d hw=%d voters=%s" % (best["leader"], best["epoch"], best["hw"], voters))
     else:

@@ -16,10 +16,14 @@ setup_file() {
 	}
 }
 
-# Every node back: healed, resumed, started (kp_teardown resumes and starts all).
+# Every node back: healed, resumed, started (kp_teardown resumes and starts all),
+# and the cluster whole before the next test: a node back from an isolation
+# forces an election (its epoch is higher), and its own metadata is stale for a
+# few seconds; a test that starts in that window sees no controller at all.
 teardown() {
 	"$KP_CTL" kafka-heal || echo "teardown: heal failed" >&2
 	kp_teardown
+	"$KP_CTL" kafka-settled 120
 }
 
 cl_ctl() { "$KP_CTL" "$@"; }
@@ -296,7 +300,8 @@ cl_rows_uncovered() {
 	cl_ctl kafka-resume "$n"
 	[ "$(cl_node_state "$n")" != T ]
 	kp_wait_for 60 cl_isr_is "$topic" 1,2,3
-	kp_wait_for 20 cl_brokers_are 1,2,3
+	# every node's own view, not only the stale one of the node just healed
+	"$KP_CTL" kafka-settled 90
 }
 
 @test "cluster: isolate of the leader → unreachable, its process running, replaced as leader and out of the ISR; heal → back" {
@@ -327,7 +332,8 @@ cl_rows_uncovered() {
 	timeout 3 bash -c "exec 3<>/dev/tcp/${addr%:*}/${addr##*:}"
 	cl_connect_as "$n" "$(cl_node_addr "$o")"
 	kp_wait_for 60 cl_isr_is "$topic" 1,2,3
-	kp_wait_for 20 cl_brokers_are 1,2,3
+	# every node's own view, not only the stale one of the node just healed
+	"$KP_CTL" kafka-settled 90
 }
 
 @test "cluster: kill -9 of the active controller → another node is elected; start → all three brokers again" {
