@@ -94,7 +94,7 @@ def md(rows, res, s, run):
               f"| partitions compacted (--compact-after) | {s['compacted']} |",
               f"| n_dead_tup of kline_1s, max | {s['dead_max']} |",
               f"| consumer lag (messages) max / after the drain | {s['lag_max']} / {res.get('final_lag')} |",
-              f"| drain after the exchange's end | {res.get('drain_secs') or 0:.0f} s |",
+              f"| drain after the exchange's end | {res.get('drain_after_end') or 0:.0f} s |",
               ""]
     with open(os.path.join(run, "result.md")) as f:
         truth = [l for l in f.read().splitlines() if l.startswith("|")][:6]

@@ -903,6 +903,7 @@ class Campaign:
                 last, last_change = n, time.monotonic()
             if n == expected and lag == 0:
                 self.drain_secs = time.monotonic() - (self.t_last_fault or t0)
+                self.drain_after_end = time.monotonic() - t0
                 log(f"drained: {n} rows in kline_1s, consumer lag 0 ({time.monotonic() - t0:.0f}s after the "
                     f"exchange's end, {self.drain_secs:.0f}s after the last fault)")
                 break
@@ -1292,7 +1293,8 @@ def report(c, res, ex):
     summary = {k: res[k] for k in keys}  # a Counter omits zeros: name every cell
     summary.update(cut=c.cut, retain=a.retain, compact_after=a.compact_after, sample_secs=a.sample_secs,
                    sim_start=c.t0, sim_secs=c.secs, speed=a.speed, symbols=a.symbols,
-                   partitions_dropped=getattr(c, "partitions_dropped", None))
+                   partitions_dropped=getattr(c, "partitions_dropped", None),
+                   drain_after_end=getattr(c, "drain_after_end", None))
     summary.update(drain_secs=c.drain_secs, backlog_peak=c.backlog_peak,
                    resources={n: {"cpu_s": round(p.cpu_total(), 1), "rss_max_kb": p.rss_max, "starts": p.starts}
                               for n, p in list(c.procs.items()) + [("kline-sim", c.sim)]},
