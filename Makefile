@@ -77,10 +77,15 @@ test-faults-cluster: deps
 	@$(MAKE) --no-print-directory programs testbins
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) tests/run.sh --cluster --faults cluster_faults_long
 
-.PHONY: bench demo
+.PHONY: bench demo soak
 bench: deps
 	@$(MAKE) --no-print-directory programs testbins web
 	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) bench/run.sh $(BENCH)
+
+# The long soak of issue 17 (not part of CI; docs/storage.md "Soak"): KP_SOAK_HOURS,
+# KP_SOAK_SYMBOLS, KP_SOAK_SPEED, KP_SOAK_RETAIN, KP_SOAK_OUT (see bench/soak.sh).
+soak: programs testbins
+	@KP_BIN=$(abspath $(BIN)) KP_TBIN=$(abspath $(TBIN)) bench/soak.sh
 
 # exec: make passes a SIGTERM on to its child (scripts/demo.sh stops the whole tree);
 # through an `sh -c` between them it would stop at the shell and leave the demo running.

@@ -20,10 +20,13 @@
 
 #define AGG_COMPACT_TIMEOUT_MS (30 * 60 * 1000) /* one hour of 2,000 symbols: ~10-60 s */
 
-/* The oldest hourly partition that ended at least `after` seconds ago and is not done. */
+/* The oldest hourly partition that ended at least `after` ($1, seconds) before now ($2,
+ * epoch ms: the aggregator's clock, so that an accelerated test run with KP_TEST_CLOCK
+ * compacts by its simulated time) and is not done. */
 static const char agg_sql_next_compact[] =
     "SELECT p.name FROM kline_1s_partitions p"
-    " WHERE p.from_time + interval '1 hour' + make_interval(secs => $1::bigint) <= now()"
+    " WHERE p.from_time + interval '1 hour' + make_interval(secs => $1::bigint)"
+    "       <= to_timestamp($2::bigint / 1000.0)"
     "   AND NOT EXISTS (SELECT 1 FROM kline_1s_compacted c WHERE c.name = p.name)"
     " ORDER BY p.from_time LIMIT 1";
 
@@ -62,12 +65,13 @@ static int agg_compact_one(PGconn *c, const char *name, char *errbuf, size_t err
 
 int agg_compact_run(PGconn *c, const struct agg_config *cfg, char *errbuf, size_t errlen)
 {
-    char s_after[24], err[512];
+    char s_after[24], s_now[24], err[512];
     if (cfg->compact_after_s <= 0)
         return 0;
     snprintf(s_after, sizeof s_after, "%lld", (long long)cfg->compact_after_s);
-    const char *params[1] = { s_after };
-    PGresult *r = pgx_query(c, agg_sql_next_compact, 1, params, err, sizeof err);
+    snprintf(s_now, sizeof s_now, "%lld", (long long)cfg_now_ms());
+    const char *params[2] = { s_after, s_now };
+    PGresult *r = pgx_query(c, agg_sql_next_compact, 2, params, err, sizeof err);
     if (!r)
         return snprintf(errbuf, errlen, "compact: %s", err), -1;
     int rc = PQntuples(r) ? agg_compact_one(c, PQgetvalue(r, 0, 0), errbuf, errlen) : 0;

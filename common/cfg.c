@@ -143,6 +143,6 @@ static int64_t cfg_clock(clockid_t id, int64_t div)
     return (int64_t)ts.tv_sec * (1000000000 / div) + ts.tv_nsec / div;
 }
 
-int64_t cfg_now_ms(void) { return cfg_clock(CLOCK_REALTIME, 1000000); }
+int64_t cfg_wall_ms(void) { return cfg_clock(CLOCK_REALTIME, 1000000); }
 int64_t cfg_mono_ms(void) { return cfg_clock(CLOCK_MONOTONIC, 1000000); }
 int64_t cfg_mono_us(void) { return cfg_clock(CLOCK_MONOTONIC, 1000); }

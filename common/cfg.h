@@ -50,8 +50,24 @@ int cfg_parse_duration_ms(const char *s, const char *units, double bare_unit_ms,
 int cfg_parse_double(const char *s, double min, double max, double *out, char *errbuf, size_t errlen);
 
 /* Time helpers (milliseconds). */
-int64_t cfg_now_ms(void);       /* wall clock, epoch ms */
+int64_t cfg_now_ms(void);       /* wall clock, epoch ms; KP_TEST_CLOCK's when set */
+int64_t cfg_wall_ms(void);      /* the real wall clock, epoch ms, whatever KP_TEST_CLOCK says */
 int64_t cfg_mono_ms(void);      /* monotonic ms */
 int64_t cfg_mono_us(void);      /* monotonic µs */
+
+/* KP_TEST_CLOCK=SIM_MS[@REAL_MS]:SPEED (testclock.c): cfg_now_ms() returns
+ * SIM_MS + (real now - REAL_MS) x SPEED, for accelerated test runs. */
+struct cfg_test_clock {
+    int64_t sim_ms;  /* simulated time at real_ms */
+    int64_t real_ms; /* the real anchor (epoch ms) */
+    double speed;    /* simulated ms per real ms; 0 = frozen */
+};
+/* Parses a spec; a missing @REAL_MS (and "now") is real_now_ms. 0, or -1 with errbuf. */
+int cfg_test_clock_parse(const char *spec, int64_t real_now_ms, struct cfg_test_clock *tc,
+                         char *errbuf, size_t errlen);
+/* The simulated time at a real time. */
+int64_t cfg_test_clock_at(const struct cfg_test_clock *tc, int64_t real_ms);
+/* KP_TEST_CLOCK of this process: 0 unset, 1 in use, -1 invalid (the reason in errbuf). */
+int cfg_test_clock_check(char *errbuf, size_t errlen);
 
 #endif

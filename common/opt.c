@@ -297,6 +297,18 @@ void kp_opt_usage_error(const kp_opt_prog_t *p, const char *fmt, ...)
     exit(2);
 }
 
+/* KP_TEST_CLOCK (common/testclock.c): refused at start-up when invalid, announced when set. */
+static void opt_test_clock(const kp_opt_prog_t *p)
+{
+    char err[256];
+    int on = cfg_test_clock_check(err, sizeof err);
+    if (on < 0)
+        kp_opt_usage_error(p, "KP_TEST_CLOCK: %s", err);
+    if (on > 0)
+        fprintf(stderr, "%s: KP_TEST_CLOCK=%s: the clock is simulated (a test hook), now %lld\n",
+                p->name, getenv("KP_TEST_CLOCK"), (long long)cfg_now_ms());
+}
+
 int kp_opt_parse(const kp_opt_prog_t *p, int argc, char **argv, bool allow_operands)
 {
     char err[512];
@@ -306,7 +318,7 @@ int kp_opt_parse(const kp_opt_prog_t *p, int argc, char **argv, bool allow_opera
     if (rc < 0)
         kp_opt_usage_error(p, "%s", err);
     if (rc == 0)
-        return optind;
+        return opt_test_clock(p), optind;
     if (version)
         cfg_print_versions(stdout, p->name);
     else

@@ -127,7 +127,7 @@ static void flush_committed(ins_app_t *app, const ins_result_t *res, int64_t lat
     /* Only now, with the rows committed, may Kafka forget these records. */
     if (app->kafka_mode)
         ins_kafka_commit(app, b);
-    int64_t now = cfg_now_ms();
+    int64_t now = cfg_wall_ms(); /* against the producer's real clock, never the test clock */
     for (size_t i = 0; i < b->nrows; i++)
         if (b->rows[i].ts_ms > 0)
             ins_stats_e2e(now - b->rows[i].ts_ms);

@@ -105,6 +105,56 @@ hour_ago() { echo $(( ($(date +%s) / 3600 - $1) * 3600 * 1000 )); }
 	[ "$(kp_psql "$db" "select count(*) from kline_1s where open_time < to_timestamp($t0 / 1000.0 + 3 * 3600)")" = 0 ]
 }
 
+@test "storage: compaction is decided by the aggregator's clock (KP_TEST_CLOCK), once per partition" {
+	db=$(kp_db_new)
+	# 2 h of 10 symbols two days ahead of the wall clock, as an accelerated sim makes them;
+	# the inserter on the same simulated clock, so its next-hour partition is the data's
+	# second hour, not the real next hour (which a clock two days ahead would compact too)
+	t0=$(( ($(date +%s) / 3600 + 48) * 3600 * 1000 ))
+	"$INS_GEN" --symbols 10 --seconds 7200 --start "$t0" --seed 9 >"$BATS_TEST_TMPDIR/in"
+	KP_TEST_CLOCK="$t0@now:0" run --separate-stderr "$INS" -i - -d "$db" --batch-rows 1000 <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"KP_TEST_CLOCK=$t0@now:0: the clock is simulated"* ]]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_partitions")" = 2 ]
+	p0=kline_1s_p$(date -u -d "@$((t0 / 1000))" +%Y%m%d%H)
+	p1=kline_1s_p$(date -u -d "@$((t0 / 1000 + 3600))" +%Y%m%d%H)
+	compacted() { kp_psql "$db" "select coalesce(string_agg(name, ',' order by name), '-') from kline_1s_compacted"; }
+	# the real clock: both hours are in the future, nothing is compacted
+	run --separate-stderr "$AGG" --once -d "$db" --compact-after 10m
+	[ "$status" -eq 0 ]
+	[ "$(compacted)" = - ]
+	# 9 minutes after the first hour's end: not yet; 10 minutes after: that hour, once
+	KP_TEST_CLOCK="$((t0 + 3600000 + 540000))@now:0" run --separate-stderr "$AGG" --once -d "$db" --compact-after 10m
+	[ "$status" -eq 0 ]
+	[ "$(compacted)" = - ]
+	# each hour once: a second run with the same clock leaves it as the first did (the
+	# same time, the same index file)
+	state() { kp_psql "$db" "select string_agg(concat(k.name, ' ', k.compacted_at, ' ', c.relfilenode), ','
+		order by k.name) from kline_1s_compacted k join pg_class c on c.relname = k.name || '_pkey'"; }
+	agg_at() { KP_TEST_CLOCK="$1@now:0" run --separate-stderr "$AGG" --once -d "$db" --compact-after 10m; }
+	agg_at $((t0 + 3600000 + 600000))
+	[ "$status" -eq 0 ]
+	[ "$(compacted)" = "$p0" ]
+	one=$(state)
+	agg_at $((t0 + 3600000 + 600000))
+	[ "$status" -eq 0 ]
+	[ "$(state)" = "$one" ]
+	# a bad clock is refused before anything is done
+	KP_TEST_CLOCK="tomorrow" run --separate-stderr "$AGG" --once -d "$db" --compact-after 10m
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"KP_TEST_CLOCK: 'tomorrow': expected SIM_MS[@REAL_MS]:SPEED"* ]]
+	# the second hour when its time comes, once, and the first not again
+	agg_at $((t0 + 7200000 + 600000))
+	[ "$status" -eq 0 ]
+	[ "$(compacted)" = "$p0,$p1" ]
+	two=$(state)
+	[[ $two == "$one,"* ]]
+	agg_at $((t0 + 7200000 + 600000))
+	[ "$(state)" = "$two" ]
+	[ "$(ins_count "$db")" = 72000 ]
+	diff <(ins_dump_rows "$db") <(ins_expect --symbols 10 --seconds 7200 --start "$t0" --seed 9)
+}
+
 # The schema of the previous release (migrations 001-006), applied as it applied them.
 old_schema() {
 	local f

@@ -57,7 +57,7 @@ int sim_stats_json(char *out, size_t outlen)
         "\"pings_sent\":%llu,\"pongs_received\":%llu,\"malformed_sent\":%llu,\"oversized_sent\":%llu,"
         "\"duplicates_sent\":%llu,\"reordered\":%llu,\"shutdowns_sent\":%llu,\"ws_requests\":%llu,"
         "\"ws_errors\":%llu,\"rest_requests\":%llu,\"rest_429\":%llu,\"rest_418\":%llu,\"rest_errors\":%llu,"
-        "\"bytes_sent\":%llu,\"generated_seconds\":%lld,\"start_ms\":%lld,\"latest_open_time\":%lld,"
+        "\"bytes_sent\":%llu,\"generated_seconds\":%lld,\"start_ms\":%lld,\"real0_ms\":%lld,\"latest_open_time\":%lld,"
         "\"stalled\":%s,\"refusing\":%s,\"pending\":{\"malformed\":%lld,\"oversized\":%lld,\"duplicate\":%lld,"
         "\"reorder\":%lld,\"rest429\":%lld,\"rest418\":%lld}}",
         (unsigned long long)s->conns_open, (unsigned long long)s->conns_total,
@@ -71,7 +71,7 @@ int sim_stats_json(char *out, size_t outlen)
         (unsigned long long)s->shutdowns_sent, (unsigned long long)s->ws_requests,
         (unsigned long long)s->ws_errors, (unsigned long long)s->rest_requests,
         (unsigned long long)s->rest_429, (unsigned long long)s->rest_418, (unsigned long long)s->rest_errors,
-        (unsigned long long)s->bytes_sent, (long long)g_sim.gen_next, (long long)g_sim.cfg.start_ms,
+        (unsigned long long)s->bytes_sent, (long long)g_sim.gen_next, (long long)g_sim.cfg.start_ms, (long long)g_sim.real0_ms,
         (long long)(g_sim.gen_next ? sim_open_time(g_sim.gen_next - 1) : -1),
         now < f->stall_until_ms ? "true" : "false", now < f->refuse_until_ms ? "true" : "false",
         (long long)f->malformed, (long long)f->oversized, (long long)f->duplicate, (long long)f->reorder,
