@@ -557,9 +557,8 @@ class Campaign:
         return self.t0 + int((time.time() * 1000 - self.real0) * self.a.speed)
 
     def sample_row(self):
-        """One line of samples.csv: RSS of every program (kB), the database, the lag."""
-        for p in self.procs.values():
-            p.sample()
+        """One line of samples.csv: RSS of every program (kB, as watch() sampled it at most
+        2 s ago), the database, the lag."""
         db = psql_try(self.url, self.SAMPLE_SQL, 30)
         db = db.strip().split("\t") if db else ["", "", "", ""]
         lag = self.lag()
@@ -885,7 +884,7 @@ class Campaign:
             # retention drops old hours meanwhile: count the last hour of the run (which no
             # cut-off reaches during the drain), from its start or the run's
             last = self.t0 + (self.secs - 1) * 1000
-            since = max(self.t0, last // 3600000 * 3600000)
+            since = max(self.t0, hour_start(last))
             expected = len(self.symbols) * ((last - since) // 1000 + 1)
         # the sim generates its last second at run0 + secs/speed
         while True:
@@ -924,7 +923,8 @@ class Campaign:
             # the last run's clock frozen at this moment: its retention cut-off is known
             t_end = self.sim_now_ms()
             once_env = dict(os.environ, KP_TEST_CLOCK=f"{t_end}@now:0")
-            self.cut = t_end - retain_1s_ms(a.retain) if retain_1s_ms(a.retain) else None
+            window = retain_1s_ms(a.retain)
+            self.cut = t_end - window if window else None
         r = subprocess.run([f"{self.env.bin}/kline-aggregator", "--once", "-d", self.url] + self.agg_extra,
                            capture_output=True, text=True, timeout=1800, env=once_env)
         with open(os.path.join(self.out, "aggregator-once.log"), "w") as f:
@@ -1046,10 +1046,10 @@ class Campaign:
         next_1s, next_1m = next(db_1s, (None, [])), next(db_1m, (None, []))
         ours = set(self.symbols)
         # one symbol at a time, the three sorted streams side by side: memory stays flat
-        for sym, truth in self.truth_all():
+        for sym, full in self.truth_all():
             if sym not in ours:
                 continue
-            full, truth, expired = truth, *self.split_expired(truth)
+            truth, expired = self.split_expired(full)
             res["expected"] += len(truth)
             res["expired"] += len(expired)
             # both streams are sorted by symbol: take this symbol's rows if they come next
@@ -1122,15 +1122,14 @@ class Campaign:
             # streamer: latest-wins must end at the last second, on every instance
             if not full:
                 continue
-            truth = full
             for st_name, last in stream_last.items():
                 k = last.get(sym)
-                if k is None or k.get("open_time") != truth[-1]["open_time"] or \
-                        Decimal(k.get("close", "0")) != Decimal(truth[-1]["close"]):
+                if k is None or k.get("open_time") != full[-1]["open_time"] or \
+                        Decimal(k.get("close", "0")) != Decimal(full[-1]["close"]):
                     res["streamer_stale"] += 1
                     if len(examples["streamer_stale"]) < 5:
                         examples["streamer_stale"].append(
-                            f"{sym}: {st_name} has {k and k.get('open_time')}, last is {truth[-1]['open_time']}")
+                            f"{sym}: {st_name} has {k and k.get('open_time')}, last is {full[-1]['open_time']}")
         rej = psql(self.url, "select count(*) from rejected where program <> 'kline-aggregator'")
         res["rejected_rows"] = int(rej)
         st = self.control("stats")
@@ -1148,14 +1147,17 @@ class Campaign:
             return truth, []
         kept, gone = [], []
         for t in truth:
-            (gone if t["open_time"] // 3600000 * 3600000 + 3600000 <= self.cut else kept).append(t)
+            (gone if self.hour_expired(t["open_time"]) else kept).append(t)
         return kept, gone
+
+    def hour_expired(self, ms):
+        """Whether the hourly partition holding ms ends at or before the final cut-off."""
+        return self.cut is not None and hour_start(ms) + HOUR_MS <= self.cut
 
     def rest_unknown(self, k, minute, v):
         """A bar's trade id of -1 where its seconds were dropped by retention: whether they
         came by REST (no trade ids) cannot be known any more."""
-        return (self.cut is not None and k in ("first_trade_id", "last_trade_id") and v == -1
-                and minute // 3600000 * 3600000 + 3600000 <= self.cut)
+        return k in ("first_trade_id", "last_trade_id") and v == -1 and self.hour_expired(minute)
 
     def kafka_counts(self):
         """(symbol, open_time) -> number of messages in the topic."""
@@ -1171,9 +1173,16 @@ class Campaign:
         return c
 
 
+HOUR_MS = 3600000  # kline_1s is partitioned by the hour
+
+
+def hour_start(ms):
+    return ms // HOUR_MS * HOUR_MS
+
+
 def retain_1s_ms(spec):
     """The 1s window of a --retain SPEC in ms ("1s=30m,1m=30d" -> 1800000), or None."""
-    units = {"s": 1000, "m": 60000, "h": 3600000, "d": 86400000, "w": 604800000}
+    units = {"s": 1000, "m": 60000, "h": HOUR_MS, "d": 86400000, "w": 604800000}
     for part in (spec or "").split(","):
         m = re.fullmatch(r"\s*1s=(\d+(?:\.\d+)?)([smhdw])\s*", part)
         if m:

@@ -767,40 +767,47 @@ kp_h_kafka_controller() {
 	python3 "$KP_H_ROOT/tests/harness/quorum.py" "$@" "${addrs[@]}"
 }
 
-# kp_h_kafka_node_sees_all I → node I's own metadata lists every node as a broker
-# (a fenced or stopped one is not listed; a node just back from an isolation still
-# lists everyone from its stale view, so only all nodes' answers together count).
-kp_h_kafka_node_sees_all() {
-	local d want
+# kp_h_kafka_node_lists I → the broker ids node I's own metadata lists ("1,2,3"; a
+# fenced or stopped node is not listed)
+kp_h_kafka_node_lists() {
+	local d
 	d=$(kp_h_kafka_node_dir "$1") || return 1
-	want=$(kp_h_kafka_nodes | paste -sd,)
-	[[ $(kcat -L -b "$(kp_h_kafka_node_addr "$d")" -m 3 -J 2>/dev/null |
-		jq -r '[.brokers[].id] | sort | join(",")' 2>/dev/null) == "$want" ]]
+	kcat -L -b "$(kp_h_kafka_node_addr "$d")" -m 3 -J 2>/dev/null |
+		jq -r '[.brokers[].id] | sort | join(",")' 2>/dev/null
+}
+
+# kp_h_kafka_node_sees_all I → node I lists every node as a broker (a node just back
+# from an isolation still lists everyone from its stale view, so only all nodes'
+# answers together count)
+kp_h_kafka_node_sees_all() {
+	[[ $(kp_h_kafka_node_lists "$1") == "$(kp_h_kafka_nodes | paste -sd,)" ]]
+}
+
+# kp_h_kafka_whole → a quorum leader with every voter caught up, and every node
+# listing every node as a broker
+kp_h_kafka_whole() {
+	local i
+	kp_h_kafka_controller --whole >/dev/null 2>&1 || return 1
+	for i in $(kp_h_kafka_nodes); do kp_h_kafka_node_sees_all "$i" || return 1; done
 }
 
 # kp_h_kafka_settled [SECS] → waits up to SECS (default 90) until the cluster is
-# whole again: a quorum leader with every voter caught up, and every node listing
-# every node as a broker. What is still missing is printed when it gives up.
+# whole again (kp_h_kafka_whole). What is still missing is printed when it gives up.
 kp_h_kafka_settled() {
 	kp_h_require_dir || return 1
 	kp_h_kafka_is_cluster || return 0
-	local secs=${1:-90} t0 i ok
+	local secs=${1:-90} t0 i
 	t0=$(kp_h_now_ms)
-	while :; do
-		ok=1
-		kp_h_kafka_controller --whole >/dev/null 2>&1 || ok=0
-		for i in $(kp_h_kafka_nodes); do
-			((ok)) && { kp_h_kafka_node_sees_all "$i" || ok=0; }
-		done
-		((ok)) && return 0
-		(($(kp_h_now_ms) - t0 >= secs * 1000)) && break
+	until kp_h_kafka_whole; do
+		if (($(kp_h_now_ms) - t0 >= secs * 1000)); then
+			kp_h_log "Kafka cluster not whole after $secs s: $(kp_h_kafka_controller --verbose --whole 2>&1)"
+			for i in $(kp_h_kafka_nodes); do
+				kp_h_log "  node $i lists brokers: $(kp_h_kafka_node_lists "$i")"
+			done
+			return 1
+		fi
 		sleep 0.5
 	done
-	kp_h_log "Kafka cluster not whole after $secs s: $(kp_h_kafka_controller --verbose --whole 2>&1)"
-	for i in $(kp_h_kafka_nodes); do
-		kp_h_log "  node $i lists brokers: $(kcat -L -b "$(kp_h_kafka_node_addr "$(kp_h_kafka_node_dir "$i")")" -m 3 -J 2>/dev/null | jq -r '[.brokers[].id] | sort | join(",")' 2>/dev/null)"
-	done
-	return 1
 }
 
 kp_h_kafka_version() {

@@ -146,6 +146,11 @@ def leader_of(addrs):
     return best
 
 
+def describe(p):
+    voters = ",".join("%d:%d" % v for v in p["voters"])
+    return "leader=%d epoch=%d hw=%d voters=%s" % (p["leader"], p["epoch"], p["hw"], voters)
+
+
 def is_whole(p):
     return all(leo >= 0 and p["hw"] - leo <= CAUGHT_UP for _, leo in p["voters"])
 
@@ -180,16 +185,10 @@ def main(argv):
             if best is None:
                 print("quorum.py: no controller answered as the quorum leader", file=sys.stderr)
             else:
-                voters = ",".join("%d:%d" % v for v in best["voters"])
-                print("quorum.py: quorum not whole: leader=%d epoch=%d hw=%d voters=%s"
-                      % (best["leader"], best["epoch"], best["hw"], voters), file=sys.stderr)
+                print("quorum.py: quorum not whole: " + describe(best), file=sys.stderr)
             return 1
         time.sleep(0.25)
-    if opts["verbose"]:
-        voters = ",".join("%d:%d" % v for v in best["voters"])
-        print("leader=%d epoch=%d hw=%d voters=%s" % (best["leader"], best["epoch"], best["hw"], voters))
-    else:
-        print(best["leader"])
+    print(describe(best) if opts["verbose"] else best["leader"])
     return 0
 
 

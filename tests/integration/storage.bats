@@ -119,19 +119,19 @@ hour_ago() { echo $(( ($(date +%s) / 3600 - $1) * 3600 * 1000 )); }
 	p0=kline_1s_p$(date -u -d "@$((t0 / 1000))" +%Y%m%d%H)
 	p1=kline_1s_p$(date -u -d "@$((t0 / 1000 + 3600))" +%Y%m%d%H)
 	compacted() { kp_psql "$db" "select coalesce(string_agg(name, ',' order by name), '-') from kline_1s_compacted"; }
+	agg_at() { KP_TEST_CLOCK="$1@now:0" run --separate-stderr "$AGG" --once -d "$db" --compact-after 10m; }
 	# the real clock: both hours are in the future, nothing is compacted
 	run --separate-stderr "$AGG" --once -d "$db" --compact-after 10m
 	[ "$status" -eq 0 ]
 	[ "$(compacted)" = - ]
 	# 9 minutes after the first hour's end: not yet; 10 minutes after: that hour, once
-	KP_TEST_CLOCK="$((t0 + 3600000 + 540000))@now:0" run --separate-stderr "$AGG" --once -d "$db" --compact-after 10m
+	agg_at $((t0 + 3600000 + 540000))
 	[ "$status" -eq 0 ]
 	[ "$(compacted)" = - ]
 	# each hour once: a second run with the same clock leaves it as the first did (the
 	# same time, the same index file)
 	state() { kp_psql "$db" "select string_agg(concat(k.name, ' ', k.compacted_at, ' ', c.relfilenode), ','
 		order by k.name) from kline_1s_compacted k join pg_class c on c.relname = k.name || '_pkey'"; }
-	agg_at() { KP_TEST_CLOCK="$1@now:0" run --separate-stderr "$AGG" --once -d "$db" --compact-after 10m; }
 	agg_at $((t0 + 3600000 + 600000))
 	[ "$status" -eq 0 ]
 	[ "$(compacted)" = "$p0" ]
