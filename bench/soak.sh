@@ -12,6 +12,8 @@
 #   KP_SOAK_COMPACT  the aggregator's --compact-after (default 10m)
 #   KP_SOAK_SAMPLE   seconds between samples (default 10)
 #   KP_SOAK_SEED     seed of the sim (default 17)
+#   KP_SOAK_WATCHERS WebSocket clients left on the streamer all run, 5 symbols each (default 100)
+#   KP_SOAK_PAGE     1: also a page that follows every symbol and counts bars pushed twice
 #   KP_SOAK_OUT      where the results go (default bench/results)
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
@@ -28,6 +30,7 @@ rc=0
 python3 tests/faults/campaign.py --symbols "$symbols" --speed "$speed" --minutes "$minutes" \
     --seed "${KP_SOAK_SEED:-17}" --faults none --retain "${KP_SOAK_RETAIN:-1s=30m}" \
     --compact-after "${KP_SOAK_COMPACT:-10m}" --sample-secs "${KP_SOAK_SAMPLE:-10}" --no-kafka-check \
+    --watchers "${KP_SOAK_WATCHERS:-100}" ${KP_SOAK_PAGE:+--watch-page} \
     --settle-secs 120 --drain-timeout 1200 --out "$run" || rc=$?
 [[ -f $run/result.json ]] || { echo "soak: the campaign wrote no result (exit $rc); logs in $run" >&2; exit 1; }
 python3 bench/soak_report.py "$run" "$out" || rc=1

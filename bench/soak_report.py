@@ -5,12 +5,13 @@
 
 RUN_DIR is what tests/faults/campaign.py wrote (samples.csv, result.json, result.md);
 OUT_DIR gets soak.md (summary: RSS of every program at warm-up / end / max, database
-size, partitions, dead tuples, consumer lag, the truth table), soak.csv (the samples)
-and soak.svg (RSS per program, database size and lag over simulated time; hand-written
-SVG, python3 stdlib only). Warm-up: the first 10 % of the samples (at least 3).
-Exit 0 iff the truth table is clean and no program's RSS grew by more than 10 % (and
-2 MB) over the second half of the run (half-time to the end): a leak grows all along,
-while a buffer's high-water mark (the largest batch of the run) is one step.
+size, partitions, dead tuples, consumer lag, the truth table, the watchers), soak.csv
+(the samples) and soak.svg (RSS per program, database size and lag over simulated time;
+hand-written SVG, python3 stdlib only). Warm-up: the first 10 % of the samples (at
+least 3). Exit 0 iff the truth table is clean, every watcher stayed connected and got
+updates, and no program's RSS grew by more than 10 % (and 2 MB) over the second half of
+the run (half-time to the end): a leak grows all along, while a buffer's high-water mark
+(the largest batch of the run) is one step.
 """
 
 import csv
@@ -110,8 +111,31 @@ def md(rows, res, s, run):
               f"{res['bars_wrong']} wrong",
               f"- streamer behind at the end: {res['streamer_stale']} symbols; unexpected exits: "
               f"{res['crashes'] or 'none'}",
-              "", "![soak](soak.svg)", ""]
+              ] + watchers_lines(res) + ["", "![soak](soak.svg)", ""]
     return "\n".join(lines)
+
+
+def watchers(res):
+    """kp-wsload's summary of the clients left on the streamer all run, or None."""
+    c = res.get("counters") or {}
+    w = {k[len("watchers."):]: v for k, v in c.items() if k.startswith("watchers.")}
+    return w or None
+
+
+def watchers_clean(w):
+    return (w is None or (w.get("exit") == 0 and not w.get("left_early") and w.get("failed") == 0
+                          and w.get("closed") == 0
+                          and w.get("connected") == w.get("clients") and (w.get("klines") or 0) > 0))
+
+
+def watchers_lines(res):
+    w = watchers(res)
+    if w is None:
+        return ["- watchers: none (KP_SOAK_WATCHERS=0)"]
+    return [f"- watchers (browsers left open all run, kp-wsload): {w.get('connected')} of {w.get('clients')} "
+            f"connected, {w.get('failed')} failed, {w.get('closed')} closed by the streamer, "
+            f"{w.get('messages')} messages carrying {w.get('klines')} klines"
+            f"{'' if watchers_clean(w) else ' — NOT clean'}"]
 
 
 def svg(rows, res, progs):
@@ -179,6 +203,7 @@ def main():
     grew = [p for p, (_, h, e, _) in s["rss"].items() if e - h > max(2.0, 0.1 * h)]
     clean = all(res[k] == 0 for k in ("missing", "doubled", "wrong", "extra", "bars_missing", "bars_wrong",
                                       "expired_left", "streamer_stale")) and res.get("final_lag") == 0
+    clean = clean and watchers_clean(watchers(res))
     if grew:
         print(f"soak_report: RSS grew over the second half: {', '.join(grew)}", file=sys.stderr)
     sys.exit(0 if clean and not grew else 1)

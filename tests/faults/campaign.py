@@ -383,6 +383,52 @@ class PageWatch:
                 "page.examples": self.examples}
 
 
+class Watchers:
+    """Browsers left open all run: kp-wsload clients on the streamer, each following a few
+    symbols. None may be closed by the server or fail to connect, and they must keep
+    getting updates. Their latency is not judged: event_time is the sim's clock."""
+
+    def __init__(self, env, port, symbols, n, per_client, out):
+        self.n = n
+        self.json_path = os.path.join(out, "watchers.json")
+        argv = [os.path.join(env.tbin, "kp-wsload"), "--port", str(port), "-n", str(n),
+                "--symbols", ",".join(symbols), "--per-client", str(per_client),
+                "--engine", "raw", "--duration", str(20 * 86400)]  # until stop() (SIGTERM: it reports); ms fit an int
+        with open(self.json_path, "wb") as so, open(os.path.join(out, "watchers.log"), "ab") as se:
+            self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
+                                      start_new_session=True)
+
+    def stop(self):
+        """{watchers.*: ...} from kp-wsload's summary line."""
+        rc = self.p.poll()
+        left_early = rc is not None  # it ended before the run did: its clients were not there
+        if rc is None:
+            self.p.terminate()
+            try:
+                rc = self.p.wait(60)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                rc = self.p.wait()
+        try:
+            with open(self.json_path) as f:
+                summary = json.loads(f.read().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError) as e:
+            log(f"watchers: no summary ({e}), exit {rc}")
+            summary = {}
+        out = {f"watchers.{k}": summary.get(k) for k in ("clients", "connected", "failed", "closed", "messages",
+                                                          "klines")}
+        out["watchers.exit"] = rc
+        out["watchers.left_early"] = left_early
+        return out
+
+    def clean(self, counters):
+        """Every client stayed connected and got updates; the client itself exited 0."""
+        c = {k[len("watchers."):]: v for k, v in counters.items() if k.startswith("watchers.")}
+        return (c.get("exit") == 0 and not c.get("left_early") and c.get("connected") == self.n
+                and c.get("failed") == 0
+                and c.get("closed") == 0 and (c.get("klines") or 0) > 0)
+
+
 class Campaign:
     def __init__(self, args, env):
         self.a, self.env = args, env
@@ -523,6 +569,20 @@ class Campaign:
             p.argv = saved
         if self.a.watch_page:
             self.page = PageWatch("127.0.0.1", self.st_port, self.symbols)
+        if self.a.watchers:
+            self.wait_listening(self.st_port)
+            self.watchers = Watchers(self.env, self.st_port, self.symbols, self.a.watchers,
+                                     self.a.watcher_symbols, self.out)
+
+    def wait_listening(self, port, secs=30):
+        """A program started a moment ago answers on /metrics (its listener is up)."""
+        for _ in range(int(secs * 5)):
+            try:
+                http_get(f"http://127.0.0.1:{port}/metrics", 2)
+                return
+            except (OSError, ValueError):
+                time.sleep(0.2)
+        raise RuntimeError(f"nothing answers on 127.0.0.1:{port} after {secs} s")
 
     # ------------------------------------------------------------ faults
 
@@ -986,6 +1046,8 @@ class Campaign:
                 out[f"{name}.{k}"] = int(float(m.group(1))) if m else None
         if getattr(self, "page", None):
             out.update(self.page.stop())
+        if getattr(self, "watchers", None):
+            out.update(self.watchers.stop())
         return out
 
     # ------------------------------------------------------------ truth
@@ -1263,6 +1325,12 @@ def report(c, res, ex):
     lines.append(f"- rows from REST backfill: {res['from_rest']} (trade ids -1: REST does not return them)")
     lines.append(f"- consumer lag at the end: {c.final_lag}; aggregator --once exit {c.agg_once_rc}; "
                  f"streamer behind at the end: {res['streamer_stale']} symbols")
+    if getattr(c, "watchers", None):
+        w = {k[len("watchers."):]: v for k, v in c.counters.items() if k.startswith("watchers.")}
+        lines.append(f"- watchers (kp-wsload, {a.watcher_symbols} symbols each): {w.get('connected')} of "
+                     f"{w.get('clients')} connected, {w.get('failed')} failed, {w.get('closed')} closed by the "
+                     f"server, {w.get('messages')} messages with {w.get('klines')} klines, exit {w.get('exit')}"
+                     f" ({'clean' if c.watchers.clean(c.counters) else 'NOT clean'})")
     lines.append(f"- unexpected exits: {crashes if crashes else 'none'}; exit codes at stop: {c.exit_codes}")
     fatal = {n: p.fatal_restarts for n, p in c.procs.items() if p.fatal_restarts}
     lines.append(f"- exits 1 on a librdkafka fatal error, restarted as a supervisor would: "
@@ -1318,6 +1386,8 @@ def report(c, res, ex):
             "kafka_missing", "streamer_stale", "expired_left"]
     ok = all(res[k] == 0 for k in zero) and res["expected"] > 0 and not crashes and c.final_lag == 0
     ok = ok and res["rejected_rows"] == bad_sent
+    if getattr(c, "watchers", None):
+        ok = ok and c.watchers.clean(c.counters)
     return ok
 
 
@@ -1348,6 +1418,11 @@ def main():
                     help="environment of the producers (e.g. the test hook KP_TEST_KAFKA_FATAL=N,M)")
     ap.add_argument("--watch-page", action="store_true",
                     help="a WebSocket client follows every symbol all run and counts bars pushed twice")
+    ap.add_argument("--watchers", type=int, default=0, metavar="N",
+                    help="N kp-wsload clients stay on the streamer all run (--faults none only): none may be "
+                         "closed or fail, all must get updates")
+    ap.add_argument("--watcher-symbols", type=int, default=5, metavar="K",
+                    help="--watchers: symbols each client follows (default 5)")
     ap.add_argument("--cluster", action="store_true",
                     help="against the 3-node KRaft harness: RF 3, producer and streamer pairs, "
                          "--inserters in one group, the cluster faults [KP_FAULTS_CLUSTER=1]")
@@ -1372,6 +1447,8 @@ def main():
         a.out = os.path.join(os.environ.get("KP_OUT", "/tmp"),
                              f"faults-{a.seed}-{time.strftime('%H%M%S')}")
     a.cluster = a.cluster or os.environ.get("KP_FAULTS_CLUSTER") == "1"
+    if a.watchers and a.faults != "none":
+        ap.error("--watchers needs --faults none: a killed streamer closes every watcher")
     env = Env()
     if a.cluster and env.nodes != 3:
         die(f"--cluster needs the 3-node harness (KP_KAFKA_NODES={env.nodes}): "

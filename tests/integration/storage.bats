@@ -105,6 +105,32 @@ hour_ago() { echo $(( ($(date +%s) / 3600 - $1) * 3600 * 1000 )); }
 	[ "$(kp_psql "$db" "select count(*) from kline_1s where open_time < to_timestamp($t0 / 1000.0 + 3 * 3600)")" = 0 ]
 }
 
+@test "storage: retention detaches a partition before dropping it; one left detached by a stopped run goes next time" {
+	db=$(kp_db_new)
+	t0=$(hour_ago 6)
+	"$INS_GEN" --symbols 4 --seconds 10800 --start "$t0" --seed 8 | "$INS" -i - -d "$db" --batch-rows 400 2>/dev/null
+	[ "$(ins_count "$db")" = 43200 ]
+	run --separate-stderr "$AGG" --once -d "$db" -i 1m
+	[ "$status" -eq 0 ]
+	# the state a run leaves when it stops between DETACH and DROP: hour 1 detached, still
+	# on disk; and a table an operator detached by hand, for an hour that is not expired
+	first=$(date -u -d "@$((t0 / 1000))" +%Y%m%d%H)
+	next=$(date -u -d "@$(( ($(date +%s) / 3600 + 1) * 3600 ))" +%Y%m%d%H)
+	kp_psql "$db" "alter table kline_1s detach partition kline_1s_p$first;
+		alter table kline_1s detach partition kline_1s_p$next" >/dev/null
+	[ "$(ins_count "$db")" = 28800 ]
+	run --separate-stderr "$AGG" --once -d "$db" -i 1m --retain 1s=1h
+	echo "$stderr" | grep retention
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"dropping kline_1s_p$first, detached by an earlier run"* ]]
+	[[ $stderr == *"2 partitions detached in "*" ms (rows gone), 3 dropped in "*" ms (files released)"* ]]
+	[ "$(kp_psql "$db" "select count(*) from pg_class where relname = 'kline_1s_p$first'")" = 0 ]
+	[ "$(ins_count "$db")" = 0 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1m")" = 720 ]
+	# the operator's table is not retention's to drop
+	[ "$(kp_psql "$db" "select relispartition from pg_class where relname = 'kline_1s_p$next'")" = f ]
+}
+
 @test "storage: compaction is decided by the aggregator's clock (KP_TEST_CLOCK), once per partition" {
 	db=$(kp_db_new)
 	# 2 h of 10 symbols two days ahead of the wall clock, as an accelerated sim makes them;

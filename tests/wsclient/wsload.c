@@ -267,7 +267,7 @@ static void wl_window(int64_t now)
     wl.t_measure = now + wl.warmup * 1000;
     if (wl.grace >= 0)
         wl.t_measure = (wl.t_measure / 1000 + 1) * 1000 + 500;
-    wl.t_end = wl.t_measure + wl.duration * 1000;
+    wl.t_end = wl.t_measure + (int64_t)wl.duration * 1000;
     fprintf(stderr, "kp-wsload: %d connected, %d failed in %lld ms\n", wl.connected, wl.failed,
             (long long)(now - wl.t_start));
 }
