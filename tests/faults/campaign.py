@@ -393,7 +393,7 @@ class Watchers:
         self.json_path = os.path.join(out, "watchers.json")
         argv = [os.path.join(env.tbin, "kp-wsload"), "--port", str(port), "-n", str(n),
                 "--symbols", ",".join(symbols), "--per-client", str(per_client),
-                "--engine", "raw", "--duration", str(20 * 86400)]  # until stop() (SIGTERM: it reports); ms fit an int
+                "--engine", "lws", "--duration", str(20 * 86400)]  # lws answers the server's pings; until stop()
         with open(self.json_path, "wb") as so, open(os.path.join(out, "watchers.log"), "ab") as se:
             self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
                                       start_new_session=True)
