@@ -67,18 +67,17 @@ fill() { # DB HOURS
 }
 
 # p50 and p99 (ms) of curl's time_total for REQ requests of URL_PREFIX&symbol=...
+api_get() { # PORT INTERVAL FROM_MS TO_MS SYMBOL_NO [CURL_ARGS...]
+	local port=$1 iv=$2 from=$3 to=$4 sym; sym=T$(printf %04d "$5")USDT
+	shift 5
+	curl -fsS -o /dev/null "$@" "http://127.0.0.1:$port/api/klines?symbol=$sym&interval=$iv&from=$from&to=$to&limit=5000"
+}
 api_p() { # PORT INTERVAL FROM_MS TO_MS
-	local i sym
+	local i
 	# Warm-up, not counted: the fill's VACUUM read the whole table through the page cache,
 	# so the newest hour may be out of it, which it never is under a running inserter.
-	for ((i = 0; i < WARM; i++)); do
-		curl -fsS -o /dev/null "http://127.0.0.1:$1/api/klines?symbol=T$(printf %04d $((i * 13 % S)))USDT&interval=$2&from=$3&to=$4&limit=5000"
-	done
-	for ((i = 0; i < REQ; i++)); do
-		sym=T$(printf %04d $((i * 7 % S)))USDT
-		curl -fsS -o /dev/null -w '%{time_total}\n' \
-			"http://127.0.0.1:$1/api/klines?symbol=$sym&interval=$2&from=$3&to=$4&limit=5000"
-	done | sort -n | awk '{ v[NR] = $1 * 1000 } END { printf "%.1f %.1f", v[int(NR * 0.5)], v[int(NR * 0.99)] }'
+	for ((i = 0; i < WARM; i++)); do api_get "$@" $((i * 13 % S)); done
+	for ((i = 0; i < REQ; i++)); do api_get "$@" $((i * 7 % S)) -w '%{time_total}\n'; done | sort -n | awk '{ v[NR] = $1 * 1000 } END { printf "%.1f %.1f", v[int(NR * 0.5)], v[int(NR * 0.99)] }'
 }
 
 # From the aggregator's retention line: ms the partitions took to detach (the rows are

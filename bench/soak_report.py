@@ -116,16 +116,12 @@ def md(rows, res, s, run):
 
 
 def watchers(res):
-    """kp-wsload's summary of the clients left on the streamer all run, or None."""
-    c = res.get("counters") or {}
-    w = {k[len("watchers."):]: v for k, v in c.items() if k.startswith("watchers.")}
-    return w or None
+    """campaign.py's account of the clients left on the streamer all run (with "clean"), or None."""
+    return res.get("watchers")
 
 
 def watchers_clean(w):
-    return (w is None or (w.get("exit") == 0 and not w.get("left_early") and w.get("failed") == 0
-                          and w.get("closed") == 0
-                          and w.get("connected") == w.get("clients") and (w.get("klines") or 0) > 0))
+    return w is None or bool(w.get("clean"))
 
 
 def watchers_lines(res):

@@ -390,6 +390,7 @@ class Watchers:
 
     def __init__(self, env, port, symbols, n, per_client, out):
         self.n = n
+        self.result = {"clean": False}  # filled by stop()
         self.json_path = os.path.join(out, "watchers.json")
         argv = [os.path.join(env.tbin, "kp-wsload"), "--port", str(port), "-n", str(n),
                 "--symbols", ",".join(symbols), "--per-client", str(per_client),
@@ -399,7 +400,7 @@ class Watchers:
                                       start_new_session=True)
 
     def stop(self):
-        """{watchers.*: ...} from kp-wsload's summary line."""
+        """{watchers.*: ...}: kp-wsload's summary line and whether it is clean."""
         rc = self.p.poll()
         left_early = rc is not None  # it ended before the run did: its clients were not there
         if rc is None:
@@ -415,18 +416,13 @@ class Watchers:
         except (OSError, ValueError, IndexError) as e:
             log(f"watchers: no summary ({e}), exit {rc}")
             summary = {}
-        out = {f"watchers.{k}": summary.get(k) for k in ("clients", "connected", "failed", "closed", "messages",
-                                                          "klines")}
-        out["watchers.exit"] = rc
-        out["watchers.left_early"] = left_early
-        return out
-
-    def clean(self, counters):
-        """Every client stayed connected and got updates; the client itself exited 0."""
-        c = {k[len("watchers."):]: v for k, v in counters.items() if k.startswith("watchers.")}
-        return (c.get("exit") == 0 and not c.get("left_early") and c.get("connected") == self.n
-                and c.get("failed") == 0
-                and c.get("closed") == 0 and (c.get("klines") or 0) > 0)
+        w = {k: summary.get(k) for k in ("clients", "connected", "failed", "closed", "messages", "klines")}
+        w.update(exit=rc, left_early=left_early)
+        # every client stayed connected and got updates; the client itself exited 0
+        w["clean"] = (rc == 0 and not left_early and w["connected"] == self.n and w["failed"] == 0
+                      and w["closed"] == 0 and (w["klines"] or 0) > 0)
+        self.result = w  # the report's line and result.json's "watchers" (soak_report.py)
+        return {f"watchers.{k}": v for k, v in w.items()}
 
 
 class Campaign:
@@ -1326,11 +1322,11 @@ def report(c, res, ex):
     lines.append(f"- consumer lag at the end: {c.final_lag}; aggregator --once exit {c.agg_once_rc}; "
                  f"streamer behind at the end: {res['streamer_stale']} symbols")
     if getattr(c, "watchers", None):
-        w = {k[len("watchers."):]: v for k, v in c.counters.items() if k.startswith("watchers.")}
+        w = c.watchers.result
         lines.append(f"- watchers (kp-wsload, {a.watcher_symbols} symbols each): {w.get('connected')} of "
                      f"{w.get('clients')} connected, {w.get('failed')} failed, {w.get('closed')} closed by the "
                      f"server, {w.get('messages')} messages with {w.get('klines')} klines, exit {w.get('exit')}"
-                     f" ({'clean' if c.watchers.clean(c.counters) else 'NOT clean'})")
+                     f" ({'clean' if w['clean'] else 'NOT clean'})")
     lines.append(f"- unexpected exits: {crashes if crashes else 'none'}; exit codes at stop: {c.exit_codes}")
     fatal = {n: p.fatal_restarts for n, p in c.procs.items() if p.fatal_restarts}
     lines.append(f"- exits 1 on a librdkafka fatal error, restarted as a supervisor would: "
@@ -1376,6 +1372,7 @@ def report(c, res, ex):
                    resources={n: {"cpu_s": round(p.cpu_total(), 1), "rss_max_kb": p.rss_max, "starts": p.starts}
                               for n, p in list(c.procs.items()) + [("kline-sim", c.sim)]},
                    backlog_series=c.backlog_series)
+    summary.update(watchers=c.watchers.result if getattr(c, "watchers", None) else None)
     summary.update(kafka_fatal_restarts={n: p.fatal_restarts for n, p in c.procs.items() if p.fatal_restarts})
     summary.update(seed=a.seed, cluster=a.cluster, events=c.events, injected=dict(inj), skipped=dict(c.skipped), crashes=crashes,
                    counters=getattr(c, "counters", {}), final_lag=c.final_lag, agg_once_rc=c.agg_once_rc, exit_codes=c.exit_codes,
@@ -1387,7 +1384,7 @@ def report(c, res, ex):
     ok = all(res[k] == 0 for k in zero) and res["expected"] > 0 and not crashes and c.final_lag == 0
     ok = ok and res["rejected_rows"] == bad_sent
     if getattr(c, "watchers", None):
-        ok = ok and c.watchers.clean(c.counters)
+        ok = ok and c.watchers.result["clean"]
     return ok
 
 
