@@ -74,8 +74,7 @@ api_get() { # PORT INTERVAL FROM_MS TO_MS SYMBOL_NO [CURL_ARGS...]
 }
 api_p() { # PORT INTERVAL FROM_MS TO_MS
 	local i
-	# Warm-up, not counted: the fill's VACUUM read the whole table through the page cache,
-	# so the newest hour may be out of it, which it never is under a running inserter.
+	# Warm-up, not counted: the streamer's connections and PostgreSQL's plans and caches.
 	for ((i = 0; i < WARM; i++)); do api_get "$@" $((i * 13 % S)); done
 	for ((i = 0; i < REQ; i++)); do api_get "$@" $((i * 7 % S)) -w '%{time_total}\n'; done | sort -n | awk '{ v[NR] = $1 * 1000 } END { printf "%.1f %.1f", v[int(NR * 0.5)], v[int(NR * 0.99)] }'
 }
@@ -102,6 +101,13 @@ measure() { # HOURS → one line: rows ins_rps agg_ms m1_p50 m1_p99 s1_p50 s1_p9
 	local agg_ms=$(($(now_ms) - t0))
 	[[ $(psql "$d" -XAtqc "select count(*) from kline_1m where open_time >= to_timestamp($START)") == "$S" ]] ||
 		{ log "the new minute was not rolled up"; cat "$work/agg.log" >&2; exit 1; }
+	# Under a running inserter the newest hour and the day of 1m bars are in the page cache;
+	# after the fill they may not be: at 24 h the table is larger than this machine's RAM,
+	# and the fill's VACUUM read all of it last. Read them back into the OS cache.
+	local newest; newest=kline_1s_p$(date -u -d "@$((START - 3600))" +%Y%m%d%H)
+	psql "$d" -XAtq -v ON_ERROR_STOP=1 -c "create extension if not exists pg_prewarm" \
+		-c "select sum(pg_prewarm(oid, 'read')) from pg_class where relkind in ('r', 'i')
+		    and (relname like '${newest}%' or relname like 'kline_1m%')" >/dev/null
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	"$BIN/kline-streamer" -i /dev/null -d "$d" --listen "127.0.0.1:$port" --stats-interval 0 --log-level warn 2>"$work/st.log" &
 	st_pid=$!
@@ -151,4 +157,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "-" || a == "-" || b == 0) p
 	echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	pgdata=$(psql "$DATABASE_URL" -XAtqc "show data_directory" 2>/dev/null || true)
 	[[ -n $pgdata ]] && echo "database file system: $(findmnt -no FSTYPE,OPTIONS -T "$pgdata" 2>/dev/null)"
+	# PostgreSQL sends each /api answer (~1.5 MB for 1s x 1 h) over loopback TCP: with BBR,
+	# ~1 % of them wait 60-90 ms in the sender's kernel after PostgreSQL has written them
+	# (docs/operations.md), which decides the p99 whatever the table size.
+	echo "TCP congestion control: $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)$(ip route show table local 127.0.0.0/8 2>/dev/null | grep -o ' congctl [a-z]*' || true)"
 } | tee -a "${KP_BENCH_OUT:-/dev/null}"
