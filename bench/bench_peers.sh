@@ -293,7 +293,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "time the server's threads were runnable but not running, summed over threads, % of the window"
 	echo "(/proc/PID/task/*/schedstat: how much the shared machine held it back)."
 	echo "Load average (1/5/15 min) at start: $load_start; at end: $load_end."
-	echo "TCP congestion control: $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown) (docs/operations.md: BBR holds back some bursts)."
+	echo "TCP congestion control: $(tcp_cc) (docs/operations.md: BBR holds back some bursts)."
 	echo
 	echo "| workload | p50 ms | p99 ms | server CPU % | server RSS MB | delivered % | client CPU % | server run-queue wait % |"
 	echo "|---|---|---|---|---|---|---|---|"

@@ -157,8 +157,4 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "-" || a == "-" || b == 0) p
 	echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	pgdata=$(psql "$DATABASE_URL" -XAtqc "show data_directory" 2>/dev/null || true)
 	[[ -n $pgdata ]] && echo "database file system: $(findmnt -no FSTYPE,OPTIONS -T "$pgdata" 2>/dev/null)"
-	# PostgreSQL sends each /api answer (~1.5 MB for 1s x 1 h) over loopback TCP: with BBR,
-	# ~1 % of them wait 60-90 ms in the sender's kernel after PostgreSQL has written them
-	# (docs/operations.md), which decides the p99 whatever the table size.
-	echo "TCP congestion control: $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)$(ip route show table local 127.0.0.0/8 2>/dev/null | grep -o ' congctl [a-z]*' || true)"
 } | tee -a "${KP_BENCH_OUT:-/dev/null}"

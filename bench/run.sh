@@ -11,6 +11,8 @@ if [[ -z ${DATABASE_URL:-} || -z ${KAFKA_BROKERS:-} ]]; then
     exec tests/harness/up -- "$0" "$@"
 fi
 export KP_BIN=${KP_BIN:-$PWD/bin} KP_TBIN=${KP_TBIN:-$PWD/build/release/tbin}
+# shellcheck source=bench/lib_proc.sh
+. bench/lib_proc.sh
 mkdir -p bench/results
 out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).md
 export KP_BENCH_OUT=$PWD/$out
@@ -18,7 +20,8 @@ export KP_BENCH_OUT=$PWD/$out
     echo "# klinepipe benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),"
-    echo "$(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(. /etc/os-release; echo "$PRETTY_NAME")."
+    echo "$(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(. /etc/os-release; echo "$PRETTY_NAME"),"
+    echo "TCP congestion control $(tcp_cc) (docs/operations.md)."
     echo
 } > "$out"
 cat "$out"
