@@ -41,11 +41,17 @@ static const char agg_sql_arch_first[] =
     "SELECT (extract(epoch FROM min(open_time)) * 1000)::bigint FROM kline_1s"
     " WHERE symbol = $1 AND open_time >= to_timestamp($2::bigint / 1000.0)"
     "   AND open_time < to_timestamp($3::bigint / 1000.0)";
-/* Distinct symbols by a loose index scan on the primary key (one probe per symbol). */
+/* Every symbol kline_1s may hold: the ids of kline_1s_lean (schema/012), and in an
+ * upgraded database the names in kline_1s_wide, by a loose index scan on its primary key
+ * (one probe per symbol). A symbol without rows in the range costs one probe
+ * (agg_arch_first). */
 static const char agg_sql_arch_symbols[] =
-    "WITH RECURSIVE s(sym) AS (SELECT min(symbol) FROM kline_1s"
-    "  UNION ALL SELECT (SELECT min(symbol) FROM kline_1s WHERE symbol > s.sym) FROM s"
-    "  WHERE s.sym IS NOT NULL) SELECT sym FROM s WHERE sym IS NOT NULL";
+    "SELECT symbol FROM kline_symbol ORDER BY 1";
+static const char agg_sql_arch_symbols_wide[] =
+    "WITH RECURSIVE s(sym) AS (SELECT min(symbol) FROM kline_1s_wide"
+    "  UNION ALL SELECT (SELECT min(symbol) FROM kline_1s_wide WHERE symbol > s.sym) FROM s"
+    "  WHERE s.sym IS NOT NULL)"
+    " SELECT sym FROM s WHERE sym IS NOT NULL UNION SELECT symbol FROM kline_symbol ORDER BY 1";
 
 /* The table side of a merge: the current chunk and the next row in it. */
 struct agg_arch_src {
@@ -353,7 +359,11 @@ int agg_archive_range(PGconn *c, long long from_ms, long long to_ms, const char 
         return 0;
     if (agg_arch_mkdir(dir, errbuf, errlen) < 0)
         return -1;
-    PGresult *r = pgx_query(c, agg_sql_arch_symbols, 0, NULL, err, sizeof err);
+    int wide = pgx_relation_exists(c, "kline_1s_wide");
+    if (wide < 0)
+        return snprintf(errbuf, errlen, "archive: is there a kline_1s_wide?"), -1;
+    PGresult *r = pgx_query(c, wide ? agg_sql_arch_symbols_wide : agg_sql_arch_symbols, 0, NULL,
+                            err, sizeof err);
     if (!r)
         return snprintf(errbuf, errlen, "archive: symbols of kline_1s: %s", err), -1;
     int rc = 0;

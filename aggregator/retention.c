@@ -1,8 +1,8 @@
 /* retention.c — --retain: old 1s data goes by dropping whole hourly partitions of
  * kline_1s (schema/010): no row is deleted one by one, so there are no dead tuples and no
  * vacuum work, and a day of 2,000 symbols goes in a few statements. Everything else
- * (the rollup tables, the compact checkpoints, and kline_1s_legacy / kline_1s_default,
- * the two partitions that are not hourly) is deleted in short transactions of at most
+ * (the rollup tables, the compact checkpoints, and kline_1s_default / kline_1s_wide_default
+ * / kline_1s_legacy, the partitions that are not hourly) is deleted in short transactions of at most
  * retain_batch rows, oldest first, by primary-key range.
  *
  * Data is only dropped when nothing still needs it:
@@ -26,20 +26,22 @@
 
 #define AGG_DROP_LOCK_TIMEOUT_MS 5000
 
-/* %1$s table, %2$s per-symbol guard expression (a timestamptz or NULL) — both from fixed
- * strings. $1 name, $2 cut-off (epoch ms), $3 batch size, $4 last consumed checkpoint id. */
+/* %1$s table, %2$s per-symbol guard expression (a timestamptz or NULL), %3$s the table's
+ * symbol key: symbol, or symbol_id for kline_1s_default (a kline_1s_lean partition) —
+ * all from fixed strings. $1 name, $2 cut-off (epoch ms), $3 batch size, $4 last consumed
+ * checkpoint id. */
 static const char agg_sql_retain_fmt[] =
     "WITH lim AS ("
-    "  SELECT w.symbol, least(to_timestamp($2::bigint / 1000.0), %2$s) AS bound"
-    "  FROM aggregator_watermark w WHERE w.name = $1"
+    "  SELECT w.symbol, y.id AS symbol_id, least(to_timestamp($2::bigint / 1000.0), %2$s) AS bound"
+    "  FROM aggregator_watermark w LEFT JOIN kline_symbol y ON y.symbol = w.symbol WHERE w.name = $1"
     "), victims AS ("
-    "  SELECT v.symbol, v.open_time FROM lim CROSS JOIN LATERAL ("
-    "    SELECT k.symbol, k.open_time FROM %1$s k"
-    "    WHERE k.symbol = lim.symbol AND k.open_time < lim.bound"
+    "  SELECT v.%3$s, v.open_time FROM lim CROSS JOIN LATERAL ("
+    "    SELECT k.%3$s, k.open_time FROM %1$s k"
+    "    WHERE k.%3$s = lim.%3$s AND k.open_time < lim.bound"
     "    ORDER BY k.open_time LIMIT $3::int) v"
     "  LIMIT $3::int"
     ")"
-    "DELETE FROM %1$s k USING victims v WHERE k.symbol = v.symbol AND k.open_time = v.open_time";
+    "DELETE FROM %1$s k USING victims v WHERE k.%3$s = v.%3$s AND k.open_time = v.open_time";
 
 static const char agg_guard_1s[] =
     "(SELECT min(p.bucket) FROM aggregator_pending p WHERE p.name = $1 AND p.interval_s = 60"
@@ -60,7 +62,7 @@ static const char agg_sql_retain_checkpoint_fmt[] =
  * anything not yet rolled up: the oldest pending 1m bucket of this aggregator ($2 name)
  * and the oldest checkpoint after the last one it consumed ($3). */
 static const char agg_sql_droppable[] =
-    "SELECT name FROM kline_1s_partitions WHERE from_time + interval '1 hour' <= least("
+    "SELECT name, parent FROM kline_1s_partitions WHERE from_time + interval '1 hour' <= least("
     "  to_timestamp($1::bigint / 1000.0),"
     "  (SELECT min(bucket) FROM aggregator_pending WHERE name = $2 AND interval_s = 60),"
     "  (SELECT min(first_open_time) FROM checkpoint_ids WHERE id > $3::bigint))"
@@ -161,13 +163,14 @@ static int agg_drop_detached(PGconn *c, const char *name, struct agg_drop_times 
  * reader from stalling every writer queued behind the lock: the partition then goes in a
  * later run. A stop between the two steps leaves a detached table, which the next run
  * drops (agg_sql_detached). 1 dropped, 0 skipped, -1 error. */
-static int agg_drop_partition(PGconn *c, const char *name, struct agg_drop_times *t,
-                              char *errbuf, size_t errlen)
+static int agg_drop_partition(PGconn *c, const char *name, const char *parent,
+                              struct agg_drop_times *t, char *errbuf, size_t errlen)
 {
     char sql[256], err[512];
     int64_t t0 = cfg_mono_ms();
     snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = '%d ms';"
-             " ALTER TABLE kline_1s DETACH PARTITION \"%s\"; COMMIT", AGG_DROP_LOCK_TIMEOUT_MS, name);
+             " ALTER TABLE %s DETACH PARTITION \"%s\"; COMMIT", AGG_DROP_LOCK_TIMEOUT_MS, parent,
+             name);
     if (pgx_exec(c, sql, err, sizeof err) < 0) {
         if (pgx_is_broken(c)) {
             snprintf(errbuf, errlen, "retention: detach %s: %s", name, err);
@@ -221,7 +224,7 @@ static int agg_retain_partitions(PGconn *c, const struct agg_config *cfg, const 
     }
     int rc = 0;
     for (int i = 0; rc >= 0 && i < PQntuples(r); i++) {
-        rc = agg_drop_partition(c, PQgetvalue(r, i, 0), &t, errbuf, errlen);
+        rc = agg_drop_partition(c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &t, errbuf, errlen);
         if (rc > 0)
             atomic_fetch_add_explicit(&agg_stats.retention_partitions, 1, memory_order_relaxed);
     }
@@ -239,7 +242,9 @@ static int agg_retain_rows(PGconn *c, const struct agg_config *cfg, const char *
                            char *errbuf, size_t errlen)
 {
     char sql[4096];
-    snprintf(sql, sizeof sql, agg_sql_retain_fmt, table, guard);
+    /* kline_1s_default is the lean parent's: the symbol is its id there */
+    const char *key = strcmp(table, "kline_1s_default") == 0 ? "symbol_id" : "symbol";
+    snprintf(sql, sizeof sql, agg_sql_retain_fmt, table, guard, key);
     /* Only the parameters the statement mentions may be sent. */
     int np = guard == agg_guard_1s ? 4 : 3;
     return agg_retain_batches(c, sql, np, params, table, cfg->retain_batch, budget, errbuf, errlen);
@@ -250,10 +255,11 @@ static int agg_retain_rows(PGconn *c, const struct agg_config *cfg, const char *
 static int agg_retain_1s(PGconn *c, const struct agg_config *cfg, const char *const *params,
                          int archived, int *budget, char *errbuf, size_t errlen)
 {
-    static const char *const rowwise[] = { "kline_1s_default", "kline_1s_legacy" };
+    static const char *const rowwise[] = { "kline_1s_default", "kline_1s_wide_default",
+                                           "kline_1s_legacy" };
     static const char *const cptables[] = { "checkpoint_batch", "checkpoint_legacy" };
     int rc = agg_retain_partitions(c, cfg, params[1], params[3], errbuf, errlen);
-    for (size_t i = 0; rc == 0 && i < 2; i++)
+    for (size_t i = 0; rc == 0 && i < sizeof rowwise / sizeof rowwise[0]; i++)
         if (pgx_relation_exists(c, rowwise[i]) == 1)
             rc = agg_retain_rows(c, cfg, rowwise[i], agg_guard_1s, params, budget, errbuf, errlen);
     if (rc == 0 && archived)

@@ -122,10 +122,10 @@ total=0
 	for t in $tables; do table_row "$t"; done
 	echo "| **all-in** | | | | **$(per $total)** |"
 	echo
-	tuple=$(q "select round(avg(pg_column_size(k.*)), 1) from kline_1s k")
+	tuple=$(q "select round(avg(pg_column_size(k.*)), 1) from kline_1s_lean k")
 	echo "| per kline | bytes |"
 	echo "|---|---|"
-	echo "| kline_1s tuple (pg_column_size of the row) | $tuple |"
+	echo "| kline_1s_lean tuple (pg_column_size of the row) | $tuple |"
 	echo "| baseline: canonical NDJSON record | $(per "$ndjson_b") |"
 	echo "| baseline: data.binance.vision CSV, gzip -6 (the cold archive) | $(per "$csvgz_b") |"
 	echo "| → a day of 2,000 symbols all-in | $(awk -v b="$total" -v n="$n" 'BEGIN { printf "%.1f GB", b / n * 172.8e6 / 1e9 }') |"
@@ -151,7 +151,7 @@ old_row() { # TABLE → bytes per kline (heap + TOAST + indexes)
 	awk -v b="$(oq "select pg_table_size('$1') + pg_indexes_size('$1')")" -v n="$n" 'BEGIN { printf "%.1f", b / n }'
 }
 new_1s=$(per "$(q "select sum(pg_table_size(c) + pg_indexes_size(c)) from (select inhrelid c from pg_inherits
-	where inhparent = 'kline_1s'::regclass) x")")
+	where inhparent = 'kline_1s_lean'::regclass) x")")
 new_cp=$(per "$(q "select pg_table_size('checkpoint_batch') + pg_indexes_size('checkpoint_batch')
 	+ pg_table_size('kline_symbol') + pg_indexes_size('kline_symbol')")")
 old_1s=$(old_row kline_1s) old_cp=$(old_row checkpoint)
@@ -161,9 +161,9 @@ for _ in $(seq "$nparts"); do "$BIN/kline-aggregator" --once -d "$DB" --compact-
 [[ $(q "select count(*) from kline_1s_compacted") -ge "$nparts" ]] || { log "compaction incomplete"; cat "$work/compact.log" >&2; exit 1; }
 q "vacuum analyze" >/dev/null
 cmp_1s=$(per "$(q "select sum(pg_table_size(c) + pg_indexes_size(c)) from (select inhrelid c from pg_inherits
-	where inhparent = 'kline_1s'::regclass) x")")
+	where inhparent = 'kline_1s_lean'::regclass) x")")
 cmp_pk=$(per "$(q "select sum(pg_indexes_size(c)) from (select inhrelid c from pg_inherits
-	where inhparent = 'kline_1s'::regclass) x")")
+	where inhparent = 'kline_1s_lean'::regclass) x")")
 rollups=$(per "$(q "select sum(pg_table_size(c) + pg_indexes_size(c)) from unnest(array['kline_1m','kline_5m',
 	'kline_15m','kline_1h','kline_4h','kline_1d']::regclass[]) c")")
 {
@@ -195,7 +195,7 @@ echo "retention (\`--retain 1s=1h\`) of $n rows: $((r1 - r0)) ms, $left left, n_
 
 # The in-place upgrade of a database of the previous release (docs/storage.md, Upgrading):
 # BENCH_STORAGE_UPGRADE_ROWS (default 10 M, 0 = skip) rows in the old layout, then the new
-# inserter's first start, which applies 007-011.
+# inserter's first start, which applies 007-012.
 U=${BENCH_STORAGE_UPGRADE_ROWS:-10000000}
 if ((U > 0)); then
 	log "upgrade: $U rows in the previous release's layout"
@@ -214,9 +214,9 @@ if ((U > 0)); then
 	u0=$(date +%s%3N)
 	"$BIN/kline-inserter" -i /dev/null -d "$odb" 2>"$work/upgrade.log"
 	u1=$(date +%s%3N)
-	[[ $(oq "select relkind from pg_class where relname = 'kline_1s'") == p &&
+	[[ $(oq "select relkind from pg_class where relname = 'kline_1s'") == v &&
 	   $(oq "select count(*) from kline_1s") == "$U" ]] || { log "upgrade failed"; cat "$work/upgrade.log" >&2; exit 1; }
-	echo "upgrade in place (migrations 007-011) of $U rows: $((u1 - u0)) ms," \
+	echo "upgrade in place (migrations 007-012) of $U rows: $((u1 - u0)) ms," \
 	     "$(awk -v ms=$((u1 - u0)) -v u="$U" 'BEGIN { printf "%.1f s per 10 M rows", ms / u * 1e7 / 1000 }')" \
 	     "(the scan of 009 under SHARE UPDATE EXCLUSIVE; every other step is a catalogue change)." |
 		tee -a "${KP_BENCH_OUT:-/dev/null}"

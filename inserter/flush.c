@@ -11,6 +11,7 @@
 #include "cfg.h"
 #include "log.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,18 +23,40 @@
 static int64_t flush_down_since_ms, flush_reminded_ms;
 static long long flush_attempts;
 
+/* kline_1s derives close_time and last_trade_id and keeps trades and the event time in
+ * 32 bits (schema/011, 012), so a 1s record those cannot give back exactly cannot be
+ * stored as it came: it is rejected (and kept in `rejected`). */
+static bool ins_storable(const kline_t *k, char *why, size_t whylen)
+{
+    int64_t last = -1;
+    if (k->first_trade_id >= 0 && __builtin_add_overflow(k->first_trade_id, k->trades - 1, &last))
+        last = INT64_MIN; /* matches no last_trade_id: rejected below */
+    if (k->close_time != k->open_time + 999)
+        snprintf(why, whylen, "close_time %lld: a 1s kline ends at open_time + 999 ms",
+                 (long long)k->close_time);
+    else if (k->trades > INT32_MAX)
+        snprintf(why, whylen, "trades %lld: more than 2^31 in one second", (long long)k->trades);
+    else if (k->last_trade_id != last)
+        snprintf(why, whylen, "last_trade_id %lld: not first_trade_id + trades - 1 (or -1 when"
+                 " first_trade_id is -1)", (long long)k->last_trade_id);
+    else if (k->event_time > 0 && (k->event_time - k->open_time > INT32_MAX ||
+                                   k->event_time - k->open_time < INT32_MIN))
+        snprintf(why, whylen, "event_time %lld: more than 24 days from open_time",
+                 (long long)k->event_time);
+    else
+        return true;
+    return false;
+}
+
 int ins_take(ins_app_t *app, const char *buf, size_t len, ins_origin_fn origin_fn,
              const void *origin_ctx, int topic, int32_t part, int64_t off, int64_t ts_ms)
 {
     kline_t k;
     char why[256], origin[600];
     if (kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
-        /* kline_1s derives close_time (open_time + 999 ms) instead of storing it, so a
-         * record that says otherwise cannot be stored as it came: it is rejected. */
-        if (strcmp(k.interval, "1s") == 0 && k.close_time != k.open_time + 999)
-            snprintf(why, sizeof why, "close_time %lld: a 1s kline ends at open_time + 999 ms",
-                     (long long)k.close_time);
-        else if (strcmp(k.interval, "1s") == 0) {
+        if (strcmp(k.interval, "1s") == 0 && !ins_storable(&k, why, sizeof why)) {
+            /* why says what */
+        } else if (strcmp(k.interval, "1s") == 0) {
             /* The aggregator rolls a minute up once its last second is committed, so
              * that second is not held for --flush-ms. Live data only (ended less than
              * FLUSH_LIVE_MS ago): in a backlog every poll meets a :59 and batches must

@@ -140,7 +140,9 @@ typedef struct ins_store {
     PGconn *conn;          /* owned; NULL while disconnected */
     int op_timeout_ms;
     bool ever_connected;
-    bool direct_ok;        /* try COPY straight into kline_1s first (see store.c) */
+    bool direct_ok;        /* try COPY straight into kline_1s_lean first (see store.c) */
+    bool has_wide;         /* an upgraded database: kline_1s_wide holds hours before wide_cut_ms */
+    int64_t wide_cut_ms;
 } ins_store_t;
 
 typedef struct ins_result {
@@ -169,6 +171,15 @@ void ins_store_close(ins_store_t *s);
  * failure is logged and the rows land in kline_1s_default. */
 int ins_partition_ensure(PGconn *c, const ins_batch_t *b, int64_t deadline, char *errbuf,
                          size_t errlen);
+
+/* ---- symbol_ids.c ---- */
+
+/* Makes sure every symbol of the batch has its kline_symbol id at hand (registering new
+ * ones). Runs outside a transaction. 0 / -1 (errbuf): the batch cannot be written yet. */
+int ins_symbols_ensure(PGconn *c, const ins_batch_t *b, int64_t deadline, char *errbuf,
+                       size_t errlen);
+/* The id of a symbol ins_symbols_ensure has seen, -1 for another. */
+int32_t ins_symbol_id(const char *name);
 
 /* ---- stats.c ---- */
 

@@ -4,14 +4,20 @@
  *   BEGIN
  *   COPY ins_rej FROM STDIN; INSERT INTO rejected ... WHERE NOT EXISTS <same origin, raw>
  *   COPY ins_stage FROM STDIN      -- the batch's klines, deduplicated (batch.c), sorted
- *   INSERT INTO kline_1s SELECT ... FROM ins_stage ON CONFLICT DO UPDATE ... WHERE
+ *   INSERT INTO kline_1s_lean SELECT ... FROM ins_stage ON CONFLICT DO UPDATE ... WHERE
  *     <incoming wins> RETURNING symbol, open_time, inserted?   -- the rows it changed
+ *     (and the same into kline_1s_wide for rows before its cut-off, in an upgraded
+ *     database: schema/012)
  *   SELECT pg_advisory_xact_lock(PGX_LOCK_CHECKPOINT)
  *   COPY checkpoint FROM STDIN     -- per (symbol, partition): what this transaction changed
  *   NOTIFY kline_checkpoint; COMMIT
  *
+ * kline_1s is a view (schema/012); the rows go to kline_1s_lean, the symbol as its id
+ * (symbol_ids.c), last_trade_id left out, closed and source in flags, the event time as
+ * an offset from open_time.
+ *
  * Fast path first: while batches are all new (live data, a first load), the rows are
- * COPYed straight into kline_1s under a savepoint instead of staging + upsert, which is
+ * COPYed straight into kline_1s_lean under a savepoint instead of staging + upsert, which is
  * about the cost of a plain COPY. A single existing key fails that COPY with
  * unique_violation: the savepoint is rolled back and the same transaction goes on with
  * the staging + upsert path above, and later batches use that path until one is all new
@@ -143,7 +149,7 @@ static int ins_store_copy(ins_store_t *s, const char *sql, int64_t deadline, cha
 
 static const char ins_store_setup_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS ins_stage ("
-    " symbol text, open_ms bigint, open numeric, high numeric, low numeric,"
+    " symbol text, sid integer, open_ms bigint, open numeric, high numeric, low numeric,"
     " close numeric, volume numeric, quote_volume numeric, trades bigint,"
     " taker_buy_volume numeric, taker_buy_quote_volume numeric, first_trade_id bigint,"
     " last_trade_id bigint, closed boolean, event_ms bigint, source text,"
@@ -155,6 +161,21 @@ static const char ins_store_setup_sql[] =
     " reason text, origin text)"
     " ON COMMIT DELETE ROWS";
 
+/* The cut-off of kline_1s_wide, the table an upgraded database keeps its old hours in
+ * (schema/012); a new database has none. */
+static int ins_store_wide_cut(ins_store_t *s, char *errbuf, size_t errlen)
+{
+    char err[512];
+    PGresult *r = pgx_query(s->conn, "SELECT (extract(epoch FROM max(cut)) * 1000)::bigint"
+                            " FROM kline_1s_wide_bound", 0, NULL, err, sizeof err);
+    if (!r)
+        return snprintf(errbuf, errlen, "session set-up: %s", err), -1;
+    s->has_wide = !PQgetisnull(r, 0, 0);
+    s->wide_cut_ms = s->has_wide ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return 0;
+}
+
 /* Connection-level set-up: the temporary tables live as long as the session. */
 static int ins_store_setup(ins_store_t *s, char *errbuf, size_t errlen)
 {
@@ -163,6 +184,8 @@ static int ins_store_setup(ins_store_t *s, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "session set-up: %s", err);
         return -1;
     }
+    if (ins_store_wide_cut(s, errbuf, errlen) < 0)
+        return -1;
     const char *app = PQparameterStatus(s->conn, "application_name");
     if ((!app || !*app) &&
         pgx_exec(s->conn, "SET application_name = '" INS_PROG "'", err, sizeof err) < 0) {
@@ -278,23 +301,38 @@ static void ins_store_put_ts(int64_t ms)
     ins_store_put(frac, 7);
 }
 
-/* A time column: timestamptz text for kline_1s itself, epoch ms for ins_stage. */
-static void ins_store_put_time(int64_t ms, bool direct)
+/* One row of COPY text for kline_1s_lean (the direct COPY, INS_STORE_LEAN_COLS). Every
+ * field passed kline_validate and ins_storable: no tab, newline or backslash to escape,
+ * trades and the event offset fit 32 bits, last_trade_id is derived. */
+static void ins_store_put_lean(const ins_row_t *r)
 {
-    if (direct)
-        ins_store_put_ts(ms);
+    const kline_t *k = &r->k;
+    const char *dec[] = { k->open, k->high, k->low, k->close, k->volume, k->quote_volume,
+                          k->taker_buy_volume, k->taker_buy_quote_volume };
+    ins_store_put_i64(ins_symbol_id(k->symbol)); ins_store_putc('\t');
+    ins_store_put_ts(k->open_time); ins_store_putc('\t');
+    for (size_t i = 0; i < sizeof dec / sizeof dec[0]; i++) {
+        ins_store_puts(dec[i]); ins_store_putc('\t');
+    }
+    ins_store_put_i64(k->trades); ins_store_putc('\t');
+    ins_store_put_i64(k->first_trade_id); ins_store_putc('\t');
+    ins_store_put_i64((k->closed ? 1 : 0) | 2 * (int)k->source); ins_store_putc('\t');
+    if (k->event_time <= 0)
+        ins_store_put("\\N", 2);
     else
-        ins_store_put_i64(ms);
+        ins_store_put_i64(k->event_time - k->open_time);
+    ins_store_putc('\n');
 }
 
-/* One row of COPY text. Every field passed kline_validate: no tab, newline or backslash
- * to escape. direct: for kline_1s; otherwise for ins_stage (with partition and offset). */
-static void ins_store_put_row(const ins_row_t *r, bool direct)
+/* One row of COPY text for ins_stage (the upsert path): every field as the record has it,
+ * times in epoch ms, with the symbol's id and the Kafka partition and offset. */
+static void ins_store_put_stage(const ins_row_t *r)
 {
     const kline_t *k = &r->k;
     const char *dec[] = { k->open, k->high, k->low, k->close, k->volume, k->quote_volume };
     ins_store_puts(k->symbol); ins_store_putc('\t');
-    ins_store_put_time(k->open_time, direct); ins_store_putc('\t');
+    ins_store_put_i64(ins_symbol_id(k->symbol)); ins_store_putc('\t');
+    ins_store_put_i64(k->open_time); ins_store_putc('\t');
     for (size_t i = 0; i < sizeof dec / sizeof dec[0]; i++) {
         ins_store_puts(dec[i]); ins_store_putc('\t');
     }
@@ -307,12 +345,10 @@ static void ins_store_put_row(const ins_row_t *r, bool direct)
     if (k->event_time <= 0)
         ins_store_put("\\N", 2);
     else
-        ins_store_put_time(k->event_time, direct);
+        ins_store_put_i64(k->event_time);
     ins_store_putc('\t');
     ins_store_puts(kline_source_name(k->source));
-    if (direct) {
-        ins_store_putc('\n');
-    } else if (r->part >= 0) {
+    if (r->part >= 0) {
         ins_store_putc('\t'); ins_store_put_i64(r->part);
         ins_store_putc('\t'); ins_store_put_i64(r->off); ins_store_putc('\n');
     } else {
@@ -320,7 +356,8 @@ static void ins_store_put_row(const ins_row_t *r, bool direct)
     }
 }
 
-/* COPY text of the batch's rows, sorted by (symbol, open_time): see ins_store_put_row. */
+/* COPY text of the batch's rows, sorted by (symbol, open_time): for kline_1s_lean (direct)
+ * or for ins_stage. */
 static int ins_store_build_rows(const ins_batch_t *b, bool direct)
 {
     /* 8 decimals of at most KLINE_DEC_MAX, the symbol, 8 integers, flags and tabs */
@@ -331,8 +368,12 @@ static int ins_store_build_rows(const ins_batch_t *b, bool direct)
     for (size_t i = 0; i < b->nrows; i++)
         ins_store_idx.p[i] = &b->rows[i];
     qsort(ins_store_idx.p, b->nrows, sizeof *ins_store_idx.p, ins_store_row_cmp);
-    for (size_t i = 0; i < b->nrows; i++)
-        ins_store_put_row(ins_store_idx.p[i], direct);
+    for (size_t i = 0; i < b->nrows; i++) {
+        if (direct)
+            ins_store_put_lean(ins_store_idx.p[i]);
+        else
+            ins_store_put_stage(ins_store_idx.p[i]);
+    }
     return 0;
 }
 
@@ -376,18 +417,56 @@ static int ins_store_build_rejects(const ins_batch_t *b)
 
 #define INS_STORE_TS(col) "'epoch'::timestamptz + " col " * interval '1 millisecond'"
 
-static const char ins_store_upsert_sql[] =
-    "INSERT INTO kline_1s AS k (symbol, open_time, open, high, low, close,"
+/* The upsert into kline_1s_lean; %s: nothing, or the condition that keeps the rows of
+ * kline_1s_wide's hours out (an upgraded database). */
+static const char ins_store_upsert_lean_fmt[] =
+    "WITH up AS (INSERT INTO kline_1s_lean AS k (symbol_id, open_time, open, high, low, close,"
+    "  volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,"
+    "  first_trade_id, flags, event_ms)"
+    " SELECT sid, " INS_STORE_TS("open_ms") ","
+    "  open, high, low, close,"
+    "  volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,"
+    "  first_trade_id, kp_kline_flags(closed, source), event_ms - open_ms"
+    /* no ORDER BY: ins_store_build_rows wrote the rows sorted by (symbol, open_time), which a
+     * scan of the fresh staging table returns as they are; concurrent inserters thus
+     * lock rows in one order, and the index sees each symbol's keys in a run */
+    " FROM ins_stage%s"
+    " ON CONFLICT (symbol_id, open_time) DO UPDATE SET"
+    "  open = EXCLUDED.open, high = EXCLUDED.high,"
+    "  low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume,"
+    "  quote_volume = EXCLUDED.quote_volume, trades = EXCLUDED.trades,"
+    "  taker_buy_volume = EXCLUDED.taker_buy_volume,"
+    "  taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume,"
+    "  first_trade_id = EXCLUDED.first_trade_id, flags = EXCLUDED.flags,"
+    "  event_ms = EXCLUDED.event_ms"
+    /* The incoming row wins when it closes a provisional row, or when it has the same
+     * closed flag and different market data. event_time and source are left out of the
+     * comparison: the same closed second from WS and from REST is the same kline.
+     * last_trade_id follows from first_trade_id and trades. */
+    " WHERE (EXCLUDED.flags & 1 = 1 AND k.flags & 1 = 0)"
+    "  OR (EXCLUDED.flags & 1 = k.flags & 1 AND"
+    "   (k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.trades,"
+    "    k.taker_buy_volume, k.taker_buy_quote_volume, k.first_trade_id)"
+    "   IS DISTINCT FROM"
+    "   (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,"
+    "    EXCLUDED.volume, EXCLUDED.quote_volume, EXCLUDED.trades, EXCLUDED.taker_buy_volume,"
+    "    EXCLUDED.taker_buy_quote_volume, EXCLUDED.first_trade_id))"
+    " RETURNING k.symbol_id, (extract(epoch FROM k.open_time) * 1000)::bigint AS ms,"
+    "  k.xmax = 0 AS fresh)"
+    /* the name, for the lookup in the batch (a subquery in RETURNING cannot sit beside
+     * the system column xmax) */
+    " SELECT y.symbol, up.ms, up.fresh FROM up JOIN kline_symbol y ON y.id = up.symbol_id";
+
+/* The same for the rows of kline_1s_wide's hours, in its old types; %lld: the cut-off. */
+static const char ins_store_upsert_wide_fmt[] =
+    "INSERT INTO kline_1s_wide AS k (symbol, open_time, open, high, low, close,"
     "  volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,"
     "  first_trade_id, last_trade_id, closed, event_time, source)"
     " SELECT symbol, " INS_STORE_TS("open_ms") ","
     "  open, high, low, close,"
     "  volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume,"
     "  first_trade_id, last_trade_id, closed, " INS_STORE_TS("event_ms") ", source"
-    /* no ORDER BY: ins_store_build_rows wrote the rows sorted by (symbol, open_time), which a
-     * scan of the fresh staging table returns as they are; concurrent inserters thus
-     * lock rows in one order, and the index sees each symbol's keys in a run */
-    " FROM ins_stage"
+    " FROM ins_stage WHERE open_ms < %lld"
     " ON CONFLICT (symbol, open_time) DO UPDATE SET"
     "  open = EXCLUDED.open, high = EXCLUDED.high,"
     "  low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume,"
@@ -396,9 +475,6 @@ static const char ins_store_upsert_sql[] =
     "  taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume,"
     "  first_trade_id = EXCLUDED.first_trade_id, last_trade_id = EXCLUDED.last_trade_id,"
     "  closed = EXCLUDED.closed, event_time = EXCLUDED.event_time, source = EXCLUDED.source"
-    /* The incoming row wins when it closes a provisional row, or when it has the same
-     * closed flag and different market data. event_time and source are left out of the
-     * comparison: the same closed second from WS and from REST is the same kline. */
     " WHERE (EXCLUDED.closed AND NOT k.closed)"
     "  OR (EXCLUDED.closed = k.closed AND"
     "   (k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.trades,"
@@ -434,14 +510,13 @@ static void ins_store_put_cp(const ins_row_t *first, const ins_row_t *last, int6
     }
 }
 
-/* The rows the upsert changed (its RETURNING rows), looked up in the batch, into
- * ins_store_idx.p[0..n). *inserted counts the new ones. */
-static int ins_store_changed_rows(const ins_batch_t *b, PGresult *r, long long *inserted,
-                                  char *errbuf, size_t errlen)
+/* The rows an upsert changed (its RETURNING rows), looked up in the batch, into
+ * ins_store_idx.p[base..base + n). *inserted counts the new ones. */
+static int ins_store_changed_rows(const ins_batch_t *b, PGresult *r, size_t base,
+                                  long long *inserted, char *errbuf, size_t errlen)
 {
     int n = PQntuples(r);
-    *inserted = 0;
-    if (ins_store_idx_reserve((size_t)n + 1) < 0) {
+    if (ins_store_idx_reserve(base + (size_t)n + 1) < 0) {
         snprintf(errbuf, errlen, "out of memory for checkpoint rows");
         return -1;
     }
@@ -453,7 +528,7 @@ static int ins_store_changed_rows(const ins_batch_t *b, PGresult *r, long long *
                      PQgetvalue(r, i, 1));
             return -1;
         }
-        ins_store_idx.p[i] = row;
+        ins_store_idx.p[base + (size_t)i] = row;
         *inserted += PQgetvalue(r, i, 2)[0] == 't';
     }
     return 0;
@@ -486,11 +561,22 @@ static long long ins_store_build_checkpoints(size_t n, const char *topic)
     return ncp;
 }
 
-#define INS_STORE_KLINE_COLS "symbol, open_time, open, high, low, close, volume," \
-    " quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id," \
-    " last_trade_id, closed, event_time, source"
+/* The columns of ins_store_put_lean, in its order. */
+#define INS_STORE_LEAN_COLS "symbol_id, open_time, open, high, low, close, volume," \
+    " quote_volume, taker_buy_volume, taker_buy_quote_volume, trades, first_trade_id," \
+    " flags, event_ms"
 
-/* The fast path: the batch COPYed straight into kline_1s, under a savepoint. It works
+/* The earliest open_time of the batch (which has rows). */
+static int64_t ins_store_min_open(const ins_batch_t *b)
+{
+    int64_t t = INT64_MAX;
+    for (size_t i = 0; i < b->nrows; i++)
+        if (b->rows[i].k.open_time < t)
+            t = b->rows[i].k.open_time;
+    return t;
+}
+
+/* The fast path: the batch COPYed straight into kline_1s_lean, under a savepoint. It works
  * when every row is new (the common case: live data, a first load); one existing key
  * makes it fail with unique_violation, and the batch takes the upsert path instead.
  * 1 = done (every row inserted), 0 = conflict (savepoint rolled back), -1 = error. */
@@ -503,7 +589,7 @@ static int ins_store_direct(ins_store_t *s, const ins_batch_t *b, int64_t deadli
     }
     if (ins_store_run(s, "SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0)
         return -1;
-    if (ins_store_copy(s, "COPY kline_1s (" INS_STORE_KLINE_COLS ") FROM STDIN", deadline, errbuf,
+    if (ins_store_copy(s, "COPY kline_1s_lean (" INS_STORE_LEAN_COLS ") FROM STDIN", deadline, errbuf,
                        errlen) == 0)
         return ins_store_run(s, "RELEASE SAVEPOINT ins_direct", deadline, NULL, errbuf,
                              errlen) < 0 ? -1 : 1;
@@ -531,23 +617,44 @@ static int ins_store_tx_rejects(ins_store_t *s, const ins_batch_t *b, int64_t de
     return 0;
 }
 
-/* Step 3 (the direct COPY met an existing row): staging table + upsert. The rows it
- * changed end up in ins_store_idx.p[0..*changed), *inserted of them new. */
+/* One upsert statement; its changed rows appended to ins_store_idx.p from *changed. */
+static int ins_store_upsert_one(ins_store_t *s, const ins_batch_t *b, const char *sql,
+                                int64_t deadline, long long *changed, long long *inserted,
+                                char *errbuf, size_t errlen)
+{
+    PGresult *r = NULL;
+    if (ins_store_run(s, sql, deadline, &r, errbuf, errlen) < 0)
+        return -1;
+    int n = r ? PQntuples(r) : 0;
+    int rc = n ? ins_store_changed_rows(b, r, (size_t)*changed, inserted, errbuf, errlen) : 0;
+    *changed += n;
+    PQclear(r);
+    return rc;
+}
+
+/* Step 3 (the direct COPY met an existing row, or the batch has rows of kline_1s_wide's
+ * hours): staging table + upsert. The rows it changed end up in
+ * ins_store_idx.p[0..*changed), *inserted of them new. */
 static int ins_store_tx_upsert(ins_store_t *s, const ins_batch_t *b, int64_t deadline,
                                long long *changed, long long *inserted, char *errbuf, size_t errlen)
 {
-    PGresult *r = NULL;
+    char sql[sizeof ins_store_upsert_wide_fmt + 64], cond[64] = "";
+    *changed = *inserted = 0;
     if (ins_store_build_rows(b, false) < 0) {
         snprintf(errbuf, errlen, "out of memory for COPY data");
         return -1;
     }
-    if (ins_store_copy(s, "COPY ins_stage FROM STDIN", deadline, errbuf, errlen) < 0 ||
-        ins_store_run(s, ins_store_upsert_sql, deadline, &r, errbuf, errlen) < 0)
+    if (ins_store_copy(s, "COPY ins_stage FROM STDIN", deadline, errbuf, errlen) < 0)
         return -1;
-    *changed = r ? PQntuples(r) : 0;
-    int rc = *changed ? ins_store_changed_rows(b, r, inserted, errbuf, errlen) : 0;
-    PQclear(r);
-    return rc;
+    if (s->has_wide)
+        snprintf(cond, sizeof cond, " WHERE open_ms >= %lld", (long long)s->wide_cut_ms);
+    snprintf(sql, sizeof sql, ins_store_upsert_lean_fmt, cond);
+    if (ins_store_upsert_one(s, b, sql, deadline, changed, inserted, errbuf, errlen) < 0)
+        return -1;
+    if (!s->has_wide || ins_store_min_open(b) >= s->wide_cut_ms)
+        return 0;
+    snprintf(sql, sizeof sql, ins_store_upsert_wide_fmt, (long long)s->wide_cut_ms);
+    return ins_store_upsert_one(s, b, sql, deadline, changed, inserted, errbuf, errlen);
 }
 
 /* Steps 2-3: the rows, direct COPY first (see the top of this file), and the checkpoint
@@ -557,7 +664,8 @@ static int ins_store_tx_rows(ins_store_t *s, const ins_batch_t *b, const char *t
                              size_t errlen)
 {
     long long changed = 0, inserted = 0;
-    int direct = s->direct_ok ? ins_store_direct(s, b, deadline, errbuf, errlen) : 0;
+    bool wide_rows = s->has_wide && ins_store_min_open(b) < s->wide_cut_ms;
+    int direct = s->direct_ok && !wide_rows ? ins_store_direct(s, b, deadline, errbuf, errlen) : 0;
     if (direct < 0)
         return -1;
     if (direct == 1) {
@@ -612,7 +720,8 @@ static int ins_store_tx(ins_store_t *s, const ins_batch_t *b, const char *topic,
                         ins_result_t *res, char *errbuf, size_t errlen)
 {
     long long ncp = 0;
-    if (b->nrows && ins_partition_ensure(s->conn, b, deadline, errbuf, errlen) < 0)
+    if (b->nrows && (ins_partition_ensure(s->conn, b, deadline, errbuf, errlen) < 0 ||
+                     ins_symbols_ensure(s->conn, b, deadline, errbuf, errlen) < 0))
         return -1;
     if (ins_store_run(s, "BEGIN", deadline, NULL, errbuf, errlen) < 0)
         return -1;

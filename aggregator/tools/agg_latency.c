@@ -37,14 +37,17 @@ static int lat_exec(PGconn *c, const char *sql, int n, const char *const *params
 }
 
 /* $1 symbols, $2 minute start (epoch s), $3 first second, $4 last second of the minute. */
+/* Straight into kline_1s_lean, as the inserter writes (schema/012), the symbols'
+ * ids registered on the way (this tool is the only writer). */
 static const char lat_sql_rows[] =
-    "INSERT INTO kline_1s (symbol, open_time, open, high, low, close, volume,"
+    "INSERT INTO kline_1s_lean (symbol_id, open_time, open, high, low, close, volume,"
     " quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,"
-    " last_trade_id, event_time, source)"
-    " SELECT 'L' || lpad(s::text, 5, '0'), to_timestamp($2::bigint + e),"
-    "  100, 101, 99, 100.5, 1, 100, 3, 0.5, 50,"
-    "  e * 10, e * 10 + 2, now(), 'ws'"
-    " FROM generate_series(1, $1::int) s, generate_series($3::int, $4::int) e";
+    " flags, event_ms)"
+    " SELECT y.id, to_timestamp($2::bigint + e),"
+    "  100, 101, 99, 100.5, 1, 100, 3, 0.5, 50, e * 10, 1, 1000"
+    " FROM kp_symbol_ids(ARRAY(SELECT 'L' || lpad(s::text, 5, '0')"
+    "                          FROM generate_series(1, $1::int) s)) y,"
+    "  generate_series($3::int, $4::int) e";
 static const char lat_sql_cps[] =
     "INSERT INTO checkpoint (symbol, first_open_time, last_open_time, row_count)"
     " SELECT 'L' || lpad(s::text, 5, '0'), to_timestamp($2::bigint + $3::int),"

@@ -199,7 +199,8 @@ day1_rows() { kp_psql "$A_DB" "select count(*) from kline_1s where open_time < t
 	[ "$(zcat "$f" | wc -l)" -eq $((A_HALF - 1)) ]
 	# ...then ta arrives late, and tb again with one more trade (a correction).
 	jq -c "select(.symbol == \"ETHUSDT\" and (.open_time == $ta or .open_time == $tb))
-		| if .open_time == $tb then .trades += 1 else . end" "$A_TRUTH" >"$BATS_TEST_TMPDIR/late.ndjson"
+		| if .open_time == $tb then .trades += 1 | .last_trade_id += (if .first_trade_id >= 0 then 1 else 0 end)
+		  else . end" "$A_TRUTH" >"$BATS_TEST_TMPDIR/late.ndjson"
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/late.ndjson")" -eq 2 ]
 	"$KP_BIN/kline-inserter" -d "$A_DB" -i "$BATS_TEST_TMPDIR/late.ndjson" --stats-interval 0
 	[ "$(day1_rows)" -eq 2 ]

@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
-# Storage (schema 007-011): hourly partitions of kline_1s made by the programs, rows for
+# Storage (schema 007-012): hourly partitions of kline_1s made by the programs, rows for
 # an hour with no partition, retention by dropping partitions (no dead tuples, nothing
-# not yet rolled up), compact checkpoints, and the in-place upgrade of a database made by
-# the previous release.
+# not yet rolled up), compact checkpoints, the lean row types, and the in-place upgrades
+# of databases made by earlier releases.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -30,7 +30,7 @@ hour_ago() { echo $(( ($(date +%s) / 3600 - $1) * 3600 * 1000 )); }
 	next=$(date -u -d "@$(( ($(date +%s) / 3600 + 1) * 3600 ))" +%Y%m%d%H)
 	[ "$(kp_psql "$db" "select count(*) from kline_1s_partitions where name = 'kline_1s_p$next'")" = 1 ]
 	# every row is in the partition of its hour
-	[ "$(kp_psql "$db" "select count(*) from kline_1s k join pg_class c on c.oid = k.tableoid
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_lean k join pg_class c on c.oid = k.tableoid
 		where c.relname <> 'kline_1s_p' || to_char(k.open_time at time zone 'UTC', 'YYYYMMDDHH24')")" = 0 ]
 	# one compact checkpoint per batch (one Kafka partition: stdin), every row covered
 	nb=$(kp_psql "$db" "select count(*) from checkpoint_batch")
@@ -116,8 +116,8 @@ hour_ago() { echo $(( ($(date +%s) / 3600 - $1) * 3600 * 1000 )); }
 	# on disk; and a table an operator detached by hand, for an hour that is not expired
 	first=$(date -u -d "@$((t0 / 1000))" +%Y%m%d%H)
 	next=$(date -u -d "@$(( ($(date +%s) / 3600 + 1) * 3600 ))" +%Y%m%d%H)
-	kp_psql "$db" "alter table kline_1s detach partition kline_1s_p$first;
-		alter table kline_1s detach partition kline_1s_p$next" >/dev/null
+	kp_psql "$db" "alter table kline_1s_lean detach partition kline_1s_p$first;
+		alter table kline_1s_lean detach partition kline_1s_p$next" >/dev/null
 	[ "$(ins_count "$db")" = 28800 ]
 	run --separate-stderr "$AGG" --once -d "$db" -i 1m --retain 1s=1h
 	echo "$stderr" | grep retention
@@ -214,8 +214,9 @@ old_schema() {
 	run --separate-stderr "$INS" -i /dev/null -d "$db"
 	[ "$status" -eq 0 ]
 	echo "$stderr" | grep 'applied schema migration'
-	[ "$(kp_psql "$db" "select relkind from pg_class where relname = 'kline_1s'")" = p ]
-	[ "$(kp_psql "$db" "select count(*) from pg_inherits where inhrelid = 'kline_1s_legacy'::regclass")" = 1 ]
+	[ "$(kp_psql "$db" "select relkind from pg_class where relname = 'kline_1s'")" = v ]
+	[ "$(kp_psql "$db" "select count(*) from pg_inherits where inhrelid = 'kline_1s_legacy'::regclass
+		and inhparent = 'kline_1s_wide'::regclass")" = 1 ]
 	after=$(kp_psql "$db" "select count(*), md5(string_agg(concat_ws(',', symbol, open_time, open, high, low,
 		close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
 		last_trade_id, closed, event_time, source), '|' order by symbol, open_time)) from kline_1s")
@@ -237,4 +238,99 @@ old_schema() {
 	[ "$status" -eq 0 ]
 	[ "$(ins_count "$db")" = 0 ]
 	[ "$(kp_psql "$db" "select count(*) from checkpoint")" = 0 ]
+}
+
+# The digest of every kline_1s row as readers see it.
+digest() {
+	kp_psql "$1" "select count(*), md5(string_agg(concat_ws(',', symbol, open_time, open, high, low,
+		close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
+		last_trade_id, closed, event_time, source), '|' order by symbol, open_time)) from kline_1s"
+}
+
+@test "storage: a database of release 011 (wide types) is upgraded to the lean types in place" {
+	db=$(kp_db_new)
+	kp_psql "$db" "create table schema_migrations (version text primary key, applied_at timestamptz not null default now())"
+	local f
+	for f in "$KP_ROOT"/schema/0{0[1-9],1[01]}_*.sql; do
+		{ echo "begin;"; cat "$f"; echo "insert into schema_migrations (version) values ('$(basename "$f" .sql)'); commit;"; } |
+			psql "$db" -XAtq -v ON_ERROR_STOP=1 >/dev/null
+	done
+	[ "$(kp_psql "$db" "select count(*) from schema_migrations")" = 11 ]
+	# 3 h of 10 symbols as release 011 stored them (hourly partitions of the wide table),
+	# the next hour's partition made ahead and empty, one stray row in the default
+	t0=$(hour_ago 5)
+	kp_psql "$db" "select kline_1s_ensure(array(select generate_series($t0 / 1000, $t0 / 1000 + 4 * 3600, 3600)::bigint));
+		insert into kline_1s (symbol, open_time, open, high, low, close, volume, quote_volume, trades,
+		  taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, event_time, source)
+		select 'W' || s, to_timestamp($t0 / 1000 + e), 100 + e % 7, 101 + e % 7, 99, 100.5, 1.25, 125.5, 3,
+		       0.5, 50.25, e * 10, e * 10 + 2, to_timestamp($t0 / 1000 + e + 1.5), 'ws'
+		from generate_series(1, 10) s, generate_series(0, 10799) e;
+		insert into checkpoint (symbol, first_open_time, last_open_time, row_count)
+		select 'W' || s, to_timestamp($t0 / 1000 + m * 60), to_timestamp($t0 / 1000 + m * 60 + 59), 60
+		from generate_series(0, 179) m, generate_series(1, 10) s order by m, s" >/dev/null
+	before=$(digest "$db")
+	run --separate-stderr "$INS" -i /dev/null -d "$db"
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"applied schema migration 012_lean_types"* ]]
+	# no row copied: the old table is kline_1s_wide, its empty hour ahead gone, cut-off at
+	# the end of its newest hour; the view gives the same rows
+	[ "$(kp_psql "$db" "select relkind from pg_class where relname = 'kline_1s'")" = v ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_partitions where parent = 'kline_1s_wide'")" = 3 ]
+	[ "$(kp_psql "$db" "select extract(epoch from cut)::bigint from kline_1s_wide_bound")" = $((t0 / 1000 + 3 * 3600)) ]
+	[ "$(digest "$db")" = "$before" ]
+	# new seconds go to the lean table; a late correction of an old second to the wide one,
+	# updated in place (not doubled); a redelivered old second changes nothing
+	"$INS_GEN" --symbols 3 --seconds 120 --start $((t0 + 3 * 3600 * 1000)) >"$BATS_TEST_TMPDIR/new"
+	old=$(kp_psql "$db" "select json_build_object('symbol', symbol, 'interval', '1s',
+		'open_time', (extract(epoch from open_time) * 1000)::bigint, 'close_time', (extract(epoch from open_time) * 1000)::bigint + 999,
+		'open', open::text, 'high', '200', 'low', low::text, 'close', close::text, 'volume', volume::text,
+		'quote_volume', quote_volume::text, 'trades', trades, 'taker_buy_volume', taker_buy_volume::text,
+		'taker_buy_quote_volume', taker_buy_quote_volume::text, 'first_trade_id', first_trade_id,
+		'last_trade_id', last_trade_id, 'closed', true, 'source', 'ws')
+		from kline_1s where symbol = 'W1' order by open_time limit 1")
+	{ echo "$old"; cat "$BATS_TEST_TMPDIR/new"; echo "$old"; } >"$BATS_TEST_TMPDIR/mixed"
+	run --separate-stderr "$INS" -i - -d "$db" --batch-rows 100 <"$BATS_TEST_TMPDIR/mixed"
+	[ "$status" -eq 0 ]
+	[ "$(ins_count "$db")" = $((108000 + 360)) ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_lean")" = 360 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_wide")" = 108000 ]
+	[ "$(kp_psql "$db" "select high from kline_1s where symbol = 'W1' order by open_time limit 1")" = 200 ]
+	# the aggregator rolls up old and new alike, retention drops both kinds of hours
+	run --separate-stderr "$AGG" --once -d "$db" -i 1m
+	[ "$status" -eq 0 ]
+	[[ $stderr != *"bad state"* ]]
+	[ "$(kp_psql "$db" "select count(*) from kline_1m")" = $((10 * 180 + 3 * 2)) ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1m where row_count <> 60")" = 0 ]
+	run --separate-stderr "$AGG" --once -d "$db" --retain 1s=1m
+	[ "$status" -eq 0 ]
+	[ "$(ins_count "$db")" = 0 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_partitions where parent = 'kline_1s_wide'")" = 0 ]
+}
+
+@test "storage: the lean row gives back every field exactly, and a record it could not is rejected" {
+	db=$(kp_db_new)
+	t0=$(hour_ago 1)
+	"$INS_GEN" --symbols 5 --seconds 60 --start "$t0" --provisional >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 0 ]
+	diff <(ins_dump_rows "$db") <(ins_expect --symbols 5 --seconds 60 --start "$t0")
+	# and what ins_dump_rows leaves out: the event time (an offset in the row) and the source
+	diff <(kp_psql "$db" "select symbol, (extract(epoch from open_time) * 1000)::bigint,
+		(extract(epoch from event_time) * 1000)::bigint, source from kline_1s" | LC_ALL=C sort) \
+		<(jq -r 'select(.closed) | "\(.symbol)|\(.open_time)|\(.event_time)|\(.source)"' "$BATS_TEST_TMPDIR/in" | LC_ALL=C sort)
+	# last_trade_id that is not first + trades - 1, and an event time 30 days late: rejected
+	one=$(head -1 "$BATS_TEST_TMPDIR/in")
+	{ jq -c '.open_time += 3600000 | .close_time += 3600000 | .last_trade_id += 1 | .closed = true' <<<"$one"
+	  jq -c '.open_time += 3601000 | .close_time += 3601000 | .event_time += 2592000000 | .closed = true' <<<"$one"; } >"$BATS_TEST_TMPDIR/bad"
+	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/bad"
+	[ "$status" -eq 0 ]
+	[ "$(ins_count "$db")" = 300 ]
+	[ "$(kp_psql "$db" "select count(*) from rejected where reason like 'last_trade_id %: not first_trade_id + trades - 1%'")" = 1 ]
+	[ "$(kp_psql "$db" "select count(*) from rejected where reason like 'event_time %: more than 24 days from open_time'")" = 1 ]
+	# the same through the view, for a psql writer
+	run kp_psql "$db" "insert into kline_1s (symbol, open_time, open, high, low, close, volume, quote_volume,
+		trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id)
+		values ('X', now(), 1, 1, 1, 1, 1, 1, 3, 1, 1, 10, 99)"
+	[ "$status" -ne 0 ]
+	[[ $output == *"last_trade_id 99 is not first_trade_id + trades - 1"* ]]
 }
