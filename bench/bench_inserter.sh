@@ -103,7 +103,8 @@ ins_ms=$((t1 - t0))
 ins_rate=$((N * 1000 / ins_ms))
 
 log "ceiling: psql \\copy of the same rows as CSV into a table shaped like kline_1s"
-psql "$DB" -XAtqc "create table ceiling (like kline_1s including all, close_time timestamptz)"
+# kline_1s is a view (schema 012): LIKE takes its columns, not its key, so the key is named
+psql "$DB" -XAtqc "create table ceiling (like kline_1s including defaults, close_time timestamptz, primary key (symbol, open_time))"
 c0=$(now_ms)
 psql "$DB" -XAtq -v ON_ERROR_STOP=1 -c "\\copy ceiling (symbol, open_time, close_time, open, high, low, close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, closed, event_time, source) from '$work/rows.csv' csv" >/dev/null
 c1=$(now_ms)

@@ -125,7 +125,8 @@ if [[ $PARTS_RUN == *" inserters "* ]]; then
 	done
 	# kline_1s stores no close_time since schema 011: the CSV's third column is cut out
 	log "ceiling: psql \\copy of the same rows as CSV into a table shaped like kline_1s"
-	psql "$DB" -XAtqc "create table ceiling (like kline_1s including all)"
+	# kline_1s is a view (schema 012): LIKE takes its columns, not its key, so the key is named
+	psql "$DB" -XAtqc "create table ceiling (like kline_1s including defaults, primary key (symbol, open_time))"
 	c0=$(now_ms)
 	psql "$DB" -XAtq -v ON_ERROR_STOP=1 -c "\\copy ceiling (symbol, open_time, open, high, low, close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, closed, event_time, source) from program 'cut -d, -f1,2,4- $work/rows.csv' csv" >/dev/null
 	copy_ms=$(($(now_ms) - c0))
