@@ -54,9 +54,9 @@ int ins_take(ins_app_t *app, const char *buf, size_t len, ins_origin_fn origin_f
     kline_t k;
     char why[256], origin[600];
     if (kline_parse(buf, len, app->opt.symbol_hint, "1s", &k, why, sizeof why) == 0) {
-        if (strcmp(k.interval, "1s") == 0 && !ins_storable(&k, why, sizeof why)) {
-            /* why says what */
-        } else if (strcmp(k.interval, "1s") == 0) {
+        if (strcmp(k.interval, "1s") != 0) {
+            snprintf(why, sizeof why, "interval %s: kline_1s stores 1s klines only", k.interval);
+        } else if (ins_storable(&k, why, sizeof why)) {
             /* The aggregator rolls a minute up once its last second is committed, so
              * that second is not held for --flush-ms. Live data only (ended less than
              * FLUSH_LIVE_MS ago): in a backlog every poll meets a :59 and batches must
@@ -65,8 +65,6 @@ int ins_take(ins_app_t *app, const char *buf, size_t len, ins_origin_fn origin_f
                 cfg_now_ms() - k.open_time < FLUSH_LIVE_MS)
                 app->batch.minute_end = true;
             return ins_batch_add_kline(&app->batch, &k, topic, part, off, ts_ms);
-        } else {
-            snprintf(why, sizeof why, "interval %s: kline_1s stores 1s klines only", k.interval);
         }
     }
     origin_fn(origin, sizeof origin, origin_ctx);

@@ -141,8 +141,8 @@ typedef struct ins_store {
     int op_timeout_ms;
     bool ever_connected;
     bool direct_ok;        /* try COPY straight into kline_1s_lean first (see store.c) */
-    bool has_wide;         /* an upgraded database: kline_1s_wide holds hours before wide_cut_ms */
-    int64_t wide_cut_ms;
+    int64_t wide_cut_ms;   /* an upgraded database: kline_1s_wide holds the hours before it;
+                            * INT64_MIN when there is no kline_1s_wide */
 } ins_store_t;
 
 typedef struct ins_result {

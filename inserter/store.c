@@ -170,8 +170,7 @@ static int ins_store_wide_cut(ins_store_t *s, char *errbuf, size_t errlen)
                             " FROM kline_1s_wide_bound", 0, NULL, err, sizeof err);
     if (!r)
         return snprintf(errbuf, errlen, "session set-up: %s", err), -1;
-    s->has_wide = !PQgetisnull(r, 0, 0);
-    s->wide_cut_ms = s->has_wide ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    s->wide_cut_ms = PQgetisnull(r, 0, 0) ? INT64_MIN : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;
 }
@@ -635,8 +634,9 @@ static int ins_store_upsert_one(ins_store_t *s, const ins_batch_t *b, const char
 /* Step 3 (the direct COPY met an existing row, or the batch has rows of kline_1s_wide's
  * hours): staging table + upsert. The rows it changed end up in
  * ins_store_idx.p[0..*changed), *inserted of them new. */
-static int ins_store_tx_upsert(ins_store_t *s, const ins_batch_t *b, int64_t deadline,
-                               long long *changed, long long *inserted, char *errbuf, size_t errlen)
+static int ins_store_tx_upsert(ins_store_t *s, const ins_batch_t *b, bool wide_rows,
+                               int64_t deadline, long long *changed, long long *inserted,
+                               char *errbuf, size_t errlen)
 {
     char sql[sizeof ins_store_upsert_wide_fmt + 64], cond[64] = "";
     *changed = *inserted = 0;
@@ -646,12 +646,12 @@ static int ins_store_tx_upsert(ins_store_t *s, const ins_batch_t *b, int64_t dea
     }
     if (ins_store_copy(s, "COPY ins_stage FROM STDIN", deadline, errbuf, errlen) < 0)
         return -1;
-    if (s->has_wide)
+    if (s->wide_cut_ms != INT64_MIN)
         snprintf(cond, sizeof cond, " WHERE open_ms >= %lld", (long long)s->wide_cut_ms);
     snprintf(sql, sizeof sql, ins_store_upsert_lean_fmt, cond);
     if (ins_store_upsert_one(s, b, sql, deadline, changed, inserted, errbuf, errlen) < 0)
         return -1;
-    if (!s->has_wide || ins_store_min_open(b) >= s->wide_cut_ms)
+    if (!wide_rows)
         return 0;
     snprintf(sql, sizeof sql, ins_store_upsert_wide_fmt, (long long)s->wide_cut_ms);
     return ins_store_upsert_one(s, b, sql, deadline, changed, inserted, errbuf, errlen);
@@ -664,14 +664,16 @@ static int ins_store_tx_rows(ins_store_t *s, const ins_batch_t *b, const char *t
                              size_t errlen)
 {
     long long changed = 0, inserted = 0;
-    bool wide_rows = s->has_wide && ins_store_min_open(b) < s->wide_cut_ms;
+    /* INT64_MIN (no kline_1s_wide) is below every open_time */
+    bool wide_rows = ins_store_min_open(b) < s->wide_cut_ms;
     int direct = s->direct_ok && !wide_rows ? ins_store_direct(s, b, deadline, errbuf, errlen) : 0;
     if (direct < 0)
         return -1;
     if (direct == 1) {
         changed = inserted = (long long)b->nrows; /* ins_store_idx.p holds every row */
         res->direct = true;
-    } else if (ins_store_tx_upsert(s, b, deadline, &changed, &inserted, errbuf, errlen) < 0) {
+    } else if (ins_store_tx_upsert(s, b, wide_rows, deadline, &changed, &inserted, errbuf,
+                                   errlen) < 0) {
         return -1;
     }
     if (changed > 0 &&

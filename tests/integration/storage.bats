@@ -181,19 +181,39 @@ hour_ago() { echo $(( ($(date +%s) / 3600 - $1) * 3600 * 1000 )); }
 	diff <(ins_dump_rows "$db") <(ins_expect --symbols 10 --seconds 7200 --start "$t0" --seed 9)
 }
 
-# The schema of the previous release (migrations 001-006), applied as it applied them.
+# old_schema DB LAST: the schema of an earlier release (migrations 001 to LAST), applied
+# as it applied them.
 old_schema() {
-	local f
-	for f in "$KP_ROOT"/schema/00[1-6]_*.sql; do
+	local f n
+	for f in "$KP_ROOT"/schema/[0-9][0-9][0-9]_*.sql; do
+		n=$(basename "$f")
+		((10#${n:0:3} <= 10#$2)) || break
 		{ echo "begin;"; cat "$f"; echo "insert into schema_migrations (version) values ('$(basename "$f" .sql)'); commit;"; } |
 			psql "$1" -XAtq -v ON_ERROR_STOP=1 >/dev/null
 	done
 }
 
+# The digest of every kline_1s row as readers see it.
+digest() {
+	kp_psql "$1" "select count(*), md5(string_agg(concat_ws(',', symbol, open_time, open, high, low,
+		close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
+		last_trade_id, closed, event_time, source), '|' order by symbol, open_time)) from kline_1s"
+}
+
+# rolls_up_all DB BARS: one aggregator run rolls every minute up, old rows and new, with
+# no bad checkpoint: BARS 1m bars, each of 60 seconds.
+rolls_up_all() {
+	run --separate-stderr "$AGG" --once -d "$1" -i 1m
+	[ "$status" -eq 0 ]
+	[[ $stderr != *"bad state"* ]]
+	[ "$(kp_psql "$1" "select count(*) from kline_1m")" = "$2" ]
+	[ "$(kp_psql "$1" "select count(*) from kline_1m where row_count <> 60")" = 0 ]
+}
+
 @test "storage: a database of the previous release is upgraded in place, no row lost or doubled" {
 	db=$(kp_db_new)
 	kp_psql "$db" "create table schema_migrations (version text primary key, applied_at timestamptz not null default now())"
-	old_schema "$db"
+	old_schema "$db" 006
 	[ "$(kp_psql "$db" "select relkind from pg_class where relname = 'kline_1s'")" = r ]
 	# 2 h of 30 symbols written the old way: rows with close_time and ingested_at, one
 	# checkpoint per symbol per minute, the first hour already consumed by the aggregator
@@ -206,9 +226,7 @@ old_schema() {
 		insert into checkpoint (symbol, first_open_time, last_open_time, row_count)
 		select 'U' || s, to_timestamp($t0 / 1000 + m * 60), to_timestamp($t0 / 1000 + m * 60 + 59), 60
 		from generate_series(0, 119) m, generate_series(1, 30) s order by m, s"
-	before=$(kp_psql "$db" "select count(*), md5(string_agg(concat_ws(',', symbol, open_time, open, high, low,
-		close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
-		last_trade_id, closed, event_time, source), '|' order by symbol, open_time)) from kline_1s")
+	before=$(digest "$db")
 	cps=$(kp_psql "$db" "select count(*), sum(row_count), max(id) from checkpoint")
 	# the new release's first start migrates
 	run --separate-stderr "$INS" -i /dev/null -d "$db"
@@ -217,10 +235,7 @@ old_schema() {
 	[ "$(kp_psql "$db" "select relkind from pg_class where relname = 'kline_1s'")" = v ]
 	[ "$(kp_psql "$db" "select count(*) from pg_inherits where inhrelid = 'kline_1s_legacy'::regclass
 		and inhparent = 'kline_1s_wide'::regclass")" = 1 ]
-	after=$(kp_psql "$db" "select count(*), md5(string_agg(concat_ws(',', symbol, open_time, open, high, low,
-		close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
-		last_trade_id, closed, event_time, source), '|' order by symbol, open_time)) from kline_1s")
-	[ "$after" = "$before" ]
+	[ "$(digest "$db")" = "$before" ]
 	[ "$(kp_psql "$db" "select count(*), sum(row_count), max(id) from checkpoint")" = "$cps" ]
 	# new rows after the old ones, through the new inserter; the aggregator then rolls up
 	# all of it, the legacy checkpoints and the compact ones alike
@@ -228,11 +243,7 @@ old_schema() {
 	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/new"
 	[ "$status" -eq 0 ]
 	[ "$(ins_count "$db")" = $((216000 + 360)) ]
-	run --separate-stderr "$AGG" --once -d "$db" -i 1m
-	[ "$status" -eq 0 ]
-	[[ $stderr != *"bad state"* ]]
-	[ "$(kp_psql "$db" "select count(*) from kline_1m")" = $((30 * 120 + 3 * 2)) ]
-	[ "$(kp_psql "$db" "select count(*) from kline_1m where row_count <> 60")" = 0 ]
+	rolls_up_all "$db" $((30 * 120 + 3 * 2))
 	# and retention still works on the legacy rows (row by row there) and its checkpoints
 	run --separate-stderr "$AGG" --once -d "$db" --retain 1s=1h
 	[ "$status" -eq 0 ]
@@ -240,21 +251,10 @@ old_schema() {
 	[ "$(kp_psql "$db" "select count(*) from checkpoint")" = 0 ]
 }
 
-# The digest of every kline_1s row as readers see it.
-digest() {
-	kp_psql "$1" "select count(*), md5(string_agg(concat_ws(',', symbol, open_time, open, high, low,
-		close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
-		last_trade_id, closed, event_time, source), '|' order by symbol, open_time)) from kline_1s"
-}
-
 @test "storage: a database of release 011 (wide types) is upgraded to the lean types in place" {
 	db=$(kp_db_new)
 	kp_psql "$db" "create table schema_migrations (version text primary key, applied_at timestamptz not null default now())"
-	local f
-	for f in "$KP_ROOT"/schema/0{0[1-9],1[01]}_*.sql; do
-		{ echo "begin;"; cat "$f"; echo "insert into schema_migrations (version) values ('$(basename "$f" .sql)'); commit;"; } |
-			psql "$db" -XAtq -v ON_ERROR_STOP=1 >/dev/null
-	done
+	old_schema "$db" 011
 	[ "$(kp_psql "$db" "select count(*) from schema_migrations")" = 11 ]
 	# 3 h of 10 symbols as release 011 stored them (hourly partitions of the wide table),
 	# the next hour's partition made ahead and empty, one stray row in the default
@@ -296,11 +296,7 @@ digest() {
 	[ "$(kp_psql "$db" "select count(*) from kline_1s_wide")" = 108000 ]
 	[ "$(kp_psql "$db" "select high from kline_1s where symbol = 'W1' order by open_time limit 1")" = 200 ]
 	# the aggregator rolls up old and new alike, retention drops both kinds of hours
-	run --separate-stderr "$AGG" --once -d "$db" -i 1m
-	[ "$status" -eq 0 ]
-	[[ $stderr != *"bad state"* ]]
-	[ "$(kp_psql "$db" "select count(*) from kline_1m")" = $((10 * 180 + 3 * 2)) ]
-	[ "$(kp_psql "$db" "select count(*) from kline_1m where row_count <> 60")" = 0 ]
+	rolls_up_all "$db" $((10 * 180 + 3 * 2))
 	run --separate-stderr "$AGG" --once -d "$db" --retain 1s=1m
 	[ "$status" -eq 0 ]
 	[ "$(ins_count "$db")" = 0 ]
