@@ -29,7 +29,7 @@ echo "soak: $symbols symbols x $hours simulated h at speed $speed (~$minutes rea
 rc=0
 python3 tests/faults/campaign.py --symbols "$symbols" --speed "$speed" --minutes "$minutes" \
     --seed "${KP_SOAK_SEED:-17}" --faults none --retain "${KP_SOAK_RETAIN:-1s=30m}" \
-    --compact-after "${KP_SOAK_COMPACT:-10m}" --sample-secs "${KP_SOAK_SAMPLE:-10}" --no-kafka-check \
+    --compact-after "${KP_SOAK_COMPACT:-10m}" --sample-secs "${KP_SOAK_SAMPLE:-10}" --no-kafka-check --bars-from-sim \
     --watchers "${KP_SOAK_WATCHERS:-100}" ${KP_SOAK_PAGE:+--watch-page} \
     --settle-secs 120 --drain-timeout 1200 --out "$run" || rc=$?
 [[ -f $run/result.json ]] || { echo "soak: the campaign wrote no result (exit $rc); logs in $run" >&2; exit 1; }

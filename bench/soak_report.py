@@ -108,7 +108,10 @@ def md(rows, res, s, run):
               f"- kline_1s kept: {res['in_db']} / {res['expected']}, {res['missing']} missing, "
               f"{res['doubled']} doubled, {res['wrong']} wrong, {res['extra']} extra",
               f"- kline_1m: {res['bars_written']} / {res['bars_expected']}, {res['bars_missing']} missing, "
-              f"{res['bars_wrong']} wrong",
+              f"{res['bars_wrong']} wrong"
+              + (f" (the expected bars of the hours dropped are the sim's own, /truth?interval=1m; where "
+                 f"both exist they and the ones made from its seconds disagree {res['truth_disagree']} times)"
+                 if res.get("bars_from_sim") else ""),
               f"- streamer behind at the end: {res['streamer_stale']} symbols; unexpected exits: "
               f"{res['crashes'] or 'none'}",
               ] + watchers_lines(res) + ["", "![soak](soak.svg)", ""]
@@ -199,6 +202,7 @@ def main():
     grew = [p for p, (_, h, e, _) in s["rss"].items() if e - h > max(2.0, 0.1 * h)]
     clean = all(res[k] == 0 for k in ("missing", "doubled", "wrong", "extra", "bars_missing", "bars_wrong",
                                       "expired_left", "streamer_stale")) and res.get("final_lag") == 0
+    clean = clean and not res.get("truth_disagree")
     clean = clean and watchers_clean(watchers(res))
     if grew:
         print(f"soak_report: RSS grew over the second half: {', '.join(grew)}", file=sys.stderr)

@@ -174,6 +174,10 @@ int ins_partition_ensure(PGconn *c, const ins_batch_t *b, int64_t deadline, char
 
 /* ---- symbol_ids.c ---- */
 
+/* The table of ids, room for at least one batch of batch_rows records. 0 / -1 (errbuf). */
+int ins_symbols_init(long long batch_rows, char *errbuf, size_t errlen);
+void ins_symbols_free(void);
+
 /* Makes sure every symbol of the batch has its kline_symbol id at hand (registering new
  * ones). Runs outside a transaction. 0 / -1 (errbuf): the batch cannot be written yet. */
 int ins_symbols_ensure(PGconn *c, const ins_batch_t *b, int64_t deadline, char *errbuf,

@@ -16,6 +16,8 @@ static void ins_main_open(ins_app_t *app)
     const ins_opts_t *o = &app->opt;
     if (!app->kafka_mode && ins_input_open(&app->input, o->input, err, sizeof err) < 0)
         fatal("%s", err);
+    if (ins_symbols_init(o->batch_rows, err, sizeof err) < 0)
+        fatal("%s", err);
     if (ins_store_open(&app->store, o->db_url, (int)o->pg_timeout_ms, (int)o->connect_timeout_ms,
                        err, sizeof err) < 0)
         fatal("PostgreSQL: %s", err);
@@ -48,6 +50,7 @@ int main(int argc, char **argv)
     if (!app.kafka_mode)
         ins_input_close(&app.input);
     ins_store_close(&app.store);
+    ins_symbols_free();
     ins_batch_free(&app.batch);
     log_info("exit %d", rc);
     return rc;

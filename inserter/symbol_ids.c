@@ -4,9 +4,14 @@
  * (kp_symbol_ids_locked: ids are max + 1 under the checkpoint lock), and every id seen is
  * remembered here, so a live batch costs no round trip at all.
  *
- * The table is bounded: INS_SYMIDS_MAX names (the whole Binance universe eight times
- * over). A batch that would overflow it empties it first; the ids come back from the
- * database, which never changes an id once given. */
+ * The table is bounded: room for INS_SYMIDS_MIN names (the whole Binance universe eight
+ * times over) or for one batch's worth if --batch-rows is larger, so a batch always fits
+ * in an empty table. A batch that finds it full empties it and starts again; the ids come
+ * back from the database, which never changes an id once given. calloc'd: the slots cost
+ * memory only as names land in them.
+ *
+ * KP_TEST_SYMBOL_IDS=N (tests only; nothing else reads it) lowers INS_SYMIDS_MIN to N, so
+ * a test can fill the table with a few dozen symbols. */
 #include "ins.h"
 
 #include <stdio.h>
@@ -17,23 +22,46 @@
 #include "log.h"
 #include "pgd.h"
 
-#define INS_SYMIDS_MAX   16384
-#define INS_SYMIDS_SLOTS (2 * INS_SYMIDS_MAX) /* power of two, at most half full */
+#define INS_SYMIDS_MIN 16384
 
 struct ins_symid_slot {
     char name[KLINE_SYMBOL_MAX];  /* "" = empty */
     int32_t id;
 };
 
-/* The one table of this process (owned by this file). */
-static struct ins_symid_slot ins_symids[INS_SYMIDS_SLOTS];
+/* The one table of this process (owned by this file; ins_symbols_init/_free). */
+static struct ins_symid_slot *ins_symids;
+static size_t ins_symids_slots;  /* power of two, at least twice ins_symids_cap */
+static size_t ins_symids_cap;
 static size_t ins_symids_used;
+
+int ins_symbols_init(long long batch_rows, char *errbuf, size_t errlen)
+{
+    long long cap = INS_SYMIDS_MIN;
+    const char *t = getenv("KP_TEST_SYMBOL_IDS");
+    if (t && (cap = strtoll(t, NULL, 10)) < 1)
+        return snprintf(errbuf, errlen, "KP_TEST_SYMBOL_IDS=%s: want a count", t), -1;
+    ins_symids_cap = (size_t)(cap > batch_rows ? cap : batch_rows);
+    for (ins_symids_slots = 16; ins_symids_slots < 2 * ins_symids_cap;)
+        ins_symids_slots *= 2;
+    ins_symids = calloc(ins_symids_slots, sizeof *ins_symids);
+    if (!ins_symids)
+        return snprintf(errbuf, errlen, "out of memory for %zu symbol ids", ins_symids_cap), -1;
+    return 0;
+}
+
+void ins_symbols_free(void)
+{
+    free(ins_symids);
+    ins_symids = NULL;
+    ins_symids_used = 0;
+}
 
 static struct ins_symid_slot *ins_symid_slot(const char *name)
 {
-    size_t i = (size_t)kp_fnv1a(name) & (INS_SYMIDS_SLOTS - 1);
+    size_t i = (size_t)kp_fnv1a(name) & (ins_symids_slots - 1);
     while (ins_symids[i].name[0] && strcmp(ins_symids[i].name, name) != 0)
-        i = (i + 1) & (INS_SYMIDS_SLOTS - 1);
+        i = (i + 1) & (ins_symids_slots - 1);
     return &ins_symids[i];
 }
 
@@ -55,7 +83,7 @@ static void ins_symid_put(const char *name, int32_t id)
 
 /* The batch's symbols without an id yet, each once, as a text[] literal in *lit (malloc'd,
  * the caller frees it). Symbols are [A-Z0-9] (kline_validate), so nothing needs quoting.
- * Returns how many. */
+ * Returns how many; -1 out of memory, -2 the table filled up (and holds placeholders). */
 static long ins_symid_unknown(const ins_batch_t *b, char **lit)
 {
     char *p = *lit = malloc(b->nrows * (KLINE_SYMBOL_MAX + 1) + 3);
@@ -68,6 +96,8 @@ static long ins_symid_unknown(const ins_batch_t *b, char **lit)
         struct ins_symid_slot *s = ins_symid_slot(sym);
         if (s->name[0])
             continue;
+        if (ins_symids_used == ins_symids_cap)
+            return -2;
         ins_symid_put(sym, -1); /* once in the literal; the id comes from the reply */
         p += sprintf(p, "%s%s", n++ ? "," : "", sym);
     }
@@ -90,19 +120,36 @@ static int ins_symid_take(PGresult *r, long asked, char *errbuf, size_t errlen)
  * back from the database with the next batch. */
 static void ins_symid_clear(void)
 {
-    memset(ins_symids, 0, sizeof ins_symids);
+    memset(ins_symids, 0, ins_symids_slots * sizeof *ins_symids);
     ins_symids_used = 0;
+}
+
+/* ins_symid_unknown, after emptying the table once if the batch does not fit in what is
+ * left of it (it always fits in an empty one: ins_symids_cap >= --batch-rows). */
+static long ins_symid_unknown_fit(const ins_batch_t *b, char **lit)
+{
+    long n = ins_symid_unknown(b, lit);
+    if (n != -2)
+        return n;
+    log_info("symbol ids: all %zu slots taken, forgetting them", ins_symids_cap);
+    free(*lit);
+    ins_symid_clear();
+    return ins_symid_unknown(b, lit);
 }
 
 int ins_symbols_ensure(PGconn *c, const ins_batch_t *b, int64_t deadline, char *errbuf,
                        size_t errlen)
 {
-    if (ins_symids_used + b->nrows > INS_SYMIDS_MAX)
-        ins_symid_clear();
     char *lit = NULL;
-    long n = ins_symid_unknown(b, &lit);
-    if (n < 0)
+    long n = ins_symid_unknown_fit(b, &lit);
+    if (n < 0) {
+        free(lit);
+        ins_symid_clear(); /* no placeholder may stay */
+        if (n == -2)
+            return snprintf(errbuf, errlen, "symbol ids: more than %zu symbols in one batch",
+                             ins_symids_cap), -1;
         return snprintf(errbuf, errlen, "out of memory for symbol ids"), -1;
+    }
     int rc = 0;
     if (n > 0) {
         const char *params[1] = { lit };

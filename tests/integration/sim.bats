@@ -95,6 +95,29 @@ START=1700000000000
         "$BATS_TEST_TMPDIR/truth" >/dev/null
 }
 
+@test "kline-sim: /truth?interval=1m is the bars of its seconds by the aggregator's rules, a part minute too" {
+    # 400 s from second 30 of a minute (START is second 20): a 30 s minute, six whole
+    # ones, a 10 s one
+    local m0=$((START - 20000))
+    kp_sim_start --symbols BTCUSDT,ETHUSDT --speed 1000 --duration 400 --start-time $((m0 + 30000))
+    kp_wait_for 10 bash -c "curl -fsS '$SIM_URL/control/stats' | jq -e '.generated_seconds == 400'"
+    curl -fsS "$SIM_URL/truth" >"$BATS_TEST_TMPDIR/s"
+    curl -fsS "$SIM_URL/truth?interval=1m" >"$BATS_TEST_TMPDIR/m"
+    [ "$(wc -l <"$BATS_TEST_TMPDIR/m")" -eq 16 ]
+    [ "$(jq -s -c 'map(.row_count) | .[0:8]' "$BATS_TEST_TMPDIR/m")" = "[30,60,60,60,60,60,60,10]" ]
+    [ "$(jq -s '[.[] | select(.trades == 0)] | length' "$BATS_TEST_TMPDIR/s")" -gt 0 ]
+    # the same bars as the fault campaign makes from the seconds (tests/faults/campaign.py)
+    python3 "$BATS_TEST_DIRNAME/../faults/bars_check.py" "$BATS_TEST_TMPDIR/s" "$BATS_TEST_TMPDIR/m"
+    # a range of one symbol: the bar of just those seconds; an interval it has not is a 400
+    curl -fsS "$SIM_URL/truth?symbol=ETHUSDT&from=$((m0 + 120000))&to=$((m0 + 179999))&interval=1m" \
+        >"$BATS_TEST_TMPDIR/one"
+    [ "$(wc -l <"$BATS_TEST_TMPDIR/one")" -eq 1 ]
+    jq -c "select(.symbol == \"ETHUSDT\" and .open_time == $((m0 + 120000)))" "$BATS_TEST_TMPDIR/m" |
+        cmp - "$BATS_TEST_TMPDIR/one"
+    run curl -sS -o /dev/null -w '%{http_code}' "$SIM_URL/truth?interval=5m"
+    [ "$output" = 400 ]
+}
+
 @test "kline-sim: REST /api/v3/klines pages equal the truth; Binance limit/startTime/endTime semantics" {
     kp_sim_start --symbols BTCUSDT,ETHUSDT --speed 2000 --duration 2500 --start-time $START
     kp_wait_for 10 bash -c "curl -fsS '$SIM_URL/control/stats' | jq -e '.generated_seconds == 2500'"

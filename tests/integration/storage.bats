@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # Storage (schema 007-012): hourly partitions of kline_1s made by the programs, rows for
 # an hour with no partition, retention by dropping partitions (no dead tuples, nothing
-# not yet rolled up), compact checkpoints, the lean row types, and the in-place upgrades
-# of databases made by earlier releases.
+# not yet rolled up), compact checkpoints, the lean row types and the inserter's symbol ids,
+# and the in-place upgrades of databases made by earlier releases.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -208,6 +208,32 @@ rolls_up_all() {
 	[[ $stderr != *"bad state"* ]]
 	[ "$(kp_psql "$1" "select count(*) from kline_1m")" = "$2" ]
 	[ "$(kp_psql "$1" "select count(*) from kline_1m where row_count <> 60")" = 0 ]
+}
+
+@test "storage: the inserter's table of symbol ids empties itself when full, and a failed registration leaves no wrong id" {
+	db=$(kp_db_new)
+	"$INS" -i /dev/null -d "$db" 2>/dev/null
+	# the registration of one symbol fails once (a sequence is not rolled back with it)
+	kp_psql "$db" "create sequence fail_once;
+		create function fail_once() returns trigger language plpgsql as \$\$ begin
+			if new.symbol = 'T0017USDT' and nextval('fail_once') = 1 then
+				raise exception 'registration refused on purpose'; end if;
+			return new; end \$\$;
+		create trigger fail_once before insert on kline_symbol for each row execute function fail_once()" >/dev/null
+	# 30 symbols through a table of 8 ids (KP_TEST_SYMBOL_IDS), 5 records a batch
+	"$INS_GEN" --symbols 30 --seconds 20 --seed 4 >"$BATS_TEST_TMPDIR/in"
+	KP_TEST_SYMBOL_IDS=8 run --separate-stderr timeout 120 "$INS" -i - -d "$db" --batch-rows 5 <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"registration refused on purpose"* ]]
+	clears=$(grep -c "symbol ids: all 8 slots taken, forgetting them" <<<"$stderr")
+	echo "table emptied $clears times"
+	[ "$clears" -ge 20 ]
+	# every row under its own symbol: an id kept from a failed registration or a stale
+	# table would put rows under another symbol or reject them
+	[ "$(ins_count "$db")" = 600 ]
+	diff <(ins_dump_rows "$db") <(ins_expect --symbols 30 --seconds 20 --seed 4)
+	[ "$(kp_psql "$db" "select count(*), count(distinct id) from kline_symbol")" = "30|30" ]
+	[ "$(kp_psql "$db" "select count(*) from rejected")" = 0 ]
 }
 
 @test "storage: a database of the previous release is upgraded in place, no row lost or doubled" {

@@ -115,20 +115,9 @@ int sim_fmt_rest_row(char *out, int64_t s, const sim_k_t *k)
     return (int)(p - out);
 }
 
-/* Canonical record (docs/ARCHITECTURE.md §2), same field order as kline_format.
- * event_time is the nominal send time (close_time + 1): the truth does not know
- * when (or whether) a kline was actually sent. */
-int sim_fmt_canonical(char *out, size_t i, int64_t s, const sim_k_t *k)
+/* ,"open":... to ,"last_trade_id":..., the fields a record and a bar share; returns the end. */
+static char *fmt_fields(char *p, const sim_k_t *k)
 {
-    const sim_symbol_t *y = &g_sim.syms[i];
-    int64_t t = sim_open_time(s);
-    char *p = out;
-    PUT("{\"symbol\":\"");
-    PUTS(y->name);
-    PUT("\",\"interval\":\"1s\",\"open_time\":");
-    p = sim_fmt_i64(p, t);
-    PUT(",\"close_time\":");
-    p = sim_fmt_i64(p, t + 999);
     PUT(",\"open\":"); DEC(k->o);
     PUT(",\"high\":"); DEC(k->h);
     PUT(",\"low\":"); DEC(k->l);
@@ -143,9 +132,48 @@ int sim_fmt_canonical(char *out, size_t i, int64_t s, const sim_k_t *k)
     p = sim_fmt_i64(p, k->f);
     PUT(",\"last_trade_id\":");
     p = sim_fmt_i64(p, k->L);
+    return p;
+}
+
+/* Canonical record (docs/ARCHITECTURE.md §2), same field order as kline_format.
+ * event_time is the nominal send time (close_time + 1): the truth does not know
+ * when (or whether) a kline was actually sent. */
+int sim_fmt_canonical(char *out, size_t i, int64_t s, const sim_k_t *k)
+{
+    const sim_symbol_t *y = &g_sim.syms[i];
+    int64_t t = sim_open_time(s);
+    char *p = out;
+    PUT("{\"symbol\":\"");
+    PUTS(y->name);
+    PUT("\",\"interval\":\"1s\",\"open_time\":");
+    p = sim_fmt_i64(p, t);
+    PUT(",\"close_time\":");
+    p = sim_fmt_i64(p, t + 999);
+    p = fmt_fields(p, k);
     PUT(",\"closed\":true,\"event_time\":");
     p = sim_fmt_i64(p, t + 1000);
     PUT(",\"source\":\"ws\"}");
+    return (int)(p - out);
+}
+
+/* A 1m bar in the canonical record's field order, with the bar's row_count; "error" set
+ * (and the decimals meaningless) when a sum overflowed. */
+int sim_fmt_bar(char *out, size_t i, const sim_bar_t *b)
+{
+    const sim_k_t *k = &b->k;
+    char *p = out;
+    PUT("{\"symbol\":\"");
+    PUTS(g_sim.syms[i].name);
+    PUT("\",\"interval\":\"1m\",\"open_time\":");
+    p = sim_fmt_i64(p, b->open_ms);
+    PUT(",\"close_time\":");
+    p = sim_fmt_i64(p, b->open_ms + 59999);
+    p = fmt_fields(p, k);
+    PUT(",\"row_count\":");
+    p = sim_fmt_i64(p, b->rows);
+    if (b->overflow)
+        PUT(",\"error\":\"a sum does not fit in 64 bits\"");
+    PUT("}");
     return (int)(p - out);
 }
 

@@ -57,7 +57,8 @@ static const char usage_text[] =
 "\n"
 "Stream: /ws/<sym>@kline_1s, /stream?streams=a@kline_1s/b@kline_1s, SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS.\n"
 "REST:   /api/v3/klines, /api/v3/exchangeInfo, /api/v3/ping, /api/v3/time.\n"
-"Truth:  /truth?symbol=&from=&to=   (canonical NDJSON, inclusive open_time range)\n"
+"Truth:  /truth?symbol=&from=&to=[&interval=1m]   (canonical NDJSON, inclusive open_time range;\n"
+"        1m: the bars of those seconds by the aggregator's rules, with row_count)\n"
 "Control (GET or POST): /control/close[?abrupt=1], shutdown, stall?secs=T, refuse?secs=T,\n"
 "        malformed?n=N, oversized?n=N, duplicate?n=N, reorder?n=N, rest429?n=N, rest418?n=N,\n"
 "        reset, dump[?path=FILE], stats\n";

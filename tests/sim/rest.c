@@ -24,6 +24,7 @@ typedef struct http_sess {
     unsigned char *body;        /* owned: LWS_PRE + len bytes (static bodies) */
     size_t len, off;
     bool truth;                 /* body produced by the truth iterator */
+    bool bars;                  /* ... as 1m bars (interval=1m) */
     int ti, tlast;              /* position in the sorted symbol index */
     int64_t ts, s0, s1;         /* next second; inclusive range */
     unsigned char *chunk;       /* owned: LWS_PRE + chunk capacity */
@@ -409,17 +410,78 @@ static int api_exchange_info(struct lws *wsi, http_sess_t *h)
 
 typedef struct truth_ctx { unsigned char *out; size_t len; size_t total; } truth_ctx_t;
 
-static int truth_line(void *arg_, size_t i, int64_t s, const sim_k_t *k)
+static void truth_put(truth_ctx_t *t, char *line, int n)
 {
-    truth_ctx_t *t = arg_;
-    char line[SIM_MSG_MAX];
-    int n = sim_fmt_canonical(line, i, s, k);
     line[n++] = '\n';
     if (t->out)
         memcpy(t->out + t->len, line, (size_t)n);
     t->len += (size_t)n;
     t->total += (size_t)n;
+}
+
+static int truth_line(void *arg_, size_t i, int64_t s, const sim_k_t *k)
+{
+    char line[SIM_MSG_MAX];
+    truth_put(arg_, line, sim_fmt_canonical(line, i, s, k));
     return 0;
+}
+
+static bool bar_add_overflows(int64_t *sum, int64_t v)
+{
+    return __builtin_add_overflow(*sum, v, sum);
+}
+
+/* Adds second s to the bar by docs/aggregator.md: OHLC and trade ids from the seconds
+ * that traded (a bar without trades keeps its first second's open), volumes summed. */
+static int truth_bar_add(void *arg_, size_t i, int64_t s, const sim_k_t *k)
+{
+    sim_bar_t *b = arg_;
+    sim_k_t *a = &b->k;
+    if (b->rows++ == 0) {
+        b->open_ms = sim_open_time(s) / 60000 * 60000;
+        *a = (sim_k_t){ .o = k->o, .h = k->o, .l = k->o, .c = k->o, .f = -1, .L = -1 };
+    }
+    b->overflow |= bar_add_overflows(&a->v, k->v) | bar_add_overflows(&a->q, k->q) |
+                   bar_add_overflows(&a->V, k->V) | bar_add_overflows(&a->Q, k->Q) |
+                   bar_add_overflows(&a->n, k->n);
+    if (k->n <= 0)
+        return 0;
+    if (!b->traded) {
+        a->o = k->o, a->h = k->h, a->l = k->l, a->f = k->f;
+        b->traded = true;
+    }
+    a->h = k->h > a->h ? k->h : a->h;
+    a->l = k->l < a->l ? k->l : a->l;
+    a->c = k->c, a->L = k->L;
+    return 0;
+}
+
+/* The last second of the minute that second s is in (the sim may start mid-minute). */
+static int64_t minute_last_second(int64_t s)
+{
+    int64_t m = sim_open_time(s) / 60000 * 60000;
+    return fdiv(m + 60000 - g_sim.cfg.start_ms + 999, 1000) - 1;
+}
+
+/* Seconds [s0, e] of symbol i into t: lines, or (bars) the bar of the minute they are in. */
+static void truth_span(truth_ctx_t *t, bool bars, size_t i, int64_t s0, int64_t e)
+{
+    if (!bars) {
+        sim_kline_range(i, s0, e, truth_line, t);
+        return;
+    }
+    sim_bar_t b = { 0 };
+    sim_kline_range(i, s0, e, truth_bar_add, &b);
+    char line[SIM_MSG_MAX];
+    if (b.rows)
+        truth_put(t, line, sim_fmt_bar(line, i, &b));
+}
+
+/* Where the span that starts at ts ends: TRUTH_SECS on, or the end of its minute. */
+static int64_t truth_span_end(bool bars, int64_t ts, int64_t s1)
+{
+    int64_t e = bars ? minute_last_second(ts) : ts + TRUTH_SECS - 1;
+    return e < s1 ? e : s1;
 }
 
 /* Resolves symbol/from/to into a symbol range of the sorted index and a second range. */
@@ -454,12 +516,13 @@ static int truth_range(const char *sym, bool has_from, int64_t from, bool has_to
     return 0;
 }
 
-static size_t truth_length(int first, int last, int64_t s0, int64_t s1)
+static size_t truth_length(bool bars, int first, int last, int64_t s0, int64_t s1)
 {
     truth_ctx_t t = { NULL, 0, 0 };
     const int *ord = sorted_syms();
     for (int k = first; k <= last && s1 >= s0; k++)
-        sim_kline_range((size_t)ord[k], s0, s1, truth_line, &t);
+        for (int64_t ts = s0; ts <= s1; ts = truth_span_end(bars, ts, s1) + 1)
+            truth_span(&t, bars, (size_t)ord[k], ts, truth_span_end(bars, ts, s1));
     return t.total;
 }
 
@@ -469,10 +532,8 @@ static size_t truth_fill(http_sess_t *h)
     const int *ord = sorted_syms();
     truth_ctx_t t = { h->chunk + LWS_PRE, 0, 0 };
     while (h->ti <= h->tlast && t.len < HTTP_CHUNK && h->s1 >= h->s0) {
-        int64_t e = h->ts + TRUTH_SECS - 1;
-        if (e > h->s1)
-            e = h->s1;
-        sim_kline_range((size_t)ord[h->ti], h->ts, e, truth_line, &t);
+        int64_t e = truth_span_end(h->bars, h->ts, h->s1);
+        truth_span(&t, h->bars, (size_t)ord[h->ti], h->ts, e);
         h->ts = e + 1;
         if (h->ts > h->s1) {
             h->ti++;
@@ -493,6 +554,11 @@ static int truth_request(struct lws *wsi, http_sess_t *h)
     if (ht && parse_i64(a, &to) < 0)
         return binance_error(wsi, h, 400, -1100, "Illegal characters found in parameter 'to'.");
     arg(wsi, "symbol", sym, sizeof sym);
+    if (arg(wsi, "interval", a, sizeof a) && strcmp(a, "1s") != 0) {
+        if (strcmp(a, "1m") != 0)
+            return binance_error(wsi, h, 400, -1120, "Invalid interval: the truth has 1s and 1m.");
+        h->bars = true;
+    }
     if (truth_range(sym, hf, from, ht, to, &h->ti, &h->tlast, &h->s0, &h->s1) < 0)
         return binance_error(wsi, h, 400, -1121, "Invalid symbol.");
     h->ts = h->s0;
@@ -501,7 +567,7 @@ static int truth_request(struct lws *wsi, http_sess_t *h)
     if (!h->chunk)
         return -1;
     h->truth = true;
-    size_t len = truth_length(h->ti, h->tlast, h->s0, h->s1);
+    size_t len = truth_length(h->bars, h->ti, h->tlast, h->s0, h->s1);
     return respond(wsi, h, 200, "application/x-ndjson", NULL, len, false, 0);
 }
 

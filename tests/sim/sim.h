@@ -144,6 +144,16 @@ int64_t sim_open_time(int64_t s);
 /* Sim seconds that should be complete by wall time now (realtime mode). */
 int64_t sim_due_seconds(int64_t now_ms);
 
+/* One minute of a symbol rolled up by the bar rules of docs/aggregator.md: a second
+ * independent of the aggregator's SQL, for /truth?interval=1m. */
+typedef struct sim_bar {
+    int64_t open_ms;    /* the minute */
+    sim_k_t k;          /* o/c of the first/last traded second, h/l over them, sums */
+    int64_t rows;       /* seconds in the bar */
+    bool traded;        /* any second with trades */
+    bool overflow;      /* a sum left int64 */
+} sim_bar_t;
+
 /* fmt.c — all return the length written; buffers of SIM_MSG_MAX suffice */
 int  sim_fmt_dec(char *out, int64_t v);                 /* 8 decimals */
 char *sim_fmt_i64(char *out, int64_t v);                /* returns end */
@@ -151,6 +161,7 @@ int  sim_fmt_event(char *out, size_t i, int64_t s, const sim_k_t *k, bool closed
                    int64_t E, bool combined);
 int  sim_fmt_rest_row(char *out, int64_t s, const sim_k_t *k);
 int  sim_fmt_canonical(char *out, size_t i, int64_t s, const sim_k_t *k);
+int  sim_fmt_bar(char *out, size_t i, const sim_bar_t *b);
 int  sim_parse_dec(const char *s, size_t len, int64_t *out); /* 0 / -1 */
 
 /* replay.c */
