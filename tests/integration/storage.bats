@@ -105,6 +105,30 @@ hour_ago() { echo $(( ($(date +%s) / 3600 - $1) * 3600 * 1000 )); }
 	[ "$(kp_psql "$db" "select count(*) from kline_1s where open_time < to_timestamp($t0 / 1000.0 + 3 * 3600)")" = 0 ]
 }
 
+@test "storage: retention deletes old rows of kline_1s_default one by one, each symbol up to what it still needs" {
+	db=$(kp_db_new)
+	"$INS" -i /dev/null -d "$db" 2>/dev/null
+	# a table in the way of the hour's partition: the inserter's rows land in the default
+	kp_psql "$db" "create table kline_1s_p2025120110 (x int)" >/dev/null
+	# 3 symbols x 3 minutes a year ago; T0002USDT misses seconds 10-19 of the second minute
+	lo=$((1764583200000 + 60000 + 10000)) hi=$((1764583200000 + 60000 + 19000))
+	"$INS_GEN" --symbols 3 --seconds 180 --start 1764583200000 |
+		jq -c --argjson lo "$lo" --argjson hi "$hi" \
+			'select(.symbol != "T0002USDT" or .open_time < $lo or .open_time > $hi)' >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 0 ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s_default")" = 530 ]
+	run --separate-stderr "$AGG" --once -d "$db" -i 1m --incomplete-grace 7d --retain 1s=1h
+	echo "$stderr" | tail -5
+	[ "$status" -eq 0 ]
+	# rolled up and gone, by symbol id; T0002USDT keeps its held minute and what follows it
+	[ "$(kp_psql "$db" "select count(*) from kline_1m")" = 8 ]
+	[ "$(kp_psql "$db" "select count(*) from aggregator_pending where held")" = 1 ]
+	[ "$(kp_psql "$db" "select y.symbol, count(*), min(d.open_time) = '2025-12-01 10:01:00+00'
+		from kline_1s_default d join kline_symbol y on y.id = d.symbol_id group by 1")" = "T0002USDT|110|t" ]
+	[ "$(kp_psql "$db" "select count(*) from kline_1s")" = 110 ]
+}
+
 @test "storage: retention detaches a partition before dropping it; one left detached by a stopped run goes next time" {
 	db=$(kp_db_new)
 	t0=$(hour_ago 6)
@@ -283,8 +307,9 @@ rolls_up_all() {
 	old_schema "$db" 011
 	[ "$(kp_psql "$db" "select count(*) from schema_migrations")" = 11 ]
 	# 3 h of 10 symbols as release 011 stored them (hourly partitions of the wide table),
-	# the next hour's partition made ahead and empty, one stray row in the default
-	t0=$(hour_ago 5)
+	# the next hour's partition made ahead and empty, one stray row in the default; all of
+	# it on one UTC day three days ago, which --archive writes out whole at the end
+	t0=$(( ($(date +%s) / 86400 - 3) * 86400 * 1000 + 5 * 3600 * 1000 ))
 	kp_psql "$db" "select kline_1s_ensure(array(select generate_series($t0 / 1000, $t0 / 1000 + 4 * 3600, 3600)::bigint));
 		insert into kline_1s (symbol, open_time, open, high, low, close, volume, quote_volume, trades,
 		  taker_buy_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, event_time, source)
@@ -321,12 +346,21 @@ rolls_up_all() {
 	[ "$(kp_psql "$db" "select count(*) from kline_1s_lean")" = 360 ]
 	[ "$(kp_psql "$db" "select count(*) from kline_1s_wide")" = 108000 ]
 	[ "$(kp_psql "$db" "select high from kline_1s where symbol = 'W1' order by open_time limit 1")" = 200 ]
-	# the aggregator rolls up old and new alike, retention drops both kinds of hours
+	# the aggregator rolls up old and new alike, retention drops both kinds of hours and
+	# --archive writes out both first (the files' columns: archive.bats)
 	rolls_up_all "$db" $((10 * 180 + 3 * 2))
-	run --separate-stderr "$AGG" --once -d "$db" --retain 1s=1m
+	psql "$db" -XAtq -F, -v ON_ERROR_STOP=1 -c "select symbol, (extract(epoch from open_time)*1000)::bigint,
+		open, high, low, close, volume, (extract(epoch from open_time)*1000)::bigint + 999, quote_volume,
+		trades, taker_buy_volume, taker_buy_quote_volume, 0 from kline_1s" | LC_ALL=C sort >"$BATS_TEST_TMPDIR/rows"
+	run --separate-stderr "$AGG" --once -d "$db" --retain 1s=1m --archive "$BATS_TEST_TMPDIR/arch"
 	[ "$status" -eq 0 ]
 	[ "$(ins_count "$db")" = 0 ]
 	[ "$(kp_psql "$db" "select count(*) from kline_1s_partitions where parent = 'kline_1s_wide'")" = 0 ]
+	for f in "$BATS_TEST_TMPDIR"/arch/*/*-1s-*.csv.gz; do
+		zcat "$f" | sed "s/^/$(basename "$(dirname "$f")"),/"
+	done | LC_ALL=C sort >"$BATS_TEST_TMPDIR/files"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/files")" = $((108000 + 360)) ]
+	cmp "$BATS_TEST_TMPDIR/rows" "$BATS_TEST_TMPDIR/files"
 }
 
 @test "storage: the lean row gives back every field exactly, and a record it could not is rejected" {
