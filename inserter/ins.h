@@ -172,6 +172,17 @@ void ins_store_close(ins_store_t *s);
 int ins_partition_ensure(PGconn *c, const ins_batch_t *b, int64_t deadline, char *errbuf,
                          size_t errlen);
 
+/* ---- copybin.c ---- */
+
+/* PostgreSQL's binary COPY: the header and trailer (each fits INS_COPYBIN_HEADER_MAX),
+ * and one kline_1s_lean row of INS_STORE_LEAN_COLS (fits INS_COPYBIN_ROW_MAX). They
+ * return the bytes written to out. */
+#define INS_COPYBIN_HEADER_MAX 19
+#define INS_COPYBIN_ROW_MAX    320
+size_t ins_copybin_header(unsigned char *out);
+size_t ins_copybin_trailer(unsigned char *out);
+size_t ins_copybin_lean(unsigned char *out, const kline_t *k, int32_t symbol_id);
+
 /* ---- symbol_ids.c ---- */
 
 /* The table of ids, room for at least one batch of batch_rows records. 0 / -1 (errbuf). */

@@ -137,7 +137,7 @@ static int ins_store_run(ins_store_t *s, const char *sql, int64_t deadline, PGre
     return pgd_run(s->conn, sql, deadline, keep, errbuf, errlen);
 }
 
-/* COPY <sql> FROM STDIN with the text in ins_store_copy_buf. */
+/* COPY <sql> FROM STDIN with the data in ins_store_copy_buf. */
 static int ins_store_copy(ins_store_t *s, const char *sql, int64_t deadline, char *errbuf,
                           size_t errlen)
 {
@@ -300,27 +300,13 @@ static void ins_store_put_ts(int64_t ms)
     ins_store_put(frac, 7);
 }
 
-/* One row of COPY text for kline_1s_lean (the direct COPY, INS_STORE_LEAN_COLS). Every
- * field passed kline_validate and ins_storable: no tab, newline or backslash to escape,
- * trades and the event offset fit 32 bits, last_trade_id is derived. */
+/* One row of the direct COPY into kline_1s_lean, binary (copybin.c, INS_STORE_LEAN_COLS).
+ * Every field passed kline_validate and ins_storable: trades and the event offset fit 32
+ * bits, last_trade_id is derived. */
 static void ins_store_put_lean(const ins_row_t *r)
 {
-    const kline_t *k = &r->k;
-    const char *dec[] = { k->open, k->high, k->low, k->close, k->volume, k->quote_volume,
-                          k->taker_buy_volume, k->taker_buy_quote_volume };
-    ins_store_put_i64(ins_symbol_id(k->symbol)); ins_store_putc('\t');
-    ins_store_put_ts(k->open_time); ins_store_putc('\t');
-    for (size_t i = 0; i < sizeof dec / sizeof dec[0]; i++) {
-        ins_store_puts(dec[i]); ins_store_putc('\t');
-    }
-    ins_store_put_i64(k->trades); ins_store_putc('\t');
-    ins_store_put_i64(k->first_trade_id); ins_store_putc('\t');
-    ins_store_put_i64((k->closed ? 1 : 0) | 2 * (int)k->source); ins_store_putc('\t');
-    if (k->event_time <= 0)
-        ins_store_put("\\N", 2);
-    else
-        ins_store_put_i64(k->event_time - k->open_time);
-    ins_store_putc('\n');
+    unsigned char row[INS_COPYBIN_ROW_MAX];
+    ins_store_put((const char *)row, ins_copybin_lean(row, &r->k, ins_symbol_id(r->k.symbol)));
 }
 
 /* One row of COPY text for ins_stage (the upsert path): every field as the record has it,
@@ -355,24 +341,31 @@ static void ins_store_put_stage(const ins_row_t *r)
     }
 }
 
-/* COPY text of the batch's rows, sorted by (symbol, open_time): for kline_1s_lean (direct)
- * or for ins_stage. */
+/* COPY data of the batch's rows, sorted by (symbol, open_time): binary for kline_1s_lean
+ * (direct), text for ins_stage. */
 static int ins_store_build_rows(const ins_batch_t *b, bool direct)
 {
-    /* 8 decimals of at most KLINE_DEC_MAX, the symbol, 8 integers, flags and tabs */
+    /* 8 decimals of at most KLINE_DEC_MAX, the symbol, 8 integers, flags and tabs; a
+     * binary row is smaller */
     size_t per_row = 8 * KLINE_DEC_MAX + KLINE_SYMBOL_MAX + 8 * 21 + 64;
+    unsigned char frame[INS_COPYBIN_HEADER_MAX];
     kp_buf_reset(&ins_store_copy_buf);
-    if (ins_store_reserve(b->nrows * per_row) < 0 || ins_store_idx_reserve(b->nrows) < 0)
+    if (ins_store_reserve(b->nrows * per_row + sizeof frame) < 0 ||
+        ins_store_idx_reserve(b->nrows) < 0)
         return -1;
     for (size_t i = 0; i < b->nrows; i++)
         ins_store_idx.p[i] = &b->rows[i];
     qsort(ins_store_idx.p, b->nrows, sizeof *ins_store_idx.p, ins_store_row_cmp);
+    if (direct)
+        ins_store_put((const char *)frame, ins_copybin_header(frame));
     for (size_t i = 0; i < b->nrows; i++) {
         if (direct)
             ins_store_put_lean(ins_store_idx.p[i]);
         else
             ins_store_put_stage(ins_store_idx.p[i]);
     }
+    if (direct)
+        ins_store_put((const char *)frame, ins_copybin_trailer(frame));
     return 0;
 }
 
@@ -588,8 +581,8 @@ static int ins_store_direct(ins_store_t *s, const ins_batch_t *b, int64_t deadli
     }
     if (ins_store_run(s, "SAVEPOINT ins_direct", deadline, NULL, errbuf, errlen) < 0)
         return -1;
-    if (ins_store_copy(s, "COPY kline_1s_lean (" INS_STORE_LEAN_COLS ") FROM STDIN", deadline, errbuf,
-                       errlen) == 0)
+    if (ins_store_copy(s, "COPY kline_1s_lean (" INS_STORE_LEAN_COLS ") FROM STDIN (FORMAT binary)",
+                       deadline, errbuf, errlen) == 0)
         return ins_store_run(s, "RELEASE SAVEPOINT ins_direct", deadline, NULL, errbuf,
                              errlen) < 0 ? -1 : 1;
     if (strcmp(pgd_last_sqlstate(), "23505") != 0 || pgd_abandoned(s->conn))

@@ -374,8 +374,26 @@ rolls_up_all() {
 	diff <(kp_psql "$db" "select symbol, (extract(epoch from open_time) * 1000)::bigint,
 		(extract(epoch from event_time) * 1000)::bigint, source from kline_1s" | LC_ALL=C sort) \
 		<(jq -r 'select(.closed) | "\(.symbol)|\(.open_time)|\(.event_time)|\(.source)"' "$BATS_TEST_TMPDIR/in" | LC_ALL=C sort)
-	# last_trade_id that is not first + trades - 1, and an event time 30 days late: rejected
+	# decimals at the edges of what a record may carry (COPY binary: base-10,000 digits and
+	# the scale as written) read back as numeric_in reads their text
 	one=$(head -1 "$BATS_TEST_TMPDIR/in")
+	decs=(0 0.00000000 1.5 0001.50 9999.9999 10000 10000.0001 0.000000000000000001
+		12345678901234567890.123456789012345678 99999999999999999999.999999999999999999 7.1234567)
+	for i in "${!decs[@]}"; do
+		jq -c --arg d "${decs[$i]}" --argjson t $((t0 + 7200000 + i * 1000)) \
+			'.open_time = $t | .close_time = $t + 999 | .event_time = $t + 1000 | .closed = true
+			| .open = $d | .high = $d | .low = $d | .close = $d | .volume = $d | .quote_volume = $d
+			| .taker_buy_volume = $d | .taker_buy_quote_volume = $d' <<<"$one"
+	done >"$BATS_TEST_TMPDIR/edges"
+	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/edges"
+	[ "$status" -eq 0 ]
+	[ "$(kp_psql "$db" "select count(*) from rejected")" = 0 ]
+	diff <(kp_psql "$db" "select open::text || ' ' || close::text || ' ' || quote_volume::text || ' '
+		|| taker_buy_quote_volume::text from kline_1s where open_time >= to_timestamp($((t0 + 7200000)) / 1000.0)
+		order by open_time") \
+		<(for d in "${decs[@]}"; do kp_psql "$db" "select repeat('$d'::numeric::text || ' ', 3) || '$d'::numeric::text"; done)
+	kp_psql "$db" "delete from kline_1s where open_time >= to_timestamp($((t0 + 7200000)) / 1000.0)" >/dev/null
+	# last_trade_id that is not first + trades - 1, and an event time 30 days late: rejected
 	{ jq -c '.open_time += 3600000 | .close_time += 3600000 | .last_trade_id += 1 | .closed = true' <<<"$one"
 	  jq -c '.open_time += 3601000 | .close_time += 3601000 | .event_time += 2592000000 | .closed = true' <<<"$one"; } >"$BATS_TEST_TMPDIR/bad"
 	run --separate-stderr "$INS" -i - -d "$db" <"$BATS_TEST_TMPDIR/bad"
