@@ -125,6 +125,13 @@ static int st_row_json(struct st_db_job *j, PGresult *r, int row, bool rollup, b
     return st_body_append(j, buf, (size_t)n);
 }
 
+/* Epoch ms (a parameter) as a timestamptz by immutable functions only, so that the planner
+ * prunes kline_1s's hourly partitions itself. ('epoch'::timestamptz + interval is only
+ * stable: every partition was planned, then pruned by the executor; 7.5-20 ms of planning
+ * per /api request at 49 partitions, 1.2-1.4 ms this way.) */
+#define ST_DB_TS(param) "(timestamp 'epoch' + " param "::bigint * interval '1 millisecond')" \
+                        " AT TIME ZONE 'UTC'"
+
 /* The SMA of a symbol the streamer just saw needs N closed 1m bars; take them from the
  * aggregator's table so alerts work from the first minute (best effort: errors are ignored). */
 static void st_db_seed(PGconn *pg, struct st_db_job *j)
@@ -136,7 +143,7 @@ static void st_db_seed(PGconn *pg, struct st_db_job *j)
     char err[512];
     PGresult *r = pgd_query(pg,
                             "SELECT close::float8 FROM kline_1m WHERE symbol = $1"
-                            " AND open_time < 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
+                            " AND open_time < " ST_DB_TS("$2")
                             " ORDER BY open_time DESC LIMIT $3::int",
                             3, params, j->deadline, err, sizeof err);
     if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
@@ -162,8 +169,7 @@ static void st_db_klines_sql(const struct st_db_job *j, const char *table, bool 
              " taker_buy_quote_volume::text, first_trade_id, last_trade_id, closed,"
              " (extract(epoch FROM event_time)*1000)::bigint, source%s"
              " FROM %s WHERE symbol = $1"
-             " AND open_time >= 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'"
-             " AND open_time <= 'epoch'::timestamptz + $3::bigint * interval '1 millisecond'"
+             " AND open_time >= " ST_DB_TS("$2") " AND open_time <= " ST_DB_TS("$3")
              " ORDER BY open_time %s LIMIT $4::int",
              /* kline_1s stores no close_time: it is always the second's last ms */
              rollup ? "(extract(epoch FROM close_time)*1000)::bigint"

@@ -50,6 +50,7 @@ st_start() {
 
 # st_ws SCRIPT ARGS... → runs tests/browser/wsclient.js (Node + ws) against the streamer.
 st_ws() {
+	st_node_ready
 	NODE_PATH=$ST_NODE_MODULES node "$KP_ROOT/tests/browser/wsclient.js" "$ST_PORT" "$@"
 }
 
@@ -58,7 +59,8 @@ st_metric() {
 	curl -fsS "$ST_URL/metrics" | awk -v n="$1" '$1 == n { print $2; exit }'
 }
 
-# st_node_ready → skips the test when the Node packages are not installed.
+# st_node_ready → installs tests/browser's Node packages if they are not there yet (npm ci,
+# offline from the cache): every suite that runs st_ws may be the first to need them.
 st_node_ready() {
 	[[ -d $ST_NODE_MODULES/ws ]] || (cd "$KP_ROOT/tests/browser" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >&2)
 }
