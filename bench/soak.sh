@@ -7,7 +7,7 @@
 # soak.md, soak.csv and soak.svg (bench/soak_report.py). Not part of CI.
 #   KP_SOAK_HOURS    simulated hours (default 24)
 #   KP_SOAK_SYMBOLS  symbols (default 2000)
-#   KP_SOAK_SPEED    sim seconds per real second (default 5: what 2 cores sustain at 2,000)
+#   KP_SOAK_SPEED    sim seconds per real second (default 8: what 2 cores sustain at 2,000)
 #   KP_SOAK_RETAIN   the aggregator's --retain (default 1s=30m)
 #   KP_SOAK_COMPACT  the aggregator's --compact-after (default 10m)
 #   KP_SOAK_SAMPLE   seconds between samples (default 10)
@@ -21,7 +21,7 @@ if [[ -z ${DATABASE_URL:-} || -z ${KAFKA_BROKERS:-} ]]; then
     exec tests/harness/up -- "$0" "$@"
 fi
 export KP_BIN=${KP_BIN:-$PWD/bin} KP_TBIN=${KP_TBIN:-$PWD/build/release/tbin}
-hours=${KP_SOAK_HOURS:-24} symbols=${KP_SOAK_SYMBOLS:-2000} speed=${KP_SOAK_SPEED:-5}
+hours=${KP_SOAK_HOURS:-24} symbols=${KP_SOAK_SYMBOLS:-2000} speed=${KP_SOAK_SPEED:-8}
 out=${KP_SOAK_OUT:-bench/results}
 run=$(mktemp -d "${TMPDIR:-/tmp}/kp-soak.XXXXXX")
 minutes=$(awk -v h="$hours" -v s="$speed" 'BEGIN { printf "%.4f", h * 60 / s }')

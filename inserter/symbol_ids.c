@@ -8,7 +8,7 @@
  * times over) or for one batch's worth if --batch-rows is larger, so a batch always fits
  * in an empty table. A batch that finds it full empties it and starts again; the ids come
  * back from the database, which never changes an id once given. calloc'd: the slots cost
- * memory only as names land in them.
+ * memory as names land in them (all of it, ~1 MB at the default, once emptied).
  *
  * KP_TEST_SYMBOL_IDS=N (tests only; nothing else reads it) lowers INS_SYMIDS_MIN to N, so
  * a test can fill the table with a few dozen symbols. */
