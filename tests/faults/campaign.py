@@ -1068,14 +1068,8 @@ class Campaign:
     def sim_bars(self, sym):
         """The sim's own 1m bars of the whole run (/truth?interval=1m), as expected_bars
         gives them: {minute: bar}."""
-        bars = {}
-        for b in self.truth_of(sym, self.t0, self.t0 + (self.secs - 1) * 1000, "1m"):
-            if "error" in b:
-                raise RuntimeError(f"sim bar {sym} {b['open_time']}: {b['error']}")
-            e = {k: b[k] for k in ("close_time", "row_count", "trades", "first_trade_id", "last_trade_id")}
-            e.update({k: Decimal(b[k]) for k in DEC_FIELDS})
-            bars[b["open_time"]] = e
-        return bars
+        lines = self.truth_of(sym, self.t0, self.t0 + (self.secs - 1) * 1000, "1m")
+        return {b["open_time"]: sim_bar(b) for b in lines}
 
     def bars_expected(self, sym, kept, rest_rows, res):
         """The 1m bars a symbol must have. Without --bars-from-sim, from every second of the
@@ -1085,7 +1079,6 @@ class Campaign:
         if not self.a.bars_from_sim:
             return expected_bars(kept, rest_rows)
         bars = self.sim_bars(sym)
-        res["expired"] += sum(b["row_count"] for m, b in bars.items() if self.hour_expired(m))
         rest_minutes = {t // 60000 * 60000 for t in rest_rows}
         for m, e in expected_bars(kept, rest_rows).items():
             if m not in rest_minutes and bars.get(m) != e:
@@ -1160,9 +1153,10 @@ class Campaign:
                     res["doubled"] += 1
                 by_t[r["open_time"]] = r
             tset = {t["open_time"] for t in truth}
-            gone = {t["open_time"] for t in expired}
             if self.a.bars_from_sim:  # no expired truth read: a row of an expired hour is left
                 gone = {t for t in by_t if self.hour_expired(t)}
+            else:
+                gone = {t["open_time"] for t in expired}
             res["expired_left"] += sum(1 for t in by_t if t in gone)
             extra = [t for t in by_t if t not in tset and t not in gone]
             res["extra"] += len(extra)
@@ -1197,6 +1191,8 @@ class Campaign:
                         examples["wrong"].append(f"{sym} {ot}: {','.join(bad)}")
             # 1m bars
             exp_bars = self.bars_expected(sym, full, rest_rows, res)
+            if self.a.bars_from_sim:  # the expired seconds were not read: the sim's bars count them
+                res["expired"] += sum(b["row_count"] for m, b in exp_bars.items() if self.hour_expired(m))
             res["bars_expected"] += len(exp_bars)
             while next_1m[0] is not None and next_1m[0] < sym:
                 next_1m = next(db_1m, (None, []))
@@ -1287,6 +1283,15 @@ def retain_1s_ms(spec):
         if m:
             return int(float(m.group(1)) * units[m.group(2)])
     return None
+
+
+def sim_bar(line):
+    """A bar of kline-sim's /truth?interval=1m in the shape expected_bars gives."""
+    if "error" in line:
+        raise RuntimeError(f"sim bar {line['symbol']} {line['open_time']}: {line['error']}")
+    bar = {k: line[k] for k in ("close_time", "row_count", "trades", "first_trade_id", "last_trade_id")}
+    bar.update({k: Decimal(line[k]) for k in DEC_FIELDS})
+    return bar
 
 
 def expected_bars(truth, rest_rows):

@@ -521,8 +521,10 @@ static size_t truth_length(bool bars, int first, int last, int64_t s0, int64_t s
     truth_ctx_t t = { NULL, 0, 0 };
     const int *ord = sorted_syms();
     for (int k = first; k <= last && s1 >= s0; k++)
-        for (int64_t ts = s0; ts <= s1; ts = truth_span_end(bars, ts, s1) + 1)
-            truth_span(&t, bars, (size_t)ord[k], ts, truth_span_end(bars, ts, s1));
+        for (int64_t ts = s0, e; ts <= s1; ts = e + 1) {
+            e = truth_span_end(bars, ts, s1);
+            truth_span(&t, bars, (size_t)ord[k], ts, e);
+        }
     return t.total;
 }
 
