@@ -12,12 +12,14 @@ COPY . .
 RUN make -j"$(nproc)" programs web \
  && make install PREFIX=/opt/klinepipe
 
-# Runtime stage: only the shared libraries the programs link against (lws loads its
-# libuv event-loop plugin, libwebsockets-evlib-uv, at run time: the streamer's default loop).
+# Runtime stage: only the shared libraries the programs link against, and the lws
+# event-loop plugins lws loads at run time for the streamer's --event-loop uv and ev
+# (libwebsockets-evlib-uv, -ev). compose.bats checks this list against what the programs
+# link (ldd), so a new library cannot go missing from the image unnoticed.
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libwebsockets17 libwebsockets-evlib-uv libuv1 libpq5 libjansson4 libcurl4 zlib1g \
+      librdkafka1 libwebsockets17 libwebsockets-evlib-uv libwebsockets-evlib-ev libuv1 libev4 libpq5 libjansson4 libcurl4 zlib1g \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin klinepipe

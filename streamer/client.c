@@ -400,9 +400,13 @@ void st_client_on_receive(struct st_client *c, const void *in, size_t len)
 
 /* A client that is behind gets its pending updates in one frame,
  * {"type":"batch","updates":[...]}, up to ST_BATCH_MAX bytes: one send() instead of
- * dozens, which is what lets one thread feed hundreds of "*" subscribers. The buffer is
- * shared (lws thread only); lws_write copies whatever the kernel does not take. */
-#define ST_BATCH_MAX (32 * 1024)
+ * dozens, which is what lets one thread feed hundreds of "*" subscribers. 256 KB holds a
+ * burst of ~500 symbols in one frame: at 32 KB, 500 clients x 200 symbols took three frames
+ * each per burst (each a send() whose loopback delivery wakes the reader), and the third
+ * waited for everyone's first two; one frame cut the streamer's CPU there by ~20 %. The
+ * buffer is shared (lws thread only); lws_write copies whatever the kernel does not take,
+ * so a client that stops reading holds at most one frame beyond its queue. */
+#define ST_BATCH_MAX (256 * 1024)
 static unsigned char st_batch_buf[LWS_PRE + ST_BATCH_MAX + 64];
 
 /* A "*" snapshot is built when it is about to be sent, not when it is asked for: the

@@ -1,4 +1,4 @@
-/* loop.c — the lws service thread's loop: serving passes (libuv or lws's poll()), the
+/* loop.c — the lws service thread's loop: serving passes (libev, libuv or lws's poll()), the
  * hand-off from the feed and database threads (they wake the loop with lws_cancel_service,
  * the loop drains their queues here), the 250 ms tick and the stats line.
  * Only the lws thread runs this file, so its state needs no lock. */
@@ -19,10 +19,11 @@ static struct lws_context *lp_ctx;
  * service pass costs O(ready sockets) instead of poll()'s O(all sockets). */
 static uv_loop_t st_uv;
 static bool st_use_uv;
-/* --event-loop ev: a libev loop (epoll) instead. libuv's uv_poll_start removes a socket from
- * epoll and adds it back on every change of its events (EPOLL_CTL_DEL + ADD, twice per frame
- * sent: writeable wanted, then not): ~20 % of the streamer's CPU at 1,000 clients x 5
- * symbols (perf). libev changes the events in place (EPOLL_CTL_MOD). */
+/* --event-loop ev (the default): a libev loop (epoll) instead. libuv's uv_poll_start removes a
+ * socket from epoll and adds it back on every change of its events (EPOLL_CTL_DEL + ADD, twice
+ * per frame sent: writeable wanted, then not): ~20 % of the streamer's CPU at 1,000 clients x
+ * 5 symbols (perf). libev changes the events in place (EPOLL_CTL_MOD): 15-25 % less CPU at
+ * 1,000-10,000 clients in A/B runs (bench/results/latency_breakdown.md). */
 static struct ev_loop *st_ev;
 static lws_sorted_usec_list_t st_tick_sul;
 static int64_t st_next_stats;

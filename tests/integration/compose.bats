@@ -135,6 +135,23 @@ PY
     ! grep -q -- '-dev' <(sed -n '/^FROM debian:12-slim$/,$p' Dockerfile)
 }
 
+@test "the image's runtime stage installs every library the programs link, and the streamer's lws loop plugins" {
+    run python3 "$KP_ROOT/scripts/image-libs.py" "$KP_ROOT/Dockerfile" "$KP_BIN"/kline-{producer,inserter,aggregator,streamer}
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "the library check can fail: a runtime stage without libev4 and the ev plugin" {
+    sed -e 's/ libev4 / /' -e 's/ libwebsockets-evlib-ev / /' "$KP_ROOT/Dockerfile" >"$BATS_TEST_TMPDIR/Dockerfile"
+    run cmp -s "$KP_ROOT/Dockerfile" "$BATS_TEST_TMPDIR/Dockerfile"
+    [ "$status" -eq 1 ] # the sed took them out
+    run python3 "$KP_ROOT/scripts/image-libs.py" "$BATS_TEST_TMPDIR/Dockerfile" "$KP_BIN/kline-streamer"
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [[ $output == *"libev.so.4 (package libev4)"* ]]
+    [[ $output == *"lws plugin (package libwebsockets-evlib-ev)"* ]]
+}
+
 @test "the monitoring profile is valid (docker-compose --profile monitoring config -q)" {
     run docker-compose -f docker-compose.yml --profile monitoring config -q
     echo "$output"

@@ -221,11 +221,11 @@ slow_client_scenario() {
 	slow_client_scenario
 }
 
-@test "streamer: the same on --event-loop ev (libev): the stalled client is cut, the reader keeps up" {
-	slow_client_scenario --event-loop ev
+@test "streamer: the same on --event-loop uv (libuv): the stalled client is cut, the reader keeps up" {
+	slow_client_scenario --event-loop uv
 	# this test's part of the log (each start writes a "=== test: command" line first)
 	log=$KP_OUT/kline-streamer.log
-	tail -n "+$(grep -n '^=== ' "$log" | tail -1 | cut -d: -f1)" "$log" | grep -q "event loop: ev,"
+	tail -n "+$(grep -n '^=== ' "$log" | tail -1 | cut -d: -f1)" "$log" | grep -q "event loop: uv,"
 }
 
 @test "streamer: SIGTERM closes clients with 1001 going away and exits 0" {
@@ -262,10 +262,10 @@ st_last_log() {
 	tac "$KP_OUT/kline-streamer.log" | sed '/^=== /q'
 }
 
-@test "streamer: the uv loop by default with records applied at once; poll batches them every 5 ms" {
+@test "streamer: the ev loop by default with records applied at once; poll batches them every 5 ms" {
 	fifo=$(st_fifo)
 	st_start -i "$fifo"
-	st_last_log | grep -q "event loop: uv, --coalesce-ms 0"
+	st_last_log | grep -q "event loop: ev, --coalesce-ms 0"
 	kp_stop "$ST_PID"
 	st_start -i "$fifo" --event-loop poll
 	st_last_log | grep -q "event loop: poll, --coalesce-ms 5"
@@ -274,7 +274,10 @@ st_last_log() {
 	st_last_log | grep -q "event loop: poll, --coalesce-ms 0"
 	kp_stop "$ST_PID"
 	st_start -i "$fifo" --coalesce-ms 20
-	st_last_log | grep -q "event loop: uv, --coalesce-ms 20"
+	st_last_log | grep -q "event loop: ev, --coalesce-ms 20"
+	kp_stop "$ST_PID"
+	st_start -i "$fifo" --event-loop uv
+	st_last_log | grep -q "event loop: uv, --coalesce-ms 0"
 	kp_stop "$ST_PID"
 }
 
