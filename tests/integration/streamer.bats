@@ -223,9 +223,7 @@ slow_client_scenario() {
 
 @test "streamer: the same on --event-loop uv (libuv): the stalled client is cut, the reader keeps up" {
 	slow_client_scenario --event-loop uv
-	# this test's part of the log (each start writes a "=== test: command" line first)
-	log=$KP_OUT/kline-streamer.log
-	tail -n "+$(grep -n '^=== ' "$log" | tail -1 | cut -d: -f1)" "$log" | grep -q "event loop: uv,"
+	st_last_log | grep -q "event loop: uv,"
 }
 
 @test "streamer: SIGTERM closes clients with 1001 going away and exits 0" {
