@@ -7,8 +7,12 @@
 #   (a) exchange send (E) → the 1s row committed in PostgreSQL: kp-e2e-probe LISTENs on
 #       kline_checkpoint (NOTIFY delivered at the inserter's COMMIT) and stamps each
 #       committed row with the notification's arrival;
-#   (b) exchange send (E) → a WebSocket client has the update: kp-wsload (C, N clients)
-#       computes receive clock − event_time; bench/e2e_ws.py samples the distribution;
+#   (b) exchange send (E) → a WebSocket client has the update: kp-wsload (C, N clients,
+#       its raw epoll engine: the lws client parses byte by byte and spent ~40 ms of CPU
+#       per 2,000-symbol burst on the cores the pipeline needs, 5x the raw engine) computes
+#       receive clock − event_time; bench/e2e_ws.py samples the distribution; the
+#       streamer's --stage-stamps histograms say where that time went (E → the producer's
+#       receive = the Kafka timestamp, → consumed, → drained, → written);
 #   (c) end of the minute → its 1m bar committed: kp-e2e-probe LISTENs on kline_rollup.
 #
 # Runs: 20 symbols (65 s, 10 clients), then the sustained run: 2,000
@@ -121,7 +125,8 @@ run() {
 	pids+=($!)
 	local agg_pid=$!
 	"$BIN/kline-streamer" -b "$KAFKA_BROKERS" -t "$topic" -d "$db" --listen "127.0.0.1:$stport" \
-		--max-clients 20000 --stats-interval 0 --log-level warn ${streamer_args[@]+"${streamer_args[@]}"} \
+		--max-clients 20000 --stats-interval 0 --log-level warn --stage-stamps \
+		${streamer_args[@]+"${streamer_args[@]}"} \
 		2>>"$tmp/$name.streamer.log" &
 	pids+=($!)
 	local st_pid=$!
@@ -151,7 +156,7 @@ run() {
 		>"$tmp/$name.b" 2>>"$tmp/$name.ws.log" &
 	local ws_pid=$!
 	local per=$((nsym < 5 ? nsym : 5))
-	"$TBIN/kp-wsload" --port "$stport" -n "$nclients" --symbols "$syms" --per-client "$per" \
+	"$TBIN/kp-wsload" --engine raw --port "$stport" -n "$nclients" --symbols "$syms" --per-client "$per" \
 		--warmup 2 --duration "$((secs - 8))" >"$tmp/$name.load.json" 2>>"$tmp/$name.load.log" &
 	local load_pid=$!
 	# CPU over the window, RSS max over the window
@@ -167,6 +172,7 @@ run() {
 	progs+=" load-clients:$load_pid"
 	for pp in $progs; do c0[${pp%%:*}]=$(cpu_ticks "${pp#*:}"); rmax[${pp%%:*}]=0; done
 	local t0 t1
+	curl -fs -o "$tmp/$name.m0" "http://127.0.0.1:$stport/metrics" || true
 	t0=$(date +%s%N)
 	while kill -0 "$probe_pid" 2>/dev/null; do
 		for pp in $progs; do
@@ -180,6 +186,8 @@ run() {
 		sleep 1
 	done
 	t1=$(date +%s%N)
+	curl -fs -o "$tmp/$name.m1" "http://127.0.0.1:$stport/metrics" || true
+	python3 "$root/bench/stage_quantiles.py" "$tmp/$name.m0" "$tmp/$name.m1" >"$tmp/$name.stages.json" || true
 	local hz
 	hz=$(getconf CLK_TCK)
 	: >"$tmp/$name.res"
@@ -223,6 +231,7 @@ run big "$BIG" "$CLIENTS" $((MINUTES * 60))
 
 res() { awk -v k="$2" '$1 == k {print $'"${3:-2}"'}' "$tmp/$1.res"; }
 ld() { jq -r ".$2" "$tmp/$1.load.json" 2>/dev/null || echo n/a; }
+stg() { jq -r --arg s "$2" '.[$s] | "\(.p50_ms) / \(.p99_ms)"' "$tmp/$1.stages.json" 2>/dev/null || echo n/a; }
 ratio() { awk -v b="$1" -v v="$2" 'BEGIN { if (v + 0 > 0 && b + 0 > 0) printf "%.0fx", b / v; else print "-" }'; }
 
 {
@@ -239,6 +248,7 @@ ratio() { awk -v b="$1" -v v="$2" 'BEGIN { if (v + 0 > 0 && b + 0 > 0) printf "%
 		echo "| ($local_n sym) (b) E → WebSocket client p50 / p99 / max ms, kp-wsload | $(ld $n p50_ms) / $(ld $n p99_ms) / $(ld $n max_ms) ($(ld $n connected) clients, $(ld $n msgs_per_sec) msg/s) | p99 ≤ 50 (moonshot 25) | ~1000 (1 push/s) | $(ratio 1000 "$(ld $n p99_ms)") |"
 		echo "| ($local_n sym) (b) same, 1 sampling client p50 / p99 / max ms | $(pct "$f" b 50) / $(pct "$f" b 99) / $(maxv "$f" b) ($(count "$f" b) updates) | p99 ≤ 50 (moonshot 25) | - | - |"
 		echo "| ($local_n sym) (b) split: E → producer receive / producer → client, p50 / p99 ms | $(pct "$f" bk 50) / $(pct "$f" bk 99) and $(pct "$f" bw 50) / $(pct "$f" bw 99) | - | - | - |"
+		echo "| ($local_n sym) (b) stages in the streamer (--stage-stamps), E → Kafka timestamp / consumed / drained / written, p50 / p99 ms | $(stg $n kafka_ts) and $(stg $n consumed) and $(stg $n drained) and $(stg $n written) | - | - | - |"
 		echo "| ($local_n sym) (c) minute end → 1m bar committed p50 / p99 / max ms | $(pct "$f" c 50) / $(pct "$f" c 99) / $(maxv "$f" c) ($(count "$f" c) bars) | ≤ 1500 | ~7000 | $(ratio 7000 "$(pct "$f" c 99)") |"
 	done
 	for p in producer inserter aggregator streamer sim kafka-broker load-clients; do

@@ -72,6 +72,21 @@ int kp_buf_printf(kp_buf_t *b, const char *fmt, ...)
     return 0;
 }
 
+int kp_buf_put_i64(kp_buf_t *b, long long v)
+{
+    char tmp[24];
+    char *q = tmp + sizeof tmp;
+    /* through unsigned so the most negative value negates without overflow */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--q = '-';
+    return kp_buf_append(b, q, (size_t)(tmp + sizeof tmp - q));
+}
+
 void kp_buf_consume(kp_buf_t *b, size_t n)
 {
     if (n >= b->len) {

@@ -20,6 +20,8 @@ int kp_buf_append(kp_buf_t *b, const void *p, size_t n);
 int kp_buf_puts(kp_buf_t *b, const char *s);
 int kp_buf_putc(kp_buf_t *b, char c);
 int kp_buf_printf(kp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A decimal integer, without printf (hot paths: one call per kline per field). */
+int kp_buf_put_i64(kp_buf_t *b, long long v);
 /* Drops the first n bytes (a consumed prefix of a queue). */
 void kp_buf_consume(kp_buf_t *b, size_t n);
 /* len = 0, memory kept for the next use. */

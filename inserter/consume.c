@@ -139,6 +139,17 @@ static rd_kafka_conf_t *kf_conf(ins_app_t *app, char *errbuf, size_t errlen)
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
         if (kq_conf_set(conf, defaults[i][0], defaults[i][1], errbuf, errlen) < 0)
             goto fail;
+    /* A batch waits --flush-ms for more records anyway, so the broker may hold our fetch
+     * until 1 MB is there or half of that has passed: one fetch per 2,000-symbol burst
+     * instead of one per produce request (dozens). That took a third of the broker's CPU
+     * out of the burst, which the producer and the streamer share the cores with
+     * (bench/results/latency_breakdown.md). A backlog still comes in full fetches. */
+    long long wait = o->flush_ms / 2;
+    char wait_ms[24];
+    snprintf(wait_ms, sizeof wait_ms, "%lld", wait < 10 ? 10 : wait > 500 ? 500 : wait);
+    if (kq_conf_set(conf, "fetch.min.bytes", "1048576", errbuf, errlen) < 0 ||
+        kq_conf_set(conf, "fetch.wait.max.ms", wait_ms, errbuf, errlen) < 0)
+        goto fail;
     if (kq_conf_set(conf, "group.id", o->group, errbuf, errlen) < 0 ||
         kq_conf_apply_xopts(conf, &o->xopts, errbuf, errlen) < 0)
         goto fail;

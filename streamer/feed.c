@@ -113,8 +113,9 @@ int st_feed_drain(struct st_feed_item *out, int max, bool *more_out)
     return n;
 }
 
-/* One record into *k; 0, or -1 when it is rejected (counted, logged). Any thread. */
-static int st_feed_parse(const char *buf, size_t len, const char *origin, kline_t *k)
+/* One record into *k; 0, or -1 when it is rejected (counted, logged). Any thread.
+ * Where it came from (partition < 0: stdin) is only formatted for the log. */
+static int st_feed_parse(const char *buf, size_t len, int partition, long long offset, kline_t *k)
 {
     char err[256];
     atomic_fetch_add(&st_feed_read, 1);
@@ -122,7 +123,9 @@ static int st_feed_parse(const char *buf, size_t len, const char *origin, kline_
         uint64_t n = atomic_fetch_add(&st_feed_rejected, 1);
         /* log the first few and then every 1000th, so junk input cannot flood stderr */
         if (n < 10 || n % 1000 == 0) {
-            char ex[120];
+            char ex[120], origin[64] = "stdin";
+            if (partition >= 0)
+                snprintf(origin, sizeof origin, "kafka:%d@%lld", partition, offset);
             log_warn("%s: rejected record (%s): %s", origin, err,
                      log_excerpt(buf, len, 80, ex, sizeof ex));
         }
@@ -142,7 +145,7 @@ static void st_feed_line(const kp_lines_t *lr, const kp_line_t *ln)
         log_warn("stdin: line %lld longer than %d bytes, rejected", lr->lineno, KLINE_INPUT_MAX);
     } else if (ln->full_len > 0) {
         kline_t k;
-        if (st_feed_parse(ln->data, ln->len, "stdin", &k) == 0)
+        if (st_feed_parse(ln->data, ln->len, -1, 0, &k) == 0)
             st_feed_push(&k, cfg_now_ms(), 0);
     }
 }
@@ -322,9 +325,7 @@ static int st_kafka_item(const rd_kafka_message_t *msg, struct st_feed_item *it,
     }
     rd_kafka_timestamp_type_t tt;
     int64_t ts = rd_kafka_message_timestamp(msg, &tt);
-    char origin[64];
-    snprintf(origin, sizeof origin, "kafka:%d@%lld", msg->partition, (long long)msg->offset);
-    if (st_feed_parse(msg->payload, msg->len, origin, &it->k) < 0)
+    if (st_feed_parse(msg->payload, msg->len, (int)msg->partition, (long long)msg->offset, &it->k) < 0)
         return -1;
     it->ingest_ms = ts > 0 ? ts : cfg_now_ms();
     it->consumed_us = consumed_us;

@@ -326,13 +326,14 @@ static st_msg_t *st_encode_update(struct st_symbol *s)
     st_msg_t *m = st_msg_new((size_t)kn + 512);
     if (!m)
         return NULL;
-    int rc = st_msg_appendf(m, "{\"type\":\"kline\",\"symbol\":\"%s\",\"kline\":", s->name);
-    if (rc == 0)
-        rc = st_msg_append(m, kj, (size_t)kn);
-    if (rc == 0)
-        rc = st_ind_json(&s->ind, m);
-    if (rc == 0)
-        rc = st_msg_appendf(m, ",\"ingest_time\":%lld}", (long long)s->ingest_ms);
+    int rc = st_msg_puts(m, "{\"type\":\"kline\",\"symbol\":\"");
+    rc |= st_msg_puts(m, s->name);
+    rc |= st_msg_puts(m, "\",\"kline\":");
+    rc |= st_msg_append(m, kj, (size_t)kn);
+    rc |= st_ind_json(&s->ind, m);
+    rc |= st_msg_puts(m, ",\"ingest_time\":");
+    rc |= st_msg_put_i64(m, s->ingest_ms);
+    rc |= st_msg_puts(m, "}");
     if (rc < 0) {
         st_msg_unref(m);
         return NULL;
@@ -474,9 +475,8 @@ void st_hub_seed_done(struct st_db_job *j)
 
 /* ---------------------------------------------------------------- periodic */
 
-void st_hub_tick(int64_t now)
+static void st_hub_scan_stale(int64_t now, int64_t stale_ms)
 {
-    int64_t stale_ms = (int64_t)st_hub.cfg->stale_secs * 1000;
     for (struct st_symbol *s = st_hub.symbols; s; s = s->next) {
         if (!s->has_data || s->stale || now - s->updated_mono_ms < stale_ms)
             continue;
@@ -489,6 +489,17 @@ void st_hub_tick(int64_t now)
             continue;
         st_fanout(s, ST_KIND_KLINE, m);
         st_msg_unref(m);
+    }
+}
+
+void st_hub_tick(int64_t now)
+{
+    int64_t stale_ms = (int64_t)st_hub.cfg->stale_secs * 1000;
+    /* staleness is counted in seconds: a walk of every symbol once a second is enough (at
+     * every 250 ms tick, the walk of 2,000 was ~3 % of the streamer's CPU) */
+    if (now >= st_hub.next_stale_scan_ms) {
+        st_hub.next_stale_scan_ms = now + 1000;
+        st_hub_scan_stale(now, stale_ms);
     }
     for (struct st_client *c = st_hub.clients; c; c = c->next) {
         if (c->close_code || !c->wait_since_ms)

@@ -134,22 +134,37 @@ void st_ind_seed(struct st_ind *ind, int64_t bar_open, const double *closes, int
     }
 }
 
+static int st_bar_json(const struct st_bar *b, st_msg_t *m)
+{
+    int rc = st_msg_puts(m, ",\"bar\":{\"open_time\":");
+    rc |= st_msg_put_i64(m, b->open_time);
+    rc |= st_msg_puts(m, ",\"close_time\":");
+    rc |= st_msg_put_i64(m, b->open_time + 59999);
+    rc |= st_msg_puts(m, ",\"open\":\"");
+    rc |= st_msg_puts(m, b->open);
+    rc |= st_msg_puts(m, "\",\"high\":\"");
+    rc |= st_msg_puts(m, b->high);
+    rc |= st_msg_puts(m, "\",\"low\":\"");
+    rc |= st_msg_puts(m, b->low);
+    rc |= st_msg_puts(m, "\",\"close\":\"");
+    rc |= st_msg_puts(m, b->close);
+    rc |= st_msg_puts(m, "\",\"volume\":");
+    rc |= st_msg_put_g10(m, b->volume);
+    rc |= st_msg_puts(m, ",\"trades\":");
+    rc |= st_msg_put_i64(m, b->trades);
+    rc |= st_msg_puts(m, ",\"seconds\":");
+    rc |= st_msg_put_i64(m, b->seconds);
+    return rc | st_msg_puts(m, "}");
+}
+
+/* rc |= ...: each append is 0 or -1, the first failure sticks */
 int st_ind_json(const struct st_ind *ind, st_msg_t *m)
 {
     const struct st_bar *b = &ind->bar;
-    int rc;
-    if (b->open_time == 0 || b->seconds == 0)
-        rc = st_msg_append(m, ",\"bar\":null", 11);
-    else
-        rc = st_msg_appendf(m,
-                            ",\"bar\":{\"open_time\":%lld,\"close_time\":%lld,\"open\":\"%s\",\"high\":\"%s\","
-                            "\"low\":\"%s\",\"close\":\"%s\",\"volume\":%.10g,\"trades\":%lld,\"seconds\":%d}",
-                            (long long)b->open_time, (long long)(b->open_time + 59999), b->open, b->high,
-                            b->low, b->close, b->volume, (long long)b->trades, b->seconds);
-    if (rc < 0)
-        return -1;
+    int rc = b->open_time == 0 || b->seconds == 0 ? st_msg_puts(m, ",\"bar\":null") : st_bar_json(b, m);
     double sma;
-    if (st_ind_sma(ind, &sma))
-        return st_msg_appendf(m, ",\"sma\":%.10g,\"sma_n\":%d", sma, ind->n);
-    return st_msg_appendf(m, ",\"sma\":null,\"sma_n\":%d", ind->n);
+    rc |= st_msg_puts(m, ",\"sma\":");
+    rc |= st_ind_sma(ind, &sma) ? st_msg_put_g10(m, sma) : st_msg_puts(m, "null");
+    rc |= st_msg_puts(m, ",\"sma_n\":");
+    return rc | st_msg_put_i64(m, ind->n);
 }

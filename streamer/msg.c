@@ -59,6 +59,23 @@ int st_msg_append(st_msg_t *m, const char *s, size_t len)
     return kp_buf_append(&m->b, s, len);
 }
 
+int st_msg_puts(st_msg_t *m, const char *s)
+{
+    return kp_buf_puts(&m->b, s);
+}
+
+int st_msg_put_i64(st_msg_t *m, long long v)
+{
+    return kp_buf_put_i64(&m->b, v);
+}
+
+int st_msg_put_g10(st_msg_t *m, double v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%.10g", v);
+    return n > 0 && (size_t)n < sizeof tmp ? st_msg_append(m, tmp, (size_t)n) : -1;
+}
+
 int st_msg_appendf(st_msg_t *m, const char *fmt, ...)
 {
     char tmp[512];

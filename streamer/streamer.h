@@ -79,6 +79,12 @@ void st_msg_unref(st_msg_t *m);                   /* frees at 0; NULL is fine */
 /* Appends to a message being built; -1 when out of memory (the message is left as it was). */
 int st_msg_append(st_msg_t *m, const char *s, size_t len);
 int st_msg_appendf(st_msg_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same without printf's format parsing, for what every kline update carries (the
+ * updates of a 2,000-symbol burst spent ~7 % of the streamer's CPU in vfprintf). A double
+ * is written as printf's %.10g. */
+int st_msg_puts(st_msg_t *m, const char *s);
+int st_msg_put_i64(st_msg_t *m, long long v);
+int st_msg_put_g10(st_msg_t *m, double v);
 /* Finishes a message built with appends: rc is theirs (0 or -1); appends tail if all went
  * well. Returns m, or NULL after dropping it when anything failed. */
 st_msg_t *st_msg_end(st_msg_t *m, int rc, const char *tail);
@@ -245,6 +251,7 @@ struct st_hub {
     struct st_symbol **htab;
     size_t hcap;
     struct st_symbol *symbols;       /* creation order (newest first) */
+    int64_t next_stale_scan_ms;      /* st_hub_tick's next walk of the symbols */
     int nsymbols;                    /* in the table (dead placeholders are not) */
     int nplaceholders;               /* of which without data */
     uint64_t next_symbol_id;

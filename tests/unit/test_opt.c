@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,29 @@ static void test_buf_bounded(void **state)
     kp_buf_free(&b);
 }
 
+/* kp_buf_put_i64 writes what printf's %lld would, the extremes included */
+static void test_buf_put_i64(void **state)
+{
+    (void)state;
+    static const long long vals[] = { 0, 7, -7, 1796683184123LL, LLONG_MAX, LLONG_MIN };
+    kp_buf_t b;
+    kp_buf_init(&b, 1024);
+    char want[256] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        assert_int_equal(kp_buf_put_i64(&b, vals[i]), 0);
+        assert_int_equal(kp_buf_putc(&b, ','), 0);
+        n += (size_t)snprintf(want + n, sizeof want - n, "%lld,", vals[i]);
+    }
+    assert_string_equal(kp_buf_str(&b), want);
+    kp_buf_t small;
+    kp_buf_init(&small, 3);
+    assert_int_equal(kp_buf_put_i64(&small, 1234), -1); /* past max: refused, nothing changed */
+    assert_int_equal(small.len, 0);
+    kp_buf_free(&small);
+    kp_buf_free(&b);
+}
+
 static void test_lines_long_and_last(void **state)
 {
     (void)state;
@@ -223,6 +247,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_env_flags), cmocka_unit_test(test_values_and_errors),
         cmocka_unit_test(test_help_formats),       cmocka_unit_test(test_buf_bounded),
+        cmocka_unit_test(test_buf_put_i64),
         cmocka_unit_test(test_lines_long_and_last),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
