@@ -21,7 +21,7 @@ PACKAGES=(
 	kcat postgresql-15 postgresql-client-15 iptables
 	"openjdk-17-jre-headless|default-jre-headless" maven
 	chromium nodejs "npm|cmd:npm" docker-compose valgrind
-	curl jq python3 procps util-linux
+	curl jq python3 procps util-linux linux-perf
 	prometheus systemd groff-base mmdebstrap haproxy
 )
 
