@@ -72,10 +72,9 @@ int kp_buf_printf(kp_buf_t *b, const char *fmt, ...)
     return 0;
 }
 
-int kp_buf_put_i64(kp_buf_t *b, long long v)
+const char *kp_i64_decimal(long long v, char tmp[KP_I64_DIGITS])
 {
-    char tmp[24];
-    char *q = tmp + sizeof tmp;
+    char *q = tmp + KP_I64_DIGITS;
     /* through unsigned so the most negative value negates without overflow */
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     do {
@@ -84,7 +83,14 @@ int kp_buf_put_i64(kp_buf_t *b, long long v)
     } while (u);
     if (v < 0)
         *--q = '-';
-    return kp_buf_append(b, q, (size_t)(tmp + sizeof tmp - q));
+    return q;
+}
+
+int kp_buf_put_i64(kp_buf_t *b, long long v)
+{
+    char tmp[KP_I64_DIGITS];
+    const char *q = kp_i64_decimal(v, tmp);
+    return kp_buf_append(b, q, (size_t)(tmp + KP_I64_DIGITS - q));
 }
 
 void kp_buf_consume(kp_buf_t *b, size_t n)

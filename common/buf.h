@@ -22,6 +22,11 @@ int kp_buf_putc(kp_buf_t *b, char c);
 int kp_buf_printf(kp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A decimal integer, without printf (hot paths: one call per kline per field). */
 int kp_buf_put_i64(kp_buf_t *b, long long v);
+/* Room for any long long in decimal, its sign included. */
+#define KP_I64_DIGITS 24
+/* v in decimal, written to the end of tmp (it ends at tmp + KP_I64_DIGITS, no NUL);
+ * returns where it starts. kp_buf_put_i64 and kline_format's integers. */
+const char *kp_i64_decimal(long long v, char tmp[KP_I64_DIGITS]);
 /* Drops the first n bytes (a consumed prefix of a queue). */
 void kp_buf_consume(kp_buf_t *b, size_t n);
 /* len = 0, memory kept for the next use. */

@@ -20,6 +20,7 @@
  * - The codec does not log: callers decide what a rejection means.
  */
 #include "kline.h"
+#include "buf.h"
 #include "kline_rules.h"
 
 #include <stdarg.h>
@@ -967,17 +968,9 @@ static void kline_out_field(struct kline_out *w, const char *s, size_t max)
 
 static void kline_out_i64(struct kline_out *w, int64_t v)
 {
-    char tmp[24];
-    char *q = tmp + sizeof tmp;
-    /* Through uint64 so INT64_MIN negates without overflow. */
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--q = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--q = '-';
-    kline_out_mem(w, q, (size_t)(tmp + sizeof tmp - q));
+    char tmp[KP_I64_DIGITS];
+    const char *q = kp_i64_decimal(v, tmp);
+    kline_out_mem(w, q, (size_t)(tmp + KP_I64_DIGITS - q));
 }
 
 int kline_format(const kline_t *k, char *buf, size_t len)

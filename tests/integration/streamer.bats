@@ -107,6 +107,21 @@ setup() {
 	[ "$(jq -c '.updates[] | select(.symbol == "BTCUSDT") | .kline' <<<"$snap")" = "$last" ]
 }
 
+@test "streamer: a symbol without updates for --stale-secs is announced stale once and left out of snapshots" {
+	feed=$BATS_TEST_TMPDIR/feed.ndjson
+	"$GEN" --symbols 2 --seconds 3 >"$feed"
+	st_start -i "$feed" --stale-secs 4
+	kp_wait_for 10 bash -c "[ \"\$(curl -fsS '$ST_URL/metrics' | awk '\$1==\"kline_streamer_klines_total\"{print \$2}')\" = 6 ]"
+	out=$BATS_TEST_TMPDIR/ws.out
+	# the feed has ended: within 4 s + one walk of the symbols (once a second) both go stale
+	st_ws --send '{"op":"subscribe","symbols":["*"]}' --duration 7 >"$out"
+	grep '^{"type":"snapshot"' "$out" | jq -e '(.updates | length) == 2'
+	[ "$(grep -c '^{"type":"stale"' "$out")" = 2 ]
+	[ "$(grep '^{"type":"stale"' "$out" | jq -r .symbol | sort | paste -sd,)" = BTCUSDT,ETHUSDT ]
+	st_ws --send '{"op":"subscribe","symbols":["*"]}' --until snapshot --duration 5 >"$out"
+	grep '^{"type":"snapshot"' "$out" | jq -e '(.updates | length) == 0'
+}
+
 @test "streamer: only subscribed symbols arrive; unsubscribe stops them; \"*\" means all" {
 	fifo=$(st_fifo)
 	st_start -i "$fifo"
